@@ -1,0 +1,1 @@
+"""Network classes. Each has a stable dotted path that nnU-Net stores in plans.json."""

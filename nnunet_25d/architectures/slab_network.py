@@ -1,0 +1,81 @@
+"""SlabNetwork: any 2D nnU-Net network applied slice by slice to a thin 3D patch, with neighbours as channels."""
+from __future__ import annotations
+
+import pydoc
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from nnunet_25d.architectures.slab_stack import SliceNeighbourhood, unstack_slices
+
+
+def in_plane(per_stage: Sequence[Sequence[int]] | int) -> list[list[int]] | int:
+    """Drop the slice axis from 3D kernel sizes / strides; it must be 1 (a slab network never mixes slices
+    after its input layer). 2D entries pass unchanged."""
+    if isinstance(per_stage, int):
+        return per_stage
+    result = []
+    for entry in per_stage:
+        entry = list(entry)
+        if len(entry) == 3:
+            if entry[0] != 1:
+                raise ValueError(f"slab networks need a slice-axis size of 1 in kernel sizes/strides, got {entry}")
+            entry = entry[1:]
+        result.append(entry)
+    return result
+
+
+class SlabNetwork(nn.Module):
+    """Input (B, C, D, H, W) -> output (B, K, D, H, W); a list of those (highest resolution first) with deep
+    supervision.
+
+    Slice z of the output is computed by the 2D network ``network_2d`` from slices z-k..z+k of the input
+    (``slab_size`` = 2k+1), stacked as ``slab_size * C`` input channels. Every other keyword argument is passed
+    to ``network_2d``; 3D ``kernel_sizes``/``strides`` with a slice entry of 1 (what the plans store so that
+    nnU-Net's deep supervision keeps the slice axis) are reduced to 2D.
+    """
+
+    def __init__(
+        self,
+        input_channels: int,
+        num_classes: int,
+        slab_size: int,
+        network_2d: str = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+        deep_supervision: bool = False,
+        **network_2d_kwargs,
+    ):
+        super().__init__()
+        network_class = pydoc.locate(network_2d)
+        if network_class is None:
+            raise ImportError(f"2D network class {network_2d!r} cannot be imported")
+        for key in ("kernel_sizes", "strides"):
+            if key in network_2d_kwargs:
+                network_2d_kwargs[key] = in_plane(network_2d_kwargs[key])
+        self.slab_size = slab_size
+        self.neighbourhood = SliceNeighbourhood(slab_size)
+        self.network_2d = network_class(
+            input_channels=input_channels * slab_size,
+            num_classes=num_classes,
+            deep_supervision=deep_supervision,
+            **network_2d_kwargs,
+        )
+
+    @property
+    def decoder(self) -> nn.Module:
+        """nnU-Net toggles ``network.decoder.deep_supervision``."""
+        return self.network_2d.decoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if x.ndim != 5:
+            raise ValueError(f"SlabNetwork expects (B, C, D, H, W) patches, got shape {tuple(x.shape)}")
+        output = self.network_2d(self.neighbourhood(x))
+        if isinstance(output, (list, tuple)):
+            return [unstack_slices(o, x.shape[0]) for o in output]
+        return unstack_slices(output, x.shape[0])
+
+    def initialize(self, module: nn.Module) -> None:
+        """Called by nnU-Net through ``network.apply(network.initialize)``: the 2D network's own init."""
+        init = getattr(self.network_2d, "initialize", None)
+        if init is not None:
+            init(module)

@@ -1,0 +1,114 @@
+"""Derive a 2.5D configuration from the ``2d`` configuration nnU-Net planned.
+
+The derived configuration keeps the 2d plan's preprocessed data (same ``data_identifier``), spacing,
+normalisation and in-plane patch, and turns the patch into a thin 3D patch of consecutive slices, so that
+nnU-Net's own 3D data loader, augmentation, loss and sliding-window predictor hand a network its
+neighbouring slices. The trainer writes the derived plans into the model folder, where
+``nnUNetv2_predict`` reads them.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_25d.slab import check_slab_size
+
+SLAB_KEY = "nnunet_25d"
+SLAB_NETWORK = "nnunet_25d.architectures.slab_network.SlabNetwork"
+DEFAULT_2D_NETWORK = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+
+
+class ConfigurationError(ValueError):
+    """The plans cannot give a 2.5D configuration; the message names the fix."""
+
+
+def _check_source(plans: dict, configuration: str) -> None:
+    available = sorted(plans.get("configurations", {}))
+    if configuration not in available:
+        raise ConfigurationError(
+            f"plans '{plans.get('plans_name', '?')}' of {plans.get('dataset_name', '?')} have no configuration "
+            f"'{configuration}' (available: {', '.join(available) or 'none'}). 2.5D trainers build on nnU-Net's 2d "
+            f"plan: run `nnUNetv2_plan_and_preprocess -d <DATASET> -c 2d` and train with configuration 2d."
+        )
+    median_shape = plans.get("original_median_shape_after_transp", [2])
+    if median_shape and median_shape[0] <= 1:
+        raise ConfigurationError(
+            f"{plans.get('dataset_name', 'this dataset')} is a 2D dataset (median shape {median_shape}): "
+            f"there are no neighbouring slices for a 2.5D model. Train nnU-Net's own 2d configuration "
+            f"(`nnUNetv2_train <DATASET> 2d <FOLD>` with the default nnUNetTrainer) instead."
+        )
+
+
+def slices_per_patch(batch_size_2d: int, slab_size: int, median_depth: float) -> tuple[int, int]:
+    """(patch depth, batch size) for a thin 3D patch holding about as many slices as a 2d batch.
+
+    The depth is at least the slab, at most the median number of slices, and about half the 2d batch so that
+    two patches per batch keep the slice count (and thus the cost per step) of nnU-Net's 2d.
+    """
+    depth = max(slab_size, min(math.ceil(batch_size_2d / 2), int(median_depth)))
+    batch_size = max(1, round(batch_size_2d / depth))
+    return depth, batch_size
+
+
+def _with_slice_axis(per_stage: list) -> list:
+    return [[1, *entry] if len(entry) == 2 else list(entry) for entry in per_stage]
+
+
+def derive_slab_plans(
+    plans: dict,
+    configuration: str,
+    slab_size: int,
+    network_class: str = SLAB_NETWORK,
+    extra_arch_kwargs: dict | None = None,
+) -> dict:
+    """Return a copy of ``plans`` whose ``configuration`` is the slab configuration.
+
+    Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
+    """
+    check_slab_size(slab_size)
+    _check_source(plans, configuration)
+    derived = copy.deepcopy(plans)
+    # PlansManager resolves `inherits_from`; everything not present in the copy stays untouched.
+    source = copy.deepcopy(PlansManager(derived).get_configuration(configuration).configuration)
+    marker = {"slab_size": slab_size, "network": network_class, **(extra_arch_kwargs or {})}
+    if source.get(SLAB_KEY) == marker:
+        return derived
+    if source.get(SLAB_KEY) is not None:
+        raise ConfigurationError(
+            f"configuration '{configuration}' was already derived for {source[SLAB_KEY]}, not {marker}: "
+            f"train from the plans in nnUNet_preprocessed, not from a model folder's plans.json"
+        )
+    if len(source["patch_size"]) != 2:
+        raise ConfigurationError(
+            f"configuration '{configuration}' has a {len(source['patch_size'])}D patch {source['patch_size']}; "
+            f"2.5D trainers derive their slab configuration from a 2d configuration: use `2d` as CONFIGURATION "
+            f"(e.g. `nnUNetv2_train <DATASET> 2d <FOLD> -tr nnUNetTrainer25D`)"
+        )
+    median_depth = plans.get("original_median_shape_after_transp", [slab_size])[0]
+    depth, batch_size = slices_per_patch(source["batch_size"], slab_size, median_depth)
+
+    architecture = source["architecture"]
+    arch_kwargs = dict(architecture["arch_kwargs"])
+    arch_kwargs["kernel_sizes"] = _with_slice_axis(arch_kwargs["kernel_sizes"])
+    arch_kwargs["strides"] = _with_slice_axis(arch_kwargs["strides"])
+    arch_kwargs = {
+        "slab_size": slab_size,
+        "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK),
+        **(extra_arch_kwargs or {}),
+        **arch_kwargs,
+    }
+    source.pop("inherits_from", None)
+    source.update(
+        patch_size=[depth, *source["patch_size"]],
+        batch_size=batch_size,
+        architecture={
+            "network_class_name": network_class,
+            "arch_kwargs": arch_kwargs,
+            "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
+        },
+    )
+    source[SLAB_KEY] = marker
+    derived["configurations"][configuration] = source
+    return derived

@@ -1,0 +1,1 @@
+def add_demo_parser(sub): pass

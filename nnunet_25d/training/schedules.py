@@ -1,0 +1,61 @@
+"""Short schedules, declared as data, following nnU-Net's ``_Nepochs`` naming.
+
+``nnUNetTrainer25D_5epochs`` trains 5 epochs of nnU-Net's 250 iterations. CPU-sized runs also shorten the epoch:
+``nnUNetTrainer25D_10epochs_50iters`` (and ``nnUNetTrainer_10epochs_50iters`` for nnU-Net's own 2d/3d baseline
+on the same schedule).
+"""
+from __future__ import annotations
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_25d.training.slab_trainer import (
+    nnUNetTrainer25D,
+    nnUNetTrainer25D_3slices,
+    nnUNetTrainer25D_5slices,
+    nnUNetTrainer25D_7slices,
+)
+
+EPOCHS = (1, 5, 10, 20, 50, 100, 250)
+# (epochs, iterations per epoch): sized for CPU tests, demos and benchmarks
+CPU_SCHEDULES = ((2, 5), (3, 10), (5, 20), (10, 25), (10, 50), (20, 50))
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25D_3slices, nnUNetTrainer25D_5slices, nnUNetTrainer25D_7slices)
+
+
+def schedule_name(base_name: str, epochs: int, iterations: int | None = None) -> str:
+    suffix = f"_{epochs}epoch" + ("" if epochs == 1 else "s")
+    return base_name + suffix + (f"_{iterations}iters" if iterations else "")
+
+
+def with_schedule(base: type[nnUNetTrainer], epochs: int, iterations: int | None = None,
+                  module: str = __name__) -> type[nnUNetTrainer]:
+    """Subclass of ``base`` that trains ``epochs`` epochs of ``iterations`` steps (nnU-Net's 250 if None)."""
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
+        self.num_epochs = epochs
+        if iterations is not None:
+            self.num_iterations_per_epoch = iterations
+            self.num_val_iterations_per_epoch = max(1, iterations // 5)
+            self.save_every = 1
+
+    name = schedule_name(base.__name__, epochs, iterations)
+    return type(name, (base,), {"__init__": __init__, "__module__": module, "__qualname__": name})
+
+
+def _declare() -> dict[str, type[nnUNetTrainer]]:
+    declared = {}
+    for base in SLAB_TRAINERS:
+        for epochs in EPOCHS:
+            cls = with_schedule(base, epochs)
+            declared[cls.__name__] = cls
+    for base in (nnUNetTrainer, *SLAB_TRAINERS):
+        for epochs, iterations in CPU_SCHEDULES:
+            cls = with_schedule(base, epochs, iterations)
+            declared[cls.__name__] = cls
+    return declared
+
+
+SCHEDULED_TRAINERS = _declare()
+globals().update(SCHEDULED_TRAINERS)

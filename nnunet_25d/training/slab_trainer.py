@@ -1,0 +1,62 @@
+"""nnUNetTrainer25D: slab input (slices z-k..z+k as channels of nnU-Net's planned 2D network)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
+
+IN_PLANE_AXES = (1, 2)
+
+
+class nnUNetTrainer25D(nnUNetTrainer):
+    """Train on thin 3D patches of consecutive slices; each slice is predicted from its slab.
+
+    The slab configuration is derived from the ``2d`` configuration before ``nnUNetTrainer.__init__`` runs, so
+    the plans saved with the model (and used by ``nnUNetv2_predict``) are exactly those trained on.
+    """
+
+    slab_size: int = 3
+    network_class: str = SLAB_NETWORK
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        plans = derive_slab_plans(plans, configuration, self.slab_size, self.network_class,
+                                  self.extra_arch_kwargs())
+        super().__init__(plans, configuration, fold, dataset_json, device)
+
+    @classmethod
+    def extra_arch_kwargs(cls) -> dict:
+        """Hyper-parameters a subclass adds to the network's plans entry."""
+        return {}
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        """Augment and mirror in-plane only, exactly as nnU-Net's 2d does for the in-plane patch.
+
+        Rotating out of plane would mix slices of different depth into one slab, and mirroring the slice axis at
+        inference would double the cost of the 2d baseline's test-time augmentation.
+        """
+        depth, *in_plane = self.configuration_manager.patch_size
+        if max(in_plane) / min(in_plane) > 1.5:
+            rotation = (-15.0 / 360 * 2.0 * np.pi, 15.0 / 360 * 2.0 * np.pi)
+        else:
+            rotation = (-np.pi, np.pi)
+        initial_in_plane = get_patch_size(in_plane, rotation, rotation, rotation, (0.85, 1.25))
+        initial_patch_size = [depth, *initial_in_plane]
+        self.inference_allowed_mirroring_axes = IN_PLANE_AXES
+        self.print_to_log_file(f"2.5D: slab of {self.slab_size} slices, patch {self.configuration_manager.patch_size}")
+        return rotation, True, initial_patch_size, IN_PLANE_AXES
+
+
+class nnUNetTrainer25D_3slices(nnUNetTrainer25D):
+    slab_size = 3
+
+
+class nnUNetTrainer25D_5slices(nnUNetTrainer25D):
+    slab_size = 5
+
+
+class nnUNetTrainer25D_7slices(nnUNetTrainer25D):
+    slab_size = 7
