@@ -77,7 +77,7 @@ def make_case(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray
     return image.astype(np.float32), label
 
 
-def _write_nifti(array: np.ndarray, spacing_zyx: tuple[float, float, float], path: Path) -> None:
+def write_nifti(array: np.ndarray, spacing_zyx: tuple[float, float, float], path: Path) -> None:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(tuple(float(s) for s in reversed(spacing_zyx)))
     sitk.WriteImage(image, str(path), useCompression=True)
@@ -101,8 +101,8 @@ def write_dataset(
         split = "Tr" if index < n_train else "Ts"
         case = f"case_{index:03d}"
         image, label = make_case(spec, rng)
-        _write_nifti(image, spec.spacing, folder / f"images{split}" / f"{case}_0000.nii.gz")
-        _write_nifti(label, spec.spacing, folder / f"labels{split}" / f"{case}.nii.gz")
+        write_nifti(image, spec.spacing, folder / f"images{split}" / f"{case}_0000.nii.gz")
+        write_nifti(label, spec.spacing, folder / f"labels{split}" / f"{case}.nii.gz")
     dataset_json = {
         "channel_names": {"0": "MRI"},
         "labels": LABELS,

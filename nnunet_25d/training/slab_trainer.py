@@ -1,6 +1,8 @@
 """nnUNetTrainer25D: slab input (slices z-k..z+k as channels of nnU-Net's planned 2D network)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
@@ -26,6 +28,16 @@ class nnUNetTrainer25D(nnUNetTrainer):
         plans = derive_slab_plans(plans, configuration, self.slab_size, self.network_class,
                                   self.extra_arch_kwargs())
         super().__init__(plans, configuration, fold, dataset_json, device)
+
+    def initialize(self) -> None:
+        if not self.was_initialized and self.preprocessed_dataset_folder is not None \
+                and not os.path.isdir(self.preprocessed_dataset_folder):
+            raise FileNotFoundError(
+                f"no preprocessed data at {self.preprocessed_dataset_folder}: run "
+                f"`nnUNetv2_plan_and_preprocess -d {self.plans_manager.dataset_name} -c {self.configuration_name}` "
+                f"(or `nnUNetv2_preprocess ... -c {self.configuration_name}`) first"
+            )
+        super().initialize()
 
     @classmethod
     def extra_arch_kwargs(cls) -> dict:

@@ -1,0 +1,112 @@
+"""The real nnU-Net command line, end to end, with nnUNetTrainer25D."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from conftest import TINY_ID, TINY_TRAINER
+from nnunet_25d.configuration import derive_slab_plans
+
+pytestmark = pytest.mark.integration
+BASELINE_TRAINER = "nnUNetTrainer_5epochs_20iters"
+
+
+def read_label(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_trained_slab_model_beats_chance(trained_slab_model):
+    summary = json.loads((trained_slab_model / "fold_0" / "validation" / "summary.json").read_text())
+    tube_dice = summary["mean"]["1"]["Dice"]
+    assert tube_dice > 0.5, f"tube Dice {tube_dice:.3f} after 100 steps: the slab model did not learn"
+
+
+def test_model_folder_plans_are_what_training_used(nnunet, tiny_dataset, trained_slab_model):
+    saved = json.loads((trained_slab_model / "plans.json").read_text())
+    expected = derive_slab_plans(nnunet.plans(tiny_dataset), "2d", 3)
+    assert saved["configurations"]["2d"] == expected["configurations"]["2d"]
+    checkpoint = torch.load(trained_slab_model / "fold_0" / "checkpoint_final.pth", map_location="cpu",
+                            weights_only=False)
+    assert checkpoint["init_args"]["plans"]["configurations"]["2d"] == saved["configurations"]["2d"]
+    assert checkpoint["inference_allowed_mirroring_axes"] == (1, 2)
+    first_conv = next(v for k, v in checkpoint["network_weights"].items() if k.endswith("weight") and v.ndim == 4)
+    assert first_conv.shape[1] == 3, "the trained network's first layer sees 3 slices"
+
+
+def test_predict_reproduces_the_trainers_validation(nnunet, tiny_dataset, trained_slab_model, tmp_path):
+    validation = trained_slab_model / "fold_0" / "validation"
+    case = sorted(validation.glob("*.nii.gz"))[0].name.replace(".nii.gz", "")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(nnunet.raw / tiny_dataset / "imagesTr" / f"{case}_0000.nii.gz", inputs)
+    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID), "-c", "2d",
+               "-f", "0", "-tr", TINY_TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1")
+    predicted = read_label(tmp_path / "out" / f"{case}.nii.gz")
+    assert np.array_equal(predicted, read_label(validation / f"{case}.nii.gz"))
+
+
+def test_validation_rerun_with_npz(nnunet, trained_slab_model):
+    npz = trained_slab_model / "fold_0" / "validation"
+    for f in npz.glob("*.npz"):
+        f.unlink()
+    nnunet.run("nnUNetv2_train", str(TINY_ID), "2d", "0", "-tr", TINY_TRAINER, "-device", "cpu", "--val", "--npz",
+               training=True)
+    assert len(list(npz.glob("*.npz"))) == len(list(npz.glob("*.nii.gz"))) > 0
+
+
+@pytest.fixture(scope="module")
+def trained_baseline(nnunet, tiny_dataset) -> Path:
+    nnunet.run("nnUNetv2_train", str(TINY_ID), "2d", "0", "-tr", BASELINE_TRAINER, "-device", "cpu", "--npz",
+               training=True)
+    return nnunet.model_folder(tiny_dataset, BASELINE_TRAINER)
+
+
+def test_find_best_configuration_and_ensemble(nnunet, tiny_dataset, trained_slab_model, trained_baseline, tmp_path):
+    nnunet.run("nnUNetv2_find_best_configuration", str(TINY_ID), "-c", "2d", "-tr", TINY_TRAINER, BASELINE_TRAINER,
+               "-f", "0", "-np", "1")
+    info = json.loads((nnunet.results / tiny_dataset / "inference_information.json").read_text())
+    evaluated = json.dumps(info["all_results"])
+    assert TINY_TRAINER in evaluated and BASELINE_TRAINER in evaluated and "ensemble" in evaluated.lower()
+
+    test_images = nnunet.raw / tiny_dataset / "imagesTs"
+    outputs = []
+    for trainer in (TINY_TRAINER, BASELINE_TRAINER):
+        out = tmp_path / trainer
+        nnunet.run("nnUNetv2_predict", "-i", str(test_images), "-o", str(out), "-d", str(TINY_ID), "-c", "2d",
+                   "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities")
+        outputs.append(str(out))
+    nnunet.run("nnUNetv2_ensemble", "-i", *outputs, "-o", str(tmp_path / "ensemble"), "-np", "1")
+    for image in test_images.glob("*_0000.nii.gz"):
+        case = image.name.replace("_0000.nii.gz", ".nii.gz")
+        assert read_label(tmp_path / "ensemble" / case).shape == read_label(image).shape
+
+
+def test_interrupted_training_resumes_with_c(nnunet, tiny_dataset):
+    trainer = "nnUNetTrainer25D_3epochs_10iters"
+    fold = nnunet.model_folder(tiny_dataset, trainer) / "fold_1"
+    process = nnunet.popen("nnUNetv2_train", str(TINY_ID), "2d", "1", "-tr", trainer, "-device", "cpu")
+    deadline = time.time() + 300
+    while not (fold / "checkpoint_latest.pth").exists():
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.2)
+    time.sleep(0.5)  # let torch.save finish writing
+    process.kill()
+    process.wait()
+    assert not (fold / "checkpoint_final.pth").exists(), "the run finished before it could be interrupted"
+    logs_before = set(fold.glob("training_log_*.txt"))
+    time.sleep(1.1)  # nnU-Net names logs by the second
+
+    nnunet.run("nnUNetv2_train", str(TINY_ID), "2d", "1", "-tr", trainer, "-device", "cpu", "--c", training=True)
+    resumed_log = (set(fold.glob("training_log_*.txt")) - logs_before).pop().read_text()
+    assert "Epoch 0\n" not in resumed_log and "Epoch 2\n" in resumed_log, "the resumed run started from scratch"
+    final = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert final["current_epoch"] == 3
+    assert (fold / "validation" / "summary.json").exists()

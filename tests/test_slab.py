@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from nnunet_25d.architectures.slab_stack import SliceNeighbourhood, unstack_slices
+from nnunet_25d.slab import SlabGeometry, SlabSizeError, check_slab_size
+
+
+@pytest.mark.parametrize("bad", [0, -1, -3, 2, 4, 6, 3.0, True, "3"])
+def test_invalid_slab_sizes_are_refused_with_the_fix(bad):
+    with pytest.raises(SlabSizeError, match="odd|int"):
+        check_slab_size(bad)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+def test_odd_slab_sizes_are_accepted(size):
+    assert check_slab_size(size) == size
+
+
+def test_neighbours_replicate_at_volume_ends():
+    geometry = SlabGeometry(5)
+    assert geometry.neighbours(0, 10) == [0, 0, 0, 1, 2]
+    assert geometry.neighbours(5, 10) == [3, 4, 5, 6, 7]
+    assert geometry.neighbours(9, 10) == [7, 8, 9, 9, 9]
+    assert geometry.neighbours(0, 1) == [0, 0, 0, 0, 0]
+
+
+def _index_encoded(batch: int, channels: int, depth: int, size: int = 4) -> torch.Tensor:
+    """Voxel value = 100*batch + 10*channel + slice index."""
+    z = torch.arange(depth).view(1, 1, depth, 1, 1)
+    c = torch.arange(channels).view(1, channels, 1, 1, 1) * 10
+    b = torch.arange(batch).view(batch, 1, 1, 1, 1) * 100
+    return (b + c + z).float().expand(batch, channels, depth, size, size).contiguous()
+
+
+@pytest.mark.parametrize("slab_size", [1, 3, 5, 7])
+def test_each_slice_gets_its_neighbours_in_order(slab_size):
+    batch, channels, depth = 2, 2, 6
+    x = _index_encoded(batch, channels, depth)
+    slabs = SliceNeighbourhood(slab_size)(x)
+    assert slabs.shape == (batch * depth, slab_size * channels, 4, 4)
+    geometry = SlabGeometry(slab_size)
+    for b in range(batch):
+        for z in range(depth):
+            expected = [100 * b + 10 * c + n for n in geometry.neighbours(z, depth) for c in range(channels)]
+            assert slabs[b * depth + z, :, 0, 0].tolist() == expected
+
+
+def test_unstack_inverts_slice_stacking():
+    x = torch.randn(3, 4, 5, 6, 7)
+    per_slice = x.permute(0, 2, 1, 3, 4).reshape(15, 4, 6, 7)
+    assert torch.equal(unstack_slices(per_slice, 3), x)
