@@ -41,13 +41,23 @@ def _check_source(plans: dict, configuration: str) -> None:
         )
 
 
+def min_patch_depth(slab_size: int) -> int:
+    """Thinnest patch in which every slice gets its full slab in at least one sliding-window tile.
+
+    A tile's border slices (k = slab_size // 2 of them at each end) see replicated neighbours. nnU-Net's predictor
+    steps tiles by at most half the patch depth (tile_step_size 0.5), so the full-context interior of
+    consecutive tiles (depth - 2k slices) overlaps when depth - 2k >= ceil(depth / 2), i.e. depth >= 4k.
+    """
+    return max(slab_size, 4 * (slab_size // 2))
+
+
 def slices_per_patch(batch_size_2d: int, slab_size: int, median_depth: float) -> tuple[int, int]:
     """(patch depth, batch size) for a thin 3D patch holding about as many slices as a 2d batch.
 
-    The depth is at least the slab, at most the median number of slices, and about half the 2d batch so that
-    two patches per batch keep the slice count (and thus the cost per step) of nnU-Net's 2d.
+    The depth is about half the 2d batch (two patches per batch keep the slice count, and thus the cost per step,
+    of nnU-Net's 2d), at most the median number of slices, and never below :func:`min_patch_depth`.
     """
-    depth = max(slab_size, min(math.ceil(batch_size_2d / 2), int(median_depth)))
+    depth = max(min_patch_depth(slab_size), min(math.ceil(batch_size_2d / 2), int(median_depth)))
     batch_size = max(1, round(batch_size_2d / depth))
     return depth, batch_size
 

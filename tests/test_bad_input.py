@@ -8,6 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import TINY_ID
+from nnunet_25d.configuration import min_patch_depth
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):
     trainer = "nnUNetTrainer25D_5slices_2epochs_5iters"
     nnunet.run("nnUNetv2_train", "973", "2d", "0", "-tr", trainer, "-device", "cpu", training=True)
     plans = json.loads((nnunet.model_folder("Dataset973_Thin", trainer) / "plans.json").read_text())
-    assert plans["configurations"]["2d"]["patch_size"][0] == 5, "the patch stays one slab deep; nnU-Net pads"
+    assert plans["configurations"]["2d"]["patch_size"][0] == min_patch_depth(5), "nnU-Net pads thin volumes"
     images = nnunet.raw / "Dataset973_Thin" / "imagesTs"
     nnunet.run("nnUNetv2_predict", "-i", str(images), "-o", str(tmp_path), "-d", "973", "-c", "2d", "-f", "0",
                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1")

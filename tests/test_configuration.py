@@ -2,7 +2,9 @@ import copy
 
 import pytest
 
-from nnunet_25d.configuration import ConfigurationError, derive_slab_plans, slices_per_patch
+from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+from nnunet_25d.configuration import ConfigurationError, derive_slab_plans, min_patch_depth, slices_per_patch
 
 
 @pytest.mark.parametrize(
@@ -11,12 +13,26 @@ from nnunet_25d.configuration import ConfigurationError, derive_slab_plans, slic
         (10, 3, 20, (5, 2)),  # two patches of 5 slices = the 2d batch of 10 slices
         (12, 3, 100, (6, 2)),
         (50, 5, 20, (20, 2)),  # depth capped at the median number of slices
-        (12, 7, 4, (7, 2)),  # never thinner than the slab
-        (2, 3, 30, (3, 1)),
+        (12, 7, 4, (12, 1)),  # never thinner than 4k: every slice gets a tile with its full slab
+        (50, 7, 100, (25, 2)),
+        (2, 3, 30, (4, 1)),
     ],
 )
 def test_patch_depth_and_batch_keep_the_2d_slices_per_step(batch_2d, slab, median_depth, expected):
     assert slices_per_patch(batch_2d, slab, median_depth) == expected
+
+
+@pytest.mark.parametrize("slab_size", [3, 5, 7, 9])
+@pytest.mark.parametrize("volume_depth", range(1, 40))
+def test_sliding_window_gives_every_slice_its_full_slab(slab_size, volume_depth):
+    """Simulates nnU-Net's own tiling of the slice axis at the default tile_step_size of 0.5."""
+    k = slab_size // 2
+    depth = min_patch_depth(slab_size)
+    padded = max(volume_depth, depth)
+    (starts,) = compute_steps_for_sliding_window((padded,), (depth,), 0.5)
+    for z in range(padded):
+        assert any(start + k <= z < start + depth - k or (z < k and start == 0)
+                   or (z >= padded - k and start + depth == padded) for start in starts), f"slice {z}"
 
 
 def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
@@ -25,7 +41,7 @@ def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
     derived = derive_slab_plans(plans, "2d", 3)["configurations"]["2d"]
     assert derived["data_identifier"] == source["data_identifier"]
     assert derived["spacing"] == source["spacing"], "2d keeps each case's own slice spacing"
-    assert derived["patch_size"][1:] == source["patch_size"] and derived["patch_size"][0] >= 3
+    assert derived["patch_size"][1:] == source["patch_size"] and derived["patch_size"][0] >= min_patch_depth(3)
     assert derived["patch_size"][0] * derived["batch_size"] == pytest.approx(source["batch_size"], abs=derived["patch_size"][0])
     kwargs = derived["architecture"]["arch_kwargs"]
     assert kwargs["slab_size"] == 3 and all(s[0] == 1 for s in kwargs["strides"])

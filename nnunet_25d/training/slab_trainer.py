@@ -8,6 +8,7 @@ import torch
 from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_25d.augmentation import blur_in_plane_only
 from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
 
 IN_PLANE_AXES = (1, 2)
@@ -43,6 +44,10 @@ class nnUNetTrainer25D(nnUNetTrainer):
     def extra_arch_kwargs(cls) -> dict:
         """Hyper-parameters a subclass adds to the network's plans entry."""
         return {}
+
+    @staticmethod
+    def get_training_transforms(*args, **kwargs):
+        return blur_in_plane_only(nnUNetTrainer.get_training_transforms(*args, **kwargs))
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         """Augment and mirror in-plane only, exactly as nnU-Net's 2d does for the in-plane patch.

@@ -1,0 +1,42 @@
+"""Augmentation that keeps the slices of a slab apart.
+
+nnU-Net's pipeline blurs along every axis, the slice axis included. For a slab model that mixes neighbouring slices
+into each other (and on patches a few slices deep the reflect-padded blur cannot run at all), so the 2.5D trainers
+blur each slice in-plane instead, as nnU-Net's 2d configuration does.
+"""
+from __future__ import annotations
+
+import torch
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+
+class InPlaneGaussianBlurTransform(GaussianBlurTransform):
+    """GaussianBlurTransform on each slice of a (C, D, H, W) image, with one set of sigmas for the whole patch."""
+
+    def get_parameters(self, **data_dict) -> dict:
+        return super().get_parameters(image=data_dict["image"][:, 0])
+
+    def _apply_to_image(self, img: torch.Tensor, **params) -> torch.Tensor:
+        for z in range(img.shape[1]):
+            img[:, z] = super()._apply_to_image(img[:, z].clone(), **params)
+        return img
+
+    @classmethod
+    def like(cls, blur: GaussianBlurTransform) -> "InPlaneGaussianBlurTransform":
+        return cls(blur.blur_sigma, blur.synchronize_channels, blur.synchronize_axes, blur.p_per_channel,
+                   blur.benchmark)
+
+
+def blur_in_plane_only(pipeline: BasicTransform) -> BasicTransform:
+    """Swap every GaussianBlurTransform in nnU-Net's composed pipeline for the in-plane version."""
+    if not isinstance(pipeline, ComposeTransforms):
+        return pipeline
+    for index, step in enumerate(pipeline.transforms):
+        if isinstance(step, RandomTransform) and type(step.transform) is GaussianBlurTransform:
+            step.transform = InPlaneGaussianBlurTransform.like(step.transform)
+        elif type(step) is GaussianBlurTransform:
+            pipeline.transforms[index] = InPlaneGaussianBlurTransform.like(step)
+    return pipeline
