@@ -1,1 +1,121 @@
-def add_demo_parser(sub): pass
+"""``nnunet25d demo``: nnU-Net's 2d against nnUNetTrainer25D on one dataset, end to end, with nnU-Net's commands."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from nnunet_25d.comparison import (
+    DatasetPaths,
+    ModelSpec,
+    collect,
+    predict_and_evaluate,
+    predict_startup_seconds,
+    train,
+    write_report,
+)
+from nnunet_25d.runner import NNUNetRunner
+from nnunet_25d.synthetic import write_dataset
+from nnunet_25d.training.schedules import CPU_SCHEDULES, schedule_name
+
+DEMO_DATASET_ID = 525
+DEMO_SCHEDULE = (10, 50)
+
+
+def _step(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
+
+
+def _dataset_name(raw: Path, dataset_id: int) -> str:
+    matches = sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))
+    if not matches:
+        raise FileNotFoundError(f"no Dataset{dataset_id:03d}_* in nnUNet_raw={raw}: check the ID and nnUNet_raw")
+    return matches[0].name
+
+
+def _folders(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    if args.dataset is None:  # self-contained demo under the work folder
+        work = Path(args.workdir).resolve()
+        return work / "nnUNet_raw", work / "nnUNet_preprocessed", work / "nnUNet_results"
+    missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if v not in os.environ]
+    if missing:
+        raise SystemExit(f"--dataset uses your nnU-Net folders: set {', '.join(missing)} first")
+    return (Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"]),
+            Path(os.environ["nnUNet_results"]))
+
+
+def models(epochs: int, iterations: int, slab_trainer: str) -> list[ModelSpec]:
+    return [
+        ModelSpec("nnU-Net 2d", schedule_name("nnUNetTrainer", epochs, iterations), "2d", epochs),
+        ModelSpec(f"2.5D {slab_trainer}", schedule_name(slab_trainer, epochs, iterations), "2d", epochs),
+    ]
+
+
+def run_demo(args: argparse.Namespace) -> str:
+    started = time.perf_counter()
+    raw, preprocessed, results = _folders(args)
+    work = Path(args.workdir).resolve()
+    runner = NNUNetRunner(work / "logs", str(raw), str(preprocessed), str(results), device=args.device)
+    dataset_id = args.dataset if args.dataset is not None else DEMO_DATASET_ID
+    if args.dataset is None and not any(raw.glob(f"Dataset{dataset_id:03d}_*")):
+        _step(f"writing the synthetic dataset Dataset{dataset_id:03d} to {raw}", started)
+        write_dataset(raw, dataset_id, seed=args.seed)
+    paths = DatasetPaths(_dataset_name(raw, dataset_id), raw, preprocessed, results)
+
+    if not (preprocessed / paths.name / "nnUNetPlans_2d").is_dir():
+        _step("nnUNetv2_plan_and_preprocess (2d)", started)
+        runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d", "-np", "1",
+                    "--verify_dataset_integrity"], "plan_and_preprocess")
+
+    epochs, iterations = args.schedule
+    specs = models(epochs, iterations, args.slab_trainer)
+    for spec in specs:
+        _step(f"nnUNetv2_train {paths.dataset_id} 2d {args.fold} -tr {spec.trainer}", started)
+        train(runner, paths, spec, args.fold)
+
+    startup = predict_startup_seconds(runner)
+    collected, curves = [], {}
+    for spec in specs:
+        _step(f"nnUNetv2_predict + nnUNetv2_evaluate_folder for {spec.trainer}", started)
+        result, curve = collect(paths, spec, args.fold)
+        result.test_dice, result.seconds_per_case = predict_and_evaluate(
+            runner, paths, spec, args.fold, work / "predictions", startup)
+        collected.append(result)
+        curves[spec.label] = curve
+
+    title = f"{paths.name}: nnU-Net 2d vs 2.5D, {epochs} epochs x {iterations} iterations, fold {args.fold}"
+    markdown = write_report(collected, curves, work / "report", title)
+    print("\n" + markdown)
+    _step(f"done; report, CSV and plot in {work / 'report'}", started)
+    return markdown
+
+
+def _schedule(text: str) -> tuple[int, int]:
+    try:
+        epochs, iterations = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"schedule must look like 10x50 (epochs x iterations), got {text!r}")
+    if (epochs, iterations) not in CPU_SCHEDULES:
+        choices = ", ".join(f"{e}x{i}" for e, i in CPU_SCHEDULES)
+        raise argparse.ArgumentTypeError(f"schedule {text} is not declared; choose one of {choices}")
+    return epochs, iterations
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser(
+        "demo", help="synthetic dataset -> plan -> train 2d and 2.5D -> predict -> evaluate -> report",
+        description="Runs nnU-Net's own commands end to end and prints a Markdown table (Dice per class, s/epoch, "
+                    "s/case) plus a PNG plot. Without --dataset it works on its own synthetic dataset under "
+                    "--workdir; with --dataset it uses your nnUNet_raw/preprocessed/results.")
+    demo.add_argument("--workdir", default="nnunet25d_work", help="folder for logs, predictions and the report "
+                      "(and the demo's nnU-Net folders)")
+    demo.add_argument("-d", "--dataset", type=int, default=None, help="your dataset ID instead of the synthetic one")
+    demo.add_argument("--schedule", type=_schedule, default=DEMO_SCHEDULE,
+                      help="epochs x iterations per epoch, e.g. 10x50 (default)")
+    demo.add_argument("--slab-trainer", default="nnUNetTrainer25D",
+                      choices=["nnUNetTrainer25D", "nnUNetTrainer25D_5slices", "nnUNetTrainer25D_7slices"])
+    demo.add_argument("-f", "--fold", type=int, default=0)
+    demo.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+    demo.set_defaults(func=run_demo)

@@ -1,0 +1,72 @@
+"""Run nnU-Net's own commands in subprocesses, with their output in log files and progress on screen."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nnunet_25d import TRAINER_FOLDER
+
+EPOCH_LINE = re.compile(r"Epoch (\d+)\s*$")
+
+
+class CommandFailed(RuntimeError):
+    """An nnU-Net command exited non-zero; the message names the command and its log."""
+
+
+@dataclass
+class NNUNetRunner:
+    """Environment (nnU-Net folders, plugin lookup, CPU-friendly worker counts) and a log folder."""
+
+    log_dir: Path
+    raw: str | None = None
+    preprocessed: str | None = None
+    results: str | None = None
+    device: str = "cpu"
+    extra_env: dict = field(default_factory=dict)
+
+    def env(self, training: bool = False) -> dict:
+        env = dict(os.environ)
+        for name, value in (("nnUNet_raw", self.raw), ("nnUNet_preprocessed", self.preprocessed),
+                            ("nnUNet_results", self.results)):
+            if value is not None:
+                env[name] = str(value)
+        ext = env.get("nnUNet_extTrainer")
+        env["nnUNet_extTrainer"] = str(TRAINER_FOLDER) if not ext else f"{TRAINER_FOLDER}{os.pathsep}{ext}"
+        if self.device == "cpu":
+            env.setdefault("nnUNet_def_n_proc", "1")
+            if training:  # never while planning: the planner calls torch.set_num_threads(nnUNet_n_proc_DA)
+                env.setdefault("nnUNet_n_proc_DA", "0")
+        env.update(self.extra_env)
+        return env
+
+    def run(self, args: list[str], log_name: str, training: bool = False, total_epochs: int | None = None) -> float:
+        """Run ``args``; return its wall time in seconds. With ``total_epochs``, show an epoch progress bar."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{log_name}.log"
+        start = time.perf_counter()
+        bar = tqdm(total=total_epochs, desc=log_name, unit="epoch", leave=False) if total_epochs else None
+        with open(log_path, "w") as log:
+            log.write("$ " + " ".join(args) + "\n")
+            log.flush()
+            process = subprocess.Popen(args, env=self.env(training), stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1)
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                match = EPOCH_LINE.search(line)
+                if bar is not None and match:
+                    bar.n = int(match.group(1))
+                    bar.refresh()
+            returncode = process.wait()
+        if bar is not None:
+            bar.close()
+        if returncode != 0:
+            tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+            raise CommandFailed(f"`{' '.join(args)}` failed (exit {returncode}); full log: {log_path}\n{tail}")
+        return time.perf_counter() - start
