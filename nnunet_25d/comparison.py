@@ -188,9 +188,10 @@ def plot_report(results: list[ModelResult], curves: dict[str, dict[str, list[flo
     ax_cost.set_title("Cost")
     ax_cost.legend(fontsize=8)
 
-    for label, curve in curves.items():
-        ax_curve.plot(curve["ema_fg_dice"], label=f"{label}: pseudo Dice (EMA)")
-        ax_curve.plot(curve["val_losses"], ls="--", label=f"{label}: val loss")
+    for index, (label, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        ax_curve.plot(curve["ema_fg_dice"], color=colour, label=f"{label}: pseudo Dice (EMA)")
+        ax_curve.plot(curve["val_losses"], color=colour, ls="--", label=f"{label}: val loss")
     ax_curve.set_xlabel("epoch")
     ax_curve.set_title("Training curves")
     ax_curve.legend(fontsize=7)

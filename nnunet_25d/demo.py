@@ -52,7 +52,8 @@ def models(epochs: int, iterations: int, slab_trainer: str) -> list[ModelSpec]:
     ]
 
 
-def run_demo(args: argparse.Namespace) -> str:
+def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str:
+    """Plan (if needed), train, predict and evaluate ``specs`` on the demo's or the user's dataset; report."""
     started = time.perf_counter()
     raw, preprocessed, results = _folders(args)
     work = Path(args.workdir).resolve()
@@ -68,10 +69,8 @@ def run_demo(args: argparse.Namespace) -> str:
         runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d", "-np", "1",
                     "--verify_dataset_integrity"], "plan_and_preprocess")
 
-    epochs, iterations = args.schedule
-    specs = models(epochs, iterations, args.slab_trainer)
     for spec in specs:
-        _step(f"nnUNetv2_train {paths.dataset_id} 2d {args.fold} -tr {spec.trainer}", started)
+        _step(f"nnUNetv2_train {paths.dataset_id} {spec.configuration} {args.fold} -tr {spec.trainer}", started)
         train(runner, paths, spec, args.fold)
 
     startup = predict_startup_seconds(runner)
@@ -84,11 +83,29 @@ def run_demo(args: argparse.Namespace) -> str:
         collected.append(result)
         curves[spec.label] = curve
 
-    title = f"{paths.name}: nnU-Net 2d vs 2.5D, {epochs} epochs x {iterations} iterations, fold {args.fold}"
-    markdown = write_report(collected, curves, work / "report", title)
+    markdown = write_report(collected, curves, work / "report", f"{paths.name}: {title}, fold {args.fold}")
     print("\n" + markdown)
     _step(f"done; report, CSV and plot in {work / 'report'}", started)
     return markdown
+
+
+def run_demo(args: argparse.Namespace) -> str:
+    epochs, iterations = args.schedule
+    return compare(args, models(epochs, iterations, args.slab_trainer),
+                   f"nnU-Net 2d vs 2.5D, {epochs} epochs x {iterations} iterations")
+
+
+def add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by the demo and the benchmarks."""
+    parser.add_argument("--workdir", default="nnunet25d_work", help="folder for logs, predictions and the report "
+                        "(and the demo's nnU-Net folders)")
+    parser.add_argument("-d", "--dataset", type=int, default=None,
+                        help="your dataset ID (uses nnUNet_raw/preprocessed/results) instead of the synthetic one")
+    parser.add_argument("--schedule", type=_schedule, default=DEMO_SCHEDULE,
+                        help="epochs x iterations per epoch, e.g. 10x50 (default)")
+    parser.add_argument("-f", "--fold", type=int, default=0)
+    parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
 
 
 def _schedule(text: str) -> tuple[int, int]:
@@ -108,14 +125,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
         description="Runs nnU-Net's own commands end to end and prints a Markdown table (Dice per class, s/epoch, "
                     "s/case) plus a PNG plot. Without --dataset it works on its own synthetic dataset under "
                     "--workdir; with --dataset it uses your nnUNet_raw/preprocessed/results.")
-    demo.add_argument("--workdir", default="nnunet25d_work", help="folder for logs, predictions and the report "
-                      "(and the demo's nnU-Net folders)")
-    demo.add_argument("-d", "--dataset", type=int, default=None, help="your dataset ID instead of the synthetic one")
-    demo.add_argument("--schedule", type=_schedule, default=DEMO_SCHEDULE,
-                      help="epochs x iterations per epoch, e.g. 10x50 (default)")
+    add_comparison_arguments(demo)
     demo.add_argument("--slab-trainer", default="nnUNetTrainer25D",
                       choices=["nnUNetTrainer25D", "nnUNetTrainer25D_5slices", "nnUNetTrainer25D_7slices"])
-    demo.add_argument("-f", "--fold", type=int, default=0)
-    demo.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda", "mps"])
-    demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
     demo.set_defaults(func=run_demo)
