@@ -6,11 +6,15 @@ blur each slice in-plane instead, as nnU-Net's 2d configuration does.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
+from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+
+IN_PLANE_AXES = (1, 2)
 
 
 class InPlaneGaussianBlurTransform(GaussianBlurTransform):
@@ -40,3 +44,19 @@ def blur_in_plane_only(pipeline: BasicTransform) -> BasicTransform:
         elif type(step) is GaussianBlurTransform:
             pipeline.transforms[index] = InPlaneGaussianBlurTransform.like(step)
     return pipeline
+
+
+def in_plane_augmentation(patch_size: list[int]) -> tuple[tuple[float, float], bool, list[int], tuple[int, int]]:
+    """(rotation, dummy 2D augmentation, initial patch size, mirror axes) for a thin (D, H, W) patch.
+
+    Rotation, scaling and mirroring stay in-plane, with the ranges nnU-Net's 2d uses for the in-plane patch:
+    rotating out of plane would mix slices of different depth into one slab, and mirroring the slice axis at
+    inference would double the test-time augmentation of the 2d baseline.
+    """
+    depth, *in_plane = patch_size
+    if max(in_plane) / min(in_plane) > 1.5:
+        rotation = (-15.0 / 360 * 2.0 * np.pi, 15.0 / 360 * 2.0 * np.pi)
+    else:
+        rotation = (-np.pi, np.pi)
+    initial_in_plane = get_patch_size(in_plane, rotation, rotation, rotation, (0.85, 1.25))
+    return rotation, True, [depth, *initial_in_plane], IN_PLANE_AXES

@@ -132,14 +132,14 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
 def markdown_table(results: list[ModelResult], baseline: ModelResult | None = None) -> str:
     classes = list(dict.fromkeys(c for r in results for c in (r.test_dice or r.validation_dice)))
     source = "test" if any(r.test_dice for r in results) else "validation"
-    header = ["model", "trainer"] + [f"Dice {c} ({source})" for c in classes] + \
+    header = ["model", "trainer", "configuration"] + [f"Dice {c} ({source})" for c in classes] + \
         ["s/epoch", "s/case", "params (M)"]
     if baseline is not None:
         header += ["epoch time vs 2d", "case time vs 2d"]
     rows = []
     for r in results:
         dice = r.test_dice or r.validation_dice
-        row = [r.label, f"`{r.trainer}`"] + [f"{dice.get(c, float('nan')):.3f}" for c in classes] + \
+        row = [r.label, f"`{r.trainer}`", r.configuration] + [f"{dice.get(c, float('nan')):.3f}" for c in classes] + \
             [f"{r.seconds_per_epoch:.2f}", f"{r.seconds_per_case:.2f}", f"{r.parameters / 1e6:.2f}"]
         if baseline is not None:
             row += [f"{r.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x",

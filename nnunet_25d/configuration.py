@@ -13,11 +13,14 @@ import math
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_25d.anisotropy import anisotropic_topology
 from nnunet_25d.slab import check_slab_size
 
 SLAB_KEY = "nnunet_25d"
 SLAB_NETWORK = "nnunet_25d.architectures.slab_network.SlabNetwork"
 DEFAULT_2D_NETWORK = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+ANISO_NETWORK = "nnunet_25d.architectures.aniso_unet.AnisoUNet"
+THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice slab model's
 
 
 class ConfigurationError(ValueError):
@@ -66,6 +69,23 @@ def _with_slice_axis(per_stage: list) -> list:
     return [[1, *entry] if len(entry) == 2 else list(entry) for entry in per_stage]
 
 
+def _resolved_source(plans: dict, configuration: str, marker: dict) -> tuple[dict, dict] | tuple[dict, None]:
+    """(plans copy, resolved configuration to derive) — or (plans copy, None) if already derived with ``marker``."""
+    _check_source(plans, configuration)
+    derived = copy.deepcopy(plans)
+    source = copy.deepcopy(PlansManager(derived).get_configuration(configuration).configuration)
+    stored = source.get(SLAB_KEY)
+    if stored is not None and all(stored.get(key) == value for key, value in marker.items()):
+        return derived, None
+    if stored is not None:
+        raise ConfigurationError(
+            f"configuration '{configuration}' was already derived for {source[SLAB_KEY]}, not {marker}: "
+            f"train from the plans in nnUNet_preprocessed, not from a model folder's plans.json"
+        )
+    source.pop("inherits_from", None)
+    return derived, source
+
+
 def derive_slab_plans(
     plans: dict,
     configuration: str,
@@ -78,18 +98,10 @@ def derive_slab_plans(
     Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
     """
     check_slab_size(slab_size)
-    _check_source(plans, configuration)
-    derived = copy.deepcopy(plans)
-    # PlansManager resolves `inherits_from`; everything not present in the copy stays untouched.
-    source = copy.deepcopy(PlansManager(derived).get_configuration(configuration).configuration)
     marker = {"slab_size": slab_size, "network": network_class, **(extra_arch_kwargs or {})}
-    if source.get(SLAB_KEY) == marker:
+    derived, source = _resolved_source(plans, configuration, marker)
+    if source is None:
         return derived
-    if source.get(SLAB_KEY) is not None:
-        raise ConfigurationError(
-            f"configuration '{configuration}' was already derived for {source[SLAB_KEY]}, not {marker}: "
-            f"train from the plans in nnUNet_preprocessed, not from a model folder's plans.json"
-        )
     if len(source["patch_size"]) != 2:
         raise ConfigurationError(
             f"configuration '{configuration}' has a {len(source['patch_size'])}D patch {source['patch_size']}; "
@@ -109,7 +121,6 @@ def derive_slab_plans(
         **(extra_arch_kwargs or {}),
         **arch_kwargs,
     }
-    source.pop("inherits_from", None)
     source.update(
         patch_size=[depth, *source["patch_size"]],
         batch_size=batch_size,
@@ -119,6 +130,56 @@ def derive_slab_plans(
             "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
         },
     )
+    source[SLAB_KEY] = marker
+    derived["configurations"][configuration] = source
+    return derived
+
+
+def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, max_features: int = 320) -> dict:
+    """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing.
+
+    From ``3d_fullres`` (or any 3D configuration) the patch, batch and data stay nnU-Net's. From ``2d`` the patch
+    becomes a thin 3D slab of the 2d plan's in-plane size on the 2d plan's data (slice spacing: the dataset's
+    median), so the model costs about what nnU-Net's 2d costs per step.
+    """
+    marker = {"network": ANISO_NETWORK, "attention": attention}
+    derived, source = _resolved_source(plans, configuration, marker)
+    if source is None:
+        return derived
+    architecture = source["architecture"]
+    kwargs_2d_or_3d = architecture["arch_kwargs"]
+    if len(source["patch_size"]) == 2:
+        median_depth = plans.get("original_median_shape_after_transp", [1])[0]
+        depth, batch_size = slices_per_patch(source["batch_size"], THIN_SLAB_CONTEXT, median_depth)
+        source.update(patch_size=[depth, *source["patch_size"]], batch_size=batch_size)
+        spacing = [plans["original_median_spacing_after_transp"][0], *source["spacing"]]
+        marker["thin_slab"] = True
+    else:
+        spacing = source["spacing"]
+    topology = anisotropic_topology(spacing, source["patch_size"], max_stages=len(kwargs_2d_or_3d["strides"]))
+    n = len(topology.kernel_sizes)
+    base = kwargs_2d_or_3d["features_per_stage"][0]
+    source["architecture"] = {
+        "network_class_name": ANISO_NETWORK,
+        "arch_kwargs": {
+            "n_stages": n,
+            "features_per_stage": [min(base * 2 ** i, max_features) for i in range(n)],
+            "conv_op": "torch.nn.modules.conv.Conv3d",
+            "kernel_sizes": topology.kernel_sizes,
+            "strides": topology.strides,
+            "n_conv_per_stage": [2] * n,
+            "n_conv_per_stage_decoder": [2] * (n - 1),
+            "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None,
+            "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True},
+            "attention": attention,
+        },
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+    }
     source[SLAB_KEY] = marker
     derived["configurations"][configuration] = source
     return derived

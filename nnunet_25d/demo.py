@@ -64,9 +64,11 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
         write_dataset(raw, dataset_id, seed=args.seed)
     paths = DatasetPaths(_dataset_name(raw, dataset_id), raw, preprocessed, results)
 
-    if not (preprocessed / paths.name / "nnUNetPlans_2d").is_dir():
-        _step("nnUNetv2_plan_and_preprocess (2d)", started)
-        runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", "2d", "-np", "1",
+    configurations = sorted({spec.configuration for spec in specs})
+    missing = [c for c in configurations if not (preprocessed / paths.name / f"nnUNetPlans_{c}").is_dir()]
+    if missing:
+        _step(f"nnUNetv2_plan_and_preprocess ({', '.join(missing)})", started)
+        runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *missing, "-np", "1",
                     "--verify_dataset_integrity"], "plan_and_preprocess")
 
     for spec in specs:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nnunet_25d.architectures.slab_stack import SliceNeighbourhood, unstack_slices
+from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
 from nnunet_25d.slab import SlabGeometry, SlabSizeError, check_slab_size
 
 
@@ -36,7 +36,9 @@ def _index_encoded(batch: int, channels: int, depth: int, size: int = 4) -> torc
 def test_each_slice_gets_its_neighbours_in_order(slab_size):
     batch, channels, depth = 2, 2, 6
     x = _index_encoded(batch, channels, depth)
-    slabs = SliceNeighbourhood(slab_size)(x)
+    volumes = SliceNeighbourhood(slab_size)(x)
+    assert volumes.shape == (batch * depth, channels, slab_size, 4, 4)
+    slabs = SlabAsChannels(channels, slab_size)(volumes)
     assert slabs.shape == (batch * depth, slab_size * channels, 4, 4)
     geometry = SlabGeometry(slab_size)
     for b in range(batch):

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from nnunet_25d.architectures.slab_stack import SliceNeighbourhood, unstack_slices
+from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
 
 
 def in_plane(per_stage: Sequence[Sequence[int]] | int) -> list[list[int]] | int:
@@ -31,7 +31,8 @@ class SlabNetwork(nn.Module):
     supervision.
 
     Slice z of the output is computed by the 2D network ``network_2d`` from slices z-k..z+k of the input
-    (``slab_size`` = 2k+1), stacked as ``slab_size * C`` input channels. Every other keyword argument is passed
+    (``slab_size`` = 2k+1). The stem turns each slab (N, C, S, H, W) into 2D input: here by stacking the slices as
+    ``slab_size * C`` channels; subclasses replace :meth:`build_stem`. Every other keyword argument is passed
     to ``network_2d``; 3D ``kernel_sizes``/``strides`` with a slice entry of 1 (what the plans store so that
     nnU-Net's deep supervision keeps the slice axis) are reduced to 2D.
     """
@@ -54,12 +55,17 @@ class SlabNetwork(nn.Module):
                 network_2d_kwargs[key] = in_plane(network_2d_kwargs[key])
         self.slab_size = slab_size
         self.neighbourhood = SliceNeighbourhood(slab_size)
+        self.stem = self.build_stem(input_channels, slab_size)
         self.network_2d = network_class(
-            input_channels=input_channels * slab_size,
+            input_channels=self.stem.out_channels,
             num_classes=num_classes,
             deep_supervision=deep_supervision,
             **network_2d_kwargs,
         )
+
+    def build_stem(self, input_channels: int, slab_size: int) -> nn.Module:
+        """Module (N, C, S, H, W) -> (N, out_channels, H, W) with an ``out_channels`` attribute."""
+        return SlabAsChannels(input_channels, slab_size)
 
     @property
     def decoder(self) -> nn.Module:
@@ -69,7 +75,7 @@ class SlabNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if x.ndim != 5:
             raise ValueError(f"SlabNetwork expects (B, C, D, H, W) patches, got shape {tuple(x.shape)}")
-        output = self.network_2d(self.neighbourhood(x))
+        output = self.network_2d(self.stem(self.neighbourhood(x)))
         if isinstance(output, (list, tuple)):
             return [unstack_slices(o, x.shape[0]) for o in output]
         return unstack_slices(output, x.shape[0])

@@ -8,10 +8,9 @@ from nnunet_25d.slab import SlabGeometry
 
 
 class SliceNeighbourhood(nn.Module):
-    """(B, C, D, H, W) -> (B*D, S*C, H, W).
+    """(B, C, D, H, W) -> (B*D, C, S, H, W): for every slice z of every patch, slices z-k .. z+k in order.
 
-    Row ``b*D + z`` holds slices z-k .. z+k of patch ``b`` in that order, each with its C channels
-    (channel index ``s*C + c``). Slices outside the patch repeat the nearest edge slice.
+    Row ``b*D + z`` belongs to slice z of patch b. Slices outside the patch repeat the nearest edge slice.
     """
 
     def __init__(self, slab_size: int):
@@ -24,7 +23,19 @@ class SliceNeighbourhood(nn.Module):
         offsets = torch.arange(-k, k + 1, device=x.device)
         index = (torch.arange(d, device=x.device)[:, None] + offsets[None]).clamp_(0, d - 1)  # (D, S)
         slabs = x[:, :, index]  # (B, C, D, S, H, W)
-        return slabs.permute(0, 2, 3, 1, 4, 5).reshape(b * d, self.geometry.slab_size * c, h, w)
+        return slabs.transpose(1, 2).reshape(b * d, c, self.geometry.slab_size, h, w)
+
+
+class SlabAsChannels(nn.Module):
+    """(N, C, S, H, W) -> (N, S*C, H, W), channel index ``s*C + c``: the slab as input channels of a 2D network."""
+
+    def __init__(self, in_channels: int, slab_size: int):
+        super().__init__()
+        self.out_channels = in_channels * slab_size
+
+    def forward(self, slabs: torch.Tensor) -> torch.Tensor:
+        n, c, s, h, w = slabs.shape
+        return slabs.transpose(1, 2).reshape(n, s * c, h, w)
 
 
 def unstack_slices(y: torch.Tensor, batch_size: int) -> torch.Tensor:

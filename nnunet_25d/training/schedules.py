@@ -9,17 +9,9 @@ from __future__ import annotations
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_25d.training.slab_trainer import (
-    nnUNetTrainer25D,
-    nnUNetTrainer25D_3slices,
-    nnUNetTrainer25D_5slices,
-    nnUNetTrainer25D_7slices,
-)
-
 EPOCHS = (1, 5, 10, 20, 50, 100, 250)
 # (epochs, iterations per epoch): sized for CPU tests, demos and benchmarks
 CPU_SCHEDULES = ((2, 5), (3, 10), (5, 20), (10, 25), (10, 50), (20, 50))
-SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25D_3slices, nnUNetTrainer25D_5slices, nnUNetTrainer25D_7slices)
 
 
 def schedule_name(base_name: str, epochs: int, iterations: int | None = None) -> str:
@@ -44,18 +36,15 @@ def with_schedule(base: type[nnUNetTrainer], epochs: int, iterations: int | None
     return type(name, (base,), {"__init__": __init__, "__module__": module, "__qualname__": name})
 
 
-def _declare() -> dict[str, type[nnUNetTrainer]]:
+def declare_schedules(plugin_trainers: tuple[type[nnUNetTrainer], ...], module: str) -> dict[str, type[nnUNetTrainer]]:
+    """``_Nepochs`` variants of the plugin's trainers and CPU schedules for them and for nnU-Net's own trainer."""
     declared = {}
-    for base in SLAB_TRAINERS:
+    for base in plugin_trainers:
         for epochs in EPOCHS:
-            cls = with_schedule(base, epochs)
+            cls = with_schedule(base, epochs, module=module)
             declared[cls.__name__] = cls
-    for base in (nnUNetTrainer, *SLAB_TRAINERS):
+    for base in (nnUNetTrainer, *plugin_trainers):
         for epochs, iterations in CPU_SCHEDULES:
-            cls = with_schedule(base, epochs, iterations)
+            cls = with_schedule(base, epochs, iterations, module=module)
             declared[cls.__name__] = cls
     return declared
-
-
-SCHEDULED_TRAINERS = _declare()
-globals().update(SCHEDULED_TRAINERS)

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
-from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_25d.augmentation import blur_in_plane_only
+from nnunet_25d.augmentation import blur_in_plane_only, in_plane_augmentation
 from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
-
-IN_PLANE_AXES = (1, 2)
 
 
 class nnUNetTrainer25D(nnUNetTrainer):
@@ -50,21 +46,11 @@ class nnUNetTrainer25D(nnUNetTrainer):
         return blur_in_plane_only(nnUNetTrainer.get_training_transforms(*args, **kwargs))
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        """Augment and mirror in-plane only, exactly as nnU-Net's 2d does for the in-plane patch.
-
-        Rotating out of plane would mix slices of different depth into one slab, and mirroring the slice axis at
-        inference would double the cost of the 2d baseline's test-time augmentation.
-        """
-        depth, *in_plane = self.configuration_manager.patch_size
-        if max(in_plane) / min(in_plane) > 1.5:
-            rotation = (-15.0 / 360 * 2.0 * np.pi, 15.0 / 360 * 2.0 * np.pi)
-        else:
-            rotation = (-np.pi, np.pi)
-        initial_in_plane = get_patch_size(in_plane, rotation, rotation, rotation, (0.85, 1.25))
-        initial_patch_size = [depth, *initial_in_plane]
-        self.inference_allowed_mirroring_axes = IN_PLANE_AXES
+        rotation, dummy_2d, initial_patch_size, mirror_axes = in_plane_augmentation(
+            self.configuration_manager.patch_size)
+        self.inference_allowed_mirroring_axes = mirror_axes
         self.print_to_log_file(f"2.5D: slab of {self.slab_size} slices, patch {self.configuration_manager.patch_size}")
-        return rotation, True, initial_patch_size, IN_PLANE_AXES
+        return rotation, dummy_2d, initial_patch_size, mirror_axes
 
 
 class nnUNetTrainer25D_3slices(nnUNetTrainer25D):

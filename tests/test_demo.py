@@ -1,0 +1,35 @@
+"""`nnunet25d demo` end to end on its own synthetic dataset, with the shortest schedule."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_demo(workdir):
+    return subprocess.run([sys.executable, "-m", "nnunet_25d.cli", "demo", "--workdir", str(workdir),
+                           "--schedule", "2x5"], capture_output=True, text=True, timeout=1200)
+
+
+def test_demo_reports_both_models_and_skips_finished_training_on_rerun(tmp_path):
+    first = run_demo(tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = tmp_path / "report"
+    markdown = (report / "report.md").read_text()
+    assert "`nnUNetTrainer_2epochs_5iters`" in markdown and "`nnUNetTrainer25D_2epochs_5iters`" in markdown
+    assert markdown in first.stdout
+    rows = list(csv.DictReader(open(report / "results.csv")))
+    assert {(r["trainer"], r["split"], r["class"]) for r in rows} >= {
+        ("nnUNetTrainer25D_2epochs_5iters", "test", "nodule"), ("nnUNetTrainer_2epochs_5iters", "test", "tube")}
+    results = json.loads((report / "results.json").read_text())
+    assert all(r["seconds_per_epoch"] > 0 and r["seconds_per_case"] > 0 and r["parameters"] > 0 for r in results)
+    assert (report / "report.png").stat().st_size > 10_000
+
+    checkpoints = sorted((tmp_path / "nnUNet_results").rglob("checkpoint_final.pth"))
+    stamps = [p.stat().st_mtime for p in checkpoints]
+    second = run_demo(tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert [p.stat().st_mtime for p in checkpoints] == stamps, "finished trainings must not be redone"
