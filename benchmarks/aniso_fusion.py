@@ -20,9 +20,10 @@ MODELS = (
     ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres"),
     ("2.5D slab, 3 slices", "nnUNetTrainer25D", "2d"),
     ("2.5D fusion, 3 slices", "nnUNetTrainer25DFusion", "2d"),
-    ("2.5D fusion, 5 slices", "nnUNetTrainer25DFusion_5slices", "2d"),
     ("Aniso, thin slab", "nnUNetTrainer25DAniso", "2d"),
     ("Aniso, 3d_fullres patch", "nnUNetTrainer25DAniso", "3d_fullres"),
+)
+ABLATIONS = (
     ("Aniso, no attention, 3d_fullres", "nnUNetTrainer25DAniso_NoAttention", "3d_fullres"),
     ("Aniso + hardness Dice, 3d_fullres", "nnUNetTrainer25DAniso_HardnessDice", "3d_fullres"),
 )
@@ -31,11 +32,12 @@ MODELS = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_comparison_arguments(parser)
-    parser.add_argument("--only", nargs="+", default=None, help="labels of MODELS to run (default: all)")
+    parser.add_argument("--with-ablations", action="store_true",
+                        help="also train the attention and hardness-loss ablations on 3d_fullres")
     args = parser.parse_args()
     epochs, iterations = args.schedule
     specs = [ModelSpec(label, schedule_name(trainer, epochs, iterations), configuration, epochs)
-             for label, trainer, configuration in MODELS if args.only is None or label in args.only]
+             for label, trainer, configuration in MODELS + (ABLATIONS if args.with_ablations else ())]
     started = time.perf_counter()
     compare(args, specs, f"2d / 3d_fullres / 2.5D variants, {epochs} epochs x {iterations} iterations")
     print(f"benchmark wall time: {time.perf_counter() - started:.0f} s")
