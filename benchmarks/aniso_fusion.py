@@ -13,7 +13,7 @@ import time
 
 from nnunet_25d.comparison import ModelSpec
 from nnunet_25d.demo import add_comparison_arguments, compare
-from nnunet_25d.training.schedules import schedule_name
+from nnunet_25d.training.variants import schedule_name
 
 MODELS = (
     ("nnU-Net 2d", "nnUNetTrainer", "2d"),

@@ -42,7 +42,7 @@ class DatasetPaths:
 
     @property
     def dataset_id(self) -> str:
-        return self.name[len("Dataset"):len("Dataset") + 3]
+        return str(int(self.name[len("Dataset"):].split("_", 1)[0]))
 
     def model_folder(self, spec: ModelSpec, plans: str = "nnUNetPlans") -> Path:
         return self.results / self.name / f"{spec.trainer}__{plans}__{spec.configuration}"
@@ -106,7 +106,8 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
     shutil.rmtree(out, ignore_errors=True)
     wall = runner.run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
                        "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
-                       "-npp", "1", "-nps", "1", "--disable_progress_bar"], f"predict_{spec.trainer}_{spec.configuration}")
+                       "-npp", "1", "-nps", "1", "--disable_progress_bar"],
+                      f"predict_{spec.trainer}_{spec.configuration}")
     per_case = max(wall - startup, 0.0) / n_cases
     if not labels.is_dir():
         return {}, per_case
@@ -139,8 +140,9 @@ def markdown_table(results: list[ModelResult], baseline: ModelResult | None = No
     rows = []
     for r in results:
         dice = r.test_dice or r.validation_dice
-        row = [r.label, f"`{r.trainer}`", r.configuration] + [f"{dice.get(c, float('nan')):.3f}" for c in classes] + \
-            [f"{r.seconds_per_epoch:.2f}", f"{r.seconds_per_case:.2f}", f"{r.parameters / 1e6:.2f}"]
+        row = [r.label, f"`{r.trainer}`", r.configuration]
+        row += [f"{dice.get(c, float('nan')):.3f}" for c in classes]
+        row += [f"{r.seconds_per_epoch:.2f}", f"{r.seconds_per_case:.2f}", f"{r.parameters / 1e6:.2f}"]
         if baseline is not None:
             row += [f"{r.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x",
                     f"{r.seconds_per_case / baseline.seconds_per_case:.2f}x"]

@@ -32,8 +32,8 @@ def _check_source(plans: dict, configuration: str) -> None:
     if configuration not in available:
         raise ConfigurationError(
             f"plans '{plans.get('plans_name', '?')}' of {plans.get('dataset_name', '?')} have no configuration "
-            f"'{configuration}' (available: {', '.join(available) or 'none'}). 2.5D trainers build on nnU-Net's 2d "
-            f"plan: run `nnUNetv2_plan_and_preprocess -d <DATASET> -c 2d` and train with configuration 2d."
+            f"'{configuration}' (available: {', '.join(available) or 'none'}). Plan it with "
+            f"`nnUNetv2_plan_and_preprocess -d <DATASET> -c {configuration}` (the slab trainers build on `2d`)."
         )
     median_shape = plans.get("original_median_shape_after_transp", [2])
     if median_shape and median_shape[0] <= 1:

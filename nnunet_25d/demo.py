@@ -17,7 +17,7 @@ from nnunet_25d.comparison import (
 )
 from nnunet_25d.runner import NNUNetRunner
 from nnunet_25d.synthetic import write_dataset
-from nnunet_25d.training.schedules import CPU_SCHEDULES, schedule_name
+from nnunet_25d.training.variants import CPU_SCHEDULES, schedule_name
 
 DEMO_DATASET_ID = 525
 DEMO_SCHEDULE = (10, 50)

@@ -35,7 +35,8 @@ class NNUNet:
             "OMP_NUM_THREADS": "2",
         }
 
-    def run(self, *args: str, check: bool = True, training: bool = False, timeout: int = 900) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, training: bool = False,
+            timeout: int = 900) -> subprocess.CompletedProcess:
         env = dict(self.env, nnUNet_n_proc_DA="0") if training else self.env
         result = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
@@ -80,3 +81,10 @@ def trained_slab_model(nnunet: NNUNet, tiny_dataset: str) -> Path:
     nnunet.run("nnUNetv2_train", str(TINY_ID), "2d", "0", "-tr", TINY_TRAINER, "-device", "cpu", "--npz",
                training=True)
     return nnunet.model_folder(tiny_dataset, TINY_TRAINER)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything that runs nnU-Net commands is an integration test (deselect with -m "not integration")."""
+    for item in items:
+        if "nnunet" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)

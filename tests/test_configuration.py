@@ -42,7 +42,8 @@ def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
     assert derived["data_identifier"] == source["data_identifier"]
     assert derived["spacing"] == source["spacing"], "2d keeps each case's own slice spacing"
     assert derived["patch_size"][1:] == source["patch_size"] and derived["patch_size"][0] >= min_patch_depth(3)
-    assert derived["patch_size"][0] * derived["batch_size"] == pytest.approx(source["batch_size"], abs=derived["patch_size"][0])
+    slices_per_step = derived["patch_size"][0] * derived["batch_size"]
+    assert slices_per_step == pytest.approx(source["batch_size"], abs=derived["patch_size"][0])
     kwargs = derived["architecture"]["arch_kwargs"]
     assert kwargs["slab_size"] == 3 and all(s[0] == 1 for s in kwargs["strides"])
     assert derived["architecture"]["network_class_name"].endswith("SlabNetwork")

@@ -29,9 +29,12 @@ def test_first_layer_sees_slab_times_channels():
 
 
 @pytest.mark.parametrize("slab_size", [3, 5])
-def test_slice_depends_on_neighbours_within_slab_only(slab_size):
+@pytest.mark.parametrize("builder", ["slab", "fusion"])
+def test_slice_depends_on_neighbours_within_slab_only(slab_size, builder):
+    from test_depth_reduction import small_fusion_network
+
     k = slab_size // 2
-    net = small_slab_network(slab_size)
+    net = small_slab_network(slab_size) if builder == "slab" else small_fusion_network(slab_size)
     x = torch.randn(1, 1, 9, 16, 16)
     z = 4
     base = net(x)[:, :, z]

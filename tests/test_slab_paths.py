@@ -11,7 +11,10 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_25d.synthetic import write_nifti
-from nnunet_25d.training.slab_trainer import nnUNetTrainer25D, nnUNetTrainer25D_5slices
+from nnunet_25d.training.registry import TRAINERS
+from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
+
+nnUNetTrainer25D_5slices = TRAINERS["nnUNetTrainer25D_5slices"]
 
 pytestmark = pytest.mark.integration
 INDEX_ID, INDEX_NAME, DEPTH = 974, "Dataset974_IndexEncoded", 12

@@ -16,15 +16,3 @@ class nnUNetTrainer25DFusion(nnUNetTrainer25D):
     @classmethod
     def extra_arch_kwargs(cls) -> dict:
         return {"reduction_features": cls.reduction_features}
-
-
-class nnUNetTrainer25DFusion_3slices(nnUNetTrainer25DFusion):
-    slab_size = 3
-
-
-class nnUNetTrainer25DFusion_5slices(nnUNetTrainer25DFusion):
-    slab_size = 5
-
-
-class nnUNetTrainer25DFusion_7slices(nnUNetTrainer25DFusion):
-    slab_size = 7

@@ -1,29 +1,26 @@
-"""Every trainer the plugin offers, by name (the classes are defined once, here or in the modules imported)."""
+"""Every trainer the plugin offers, by name. Base classes are defined in their own modules; variants (slab sizes,
+schedules) are declared here as data and live in this module's namespace, so they pickle by name."""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
 from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso,
     nnUNetTrainer25DAniso_HardnessDice,
     nnUNetTrainer25DAniso_NoAttention,
 )
-from nnunet_25d.training.fusion_trainer import (
-    nnUNetTrainer25DFusion,
-    nnUNetTrainer25DFusion_3slices,
-    nnUNetTrainer25DFusion_5slices,
-    nnUNetTrainer25DFusion_7slices,
-)
-from nnunet_25d.training.schedules import declare_schedules
-from nnunet_25d.training.slab_trainer import (
-    nnUNetTrainer25D,
-    nnUNetTrainer25D_3slices,
-    nnUNetTrainer25D_5slices,
-    nnUNetTrainer25D_7slices,
-)
+from nnunet_25d.training.fusion_trainer import nnUNetTrainer25DFusion
+from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
+from nnunet_25d.training.variants import SLAB_SIZES, declare_schedules, with_slab_size
 
-PLUGIN_TRAINERS = (
-    nnUNetTrainer25D, nnUNetTrainer25D_3slices, nnUNetTrainer25D_5slices, nnUNetTrainer25D_7slices,
-    nnUNetTrainer25DFusion, nnUNetTrainer25DFusion_3slices, nnUNetTrainer25DFusion_5slices,
-    nnUNetTrainer25DFusion_7slices,
-    nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice,
-)
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion)
+ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice)
+
+
+def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
+    sized = tuple(with_slab_size(base, n, module=__name__) for base in SLAB_TRAINERS for n in SLAB_SIZES)
+    return SLAB_TRAINERS + sized + ANISO_TRAINERS
+
+
+PLUGIN_TRAINERS = _plugin_trainers()
 TRAINERS = {cls.__name__: cls for cls in PLUGIN_TRAINERS}
 TRAINERS.update(declare_schedules(PLUGIN_TRAINERS, module=__name__))
 globals().update(TRAINERS)

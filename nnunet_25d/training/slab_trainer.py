@@ -51,15 +51,3 @@ class nnUNetTrainer25D(nnUNetTrainer):
         self.inference_allowed_mirroring_axes = mirror_axes
         self.print_to_log_file(f"2.5D: slab of {self.slab_size} slices, patch {self.configuration_manager.patch_size}")
         return rotation, dummy_2d, initial_patch_size, mirror_axes
-
-
-class nnUNetTrainer25D_3slices(nnUNetTrainer25D):
-    slab_size = 3
-
-
-class nnUNetTrainer25D_5slices(nnUNetTrainer25D):
-    slab_size = 5
-
-
-class nnUNetTrainer25D_7slices(nnUNetTrainer25D):
-    slab_size = 7

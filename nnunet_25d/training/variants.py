@@ -1,4 +1,4 @@
-"""Short schedules, declared as data, following nnU-Net's ``_Nepochs`` naming.
+"""Trainer variants declared as data: slab sizes (``_5slices``) and schedules (nnU-Net's ``_Nepochs`` naming).
 
 ``nnUNetTrainer25D_5epochs`` trains 5 epochs of nnU-Net's 250 iterations. CPU-sized runs also shorten the epoch:
 ``nnUNetTrainer25D_10epochs_50iters`` (and ``nnUNetTrainer_10epochs_50iters`` for nnU-Net's own 2d/3d baseline
@@ -12,6 +12,15 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 EPOCHS = (1, 5, 10, 20, 50, 100, 250)
 # (epochs, iterations per epoch): sized for CPU tests, demos and benchmarks
 CPU_SCHEDULES = ((2, 5), (3, 10), (5, 20), (10, 25), (10, 50), (20, 50))
+
+
+SLAB_SIZES = (3, 5, 7)
+
+
+def with_slab_size(base: type[nnUNetTrainer], slab_size: int, module: str = __name__) -> type[nnUNetTrainer]:
+    """Subclass of a slab trainer that sees ``slab_size`` slices (``<base>_<n>slices``)."""
+    name = f"{base.__name__}_{slab_size}slices"
+    return type(name, (base,), {"slab_size": slab_size, "__module__": module, "__qualname__": name})
 
 
 def schedule_name(base_name: str, epochs: int, iterations: int | None = None) -> str:
