@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import TINY_ID
+
 from nnunet_25d.configuration import min_patch_depth
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 

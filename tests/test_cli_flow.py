@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import TINY_ID, TINY_TRAINER
+
 from nnunet_25d.configuration import derive_slab_plans
 
 pytestmark = pytest.mark.integration

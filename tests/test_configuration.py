@@ -1,10 +1,10 @@
 import copy
 
 import pytest
-
 from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
 from nnunet_25d.configuration import ConfigurationError, derive_slab_plans, min_patch_depth, slices_per_patch
+from nnunet_25d.slab import SlabSizeError
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,12 @@ def test_derivation_is_idempotent_and_refuses_a_different_slab(nnunet, tiny_data
     assert derive_slab_plans(once, "2d", 3) == once
     with pytest.raises(ConfigurationError, match="already derived"):
         derive_slab_plans(once, "2d", 5)
+
+
+@pytest.mark.parametrize("slab_size", [0, -3, 4])
+def test_bad_slab_size_stops_the_derivation(nnunet, tiny_dataset, slab_size):
+    with pytest.raises(SlabSizeError, match="positive odd number"):
+        derive_slab_plans(nnunet.plans(tiny_dataset), "2d", slab_size)
 
 
 def test_missing_2d_configuration_names_the_fix(nnunet, tiny_dataset):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import TINY_ID
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_25d.augmentation import in_plane_augmentation
 from nnunet_25d.configuration import SLAB_KEY, derive_aniso_plans
 from nnunet_25d.losses import HardnessWeightedDiceLoss
+from nnunet_25d.training.slab_trainer import require_preprocessed_data
 
 
 class nnUNetTrainer25DAniso(nnUNetTrainer):
@@ -23,6 +24,10 @@ class nnUNetTrainer25DAniso(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         plans = derive_aniso_plans(plans, configuration, attention=self.attention)
         super().__init__(plans, configuration, fold, dataset_json, device)
+
+    def initialize(self) -> None:
+        require_preprocessed_data(self)
+        super().initialize()
 
     @property
     def trains_on_thin_slabs(self) -> bool:

@@ -10,6 +10,16 @@ from nnunet_25d.augmentation import blur_in_plane_only, in_plane_augmentation
 from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
 
 
+def require_preprocessed_data(trainer: nnUNetTrainer) -> None:
+    """Fail early, naming the command to run, when the configuration's preprocessed data is missing."""
+    folder = trainer.preprocessed_dataset_folder
+    if not trainer.was_initialized and folder is not None and not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"no preprocessed data at {folder}: run `nnUNetv2_plan_and_preprocess -d "
+            f"{trainer.plans_manager.dataset_name} -c {trainer.configuration_name}` (or `nnUNetv2_preprocess`) first"
+        )
+
+
 class nnUNetTrainer25D(nnUNetTrainer):
     """Train on thin 3D patches of consecutive slices; each slice is predicted from its slab.
 
@@ -27,13 +37,7 @@ class nnUNetTrainer25D(nnUNetTrainer):
         super().__init__(plans, configuration, fold, dataset_json, device)
 
     def initialize(self) -> None:
-        if not self.was_initialized and self.preprocessed_dataset_folder is not None \
-                and not os.path.isdir(self.preprocessed_dataset_folder):
-            raise FileNotFoundError(
-                f"no preprocessed data at {self.preprocessed_dataset_folder}: run "
-                f"`nnUNetv2_plan_and_preprocess -d {self.plans_manager.dataset_name} -c {self.configuration_name}` "
-                f"(or `nnUNetv2_preprocess ... -c {self.configuration_name}`) first"
-            )
+        require_preprocessed_data(self)
         super().initialize()
 
     @classmethod
