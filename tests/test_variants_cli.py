@@ -13,6 +13,10 @@ from conftest import TINY_ID
 pytestmark = pytest.mark.integration
 
 
+def read_label(path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
 @pytest.fixture(scope="module")
 def with_3d_fullres(nnunet, tiny_dataset) -> str:
     nnunet.run("nnUNetv2_preprocess", "-d", str(TINY_ID), "-c", "3d_fullres", "-np", "1")
@@ -39,8 +43,7 @@ def test_train_validate_predict(nnunet, with_3d_fullres, tmp_path, trainer, conf
     shutil.copy(nnunet.raw / with_3d_fullres / "imagesTr" / f"{case}_0000.nii.gz", inputs)
     nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID),
                "-c", configuration, "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1")
-    read = lambda p: sitk.GetArrayFromImage(sitk.ReadImage(str(p)))  # noqa: E731
-    assert np.array_equal(read(tmp_path / "out" / f"{case}.nii.gz"), read(validation / f"{case}.nii.gz"))
+    assert np.array_equal(read_label(tmp_path / "out" / f"{case}.nii.gz"), read_label(validation / f"{case}.nii.gz"))
 
 
 def test_hardness_trainer_trains_with_the_hardness_loss(nnunet, with_3d_fullres, monkeypatch):
