@@ -14,9 +14,12 @@ def _env(args: argparse.Namespace) -> None:
 def _make_dataset(args: argparse.Namespace) -> None:
     from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
-    spec = SyntheticSpec(shape=tuple(args.shape))
-    folder = write_dataset(args.raw, args.dataset_id, n_train=args.n_train, n_test=args.n_test, spec=spec,
-                           seed=args.seed)
+    spec = SyntheticSpec(shape=tuple(args.shape), objects_per_class=args.objects_per_class)
+    try:
+        folder = write_dataset(args.raw, args.dataset_id, n_train=args.n_train, n_test=args.n_test, spec=spec,
+                               seed=args.seed)
+    except ValueError as error:
+        raise SystemExit(f"nnunet25d make-dataset: {error}")
     print(folder)
 
 
@@ -33,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--n-train", type=int, default=10)
     data.add_argument("--n-test", type=int, default=4)
     data.add_argument("--shape", type=int, nargs=3, default=(20, 64, 64), metavar=("Z", "Y", "X"))
+    data.add_argument("--objects-per-class", type=int, default=4, help="tubes and nodules per case (each)")
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(func=_make_dataset)
 

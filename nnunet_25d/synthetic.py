@@ -41,8 +41,8 @@ def _object_cells(spec: SyntheticSpec, n_objects: int, rng: np.random.Generator)
     ny, nx = spec.shape[1] // cell, spec.shape[2] // cell
     if ny * nx < n_objects:
         raise ValueError(
-            f"in-plane size {spec.shape[1:]} holds only {ny * nx} objects of radius {r_max}; "
-            f"lower objects_per_class or radius_range, or enlarge the shape"
+            f"in-plane size {spec.shape[1:]} holds only {ny * nx} objects of radius {r_max}, not {n_objects}: "
+            f"use fewer objects per class (--objects-per-class) or a larger in-plane shape"
         )
     chosen = rng.choice(ny * nx, size=n_objects, replace=False)
     cells = []

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,3 +54,13 @@ def test_written_dataset_is_nnunet_raw_format(tmp_path):
 def test_too_many_objects_for_the_plane_is_a_clear_error():
     with pytest.raises(ValueError, match="holds only"):
         make_case(SyntheticSpec(shape=(4, 16, 16), objects_per_class=5), np.random.default_rng(0))
+
+
+def test_make_dataset_command_reports_a_plane_too_small_without_a_traceback(tmp_path):
+    command = [sys.executable, "-m", "nnunet_25d.cli", "make-dataset", "--raw", str(tmp_path), "-d", "7",
+               "--shape", "12", "40", "40", "--n-train", "1", "--n-test", "0"]
+    failed = subprocess.run(command, capture_output=True, text=True)
+    assert failed.returncode != 0 and "--objects-per-class" in failed.stderr and "Traceback" not in failed.stderr
+    ok = subprocess.run(command + ["--objects-per-class", "2"], capture_output=True, text=True, check=True)
+    assert (tmp_path / "Dataset007_Synthetic25D" / "imagesTr" / "case_000_0000.nii.gz").exists()
+    assert ok.stdout.strip().endswith("Dataset007_Synthetic25D")
