@@ -60,3 +60,12 @@ def in_plane_augmentation(patch_size: list[int]) -> tuple[tuple[float, float], b
         rotation = (-np.pi, np.pi)
     initial_in_plane = get_patch_size(in_plane, rotation, rotation, rotation, (0.85, 1.25))
     return rotation, True, [depth, *initial_in_plane], IN_PLANE_AXES
+
+
+def configure_in_plane_augmentation(trainer) -> tuple[tuple[float, float], bool, list[int], tuple[int, int]]:
+    """A trainer's ``configure_rotation_dummyDA_mirroring_and_inital_patch_size`` for thin patches: the
+    :func:`in_plane_augmentation` of its patch, with test-time mirroring restricted to the same in-plane axes."""
+    patch_size = trainer.configuration_manager.patch_size
+    rotation, dummy_2d, initial_patch_size, mirror_axes = in_plane_augmentation(patch_size)
+    trainer.inference_allowed_mirroring_axes = mirror_axes
+    return rotation, dummy_2d, initial_patch_size, mirror_axes

@@ -5,7 +5,7 @@ import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_25d.augmentation import in_plane_augmentation
+from nnunet_25d.augmentation import configure_in_plane_augmentation
 from nnunet_25d.configuration import SLAB_KEY, derive_aniso_plans
 from nnunet_25d.losses import HardnessWeightedDiceLoss
 from nnunet_25d.training.slab_trainer import require_preprocessed_data
@@ -36,10 +36,7 @@ class nnUNetTrainer25DAniso(nnUNetTrainer):
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         if not self.trains_on_thin_slabs:
             return super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        rotation, dummy_2d, initial_patch_size, mirror_axes = in_plane_augmentation(
-            self.configuration_manager.patch_size)
-        self.inference_allowed_mirroring_axes = mirror_axes
-        return rotation, dummy_2d, initial_patch_size, mirror_axes
+        return configure_in_plane_augmentation(self)
 
 
 class nnUNetTrainer25DAniso_NoAttention(nnUNetTrainer25DAniso):

@@ -6,7 +6,7 @@ import os
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_25d.augmentation import blur_in_plane_only, in_plane_augmentation
+from nnunet_25d.augmentation import blur_in_plane_only, configure_in_plane_augmentation
 from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
 
 
@@ -50,8 +50,5 @@ class nnUNetTrainer25D(nnUNetTrainer):
         return blur_in_plane_only(nnUNetTrainer.get_training_transforms(*args, **kwargs))
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, mirror_axes = in_plane_augmentation(
-            self.configuration_manager.patch_size)
-        self.inference_allowed_mirroring_axes = mirror_axes
         self.print_to_log_file(f"2.5D: slab of {self.slab_size} slices, patch {self.configuration_manager.patch_size}")
-        return rotation, dummy_2d, initial_patch_size, mirror_axes
+        return configure_in_plane_augmentation(self)
