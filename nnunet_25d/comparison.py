@@ -130,8 +130,17 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
     return result, training_curves(checkpoint)
 
 
+def reported_dice(result: ModelResult) -> dict[str, float]:
+    """Test Dice where the dataset has labelled test cases, else the fold's validation Dice."""
+    return result.test_dice or result.validation_dice
+
+
+def reported_classes(results: list[ModelResult]) -> list[str]:
+    return list(dict.fromkeys(c for r in results for c in reported_dice(r)))
+
+
 def markdown_table(results: list[ModelResult], baseline: ModelResult | None = None) -> str:
-    classes = list(dict.fromkeys(c for r in results for c in (r.test_dice or r.validation_dice)))
+    classes = reported_classes(results)
     source = "test" if any(r.test_dice for r in results) else "validation"
     header = ["model", "trainer", "configuration"] + [f"Dice {c} ({source})" for c in classes] + \
         ["s/epoch", "s/case", "params (M)"]
@@ -139,7 +148,7 @@ def markdown_table(results: list[ModelResult], baseline: ModelResult | None = No
         header += ["epoch time vs 2d", "case time vs 2d"]
     rows = []
     for r in results:
-        dice = r.test_dice or r.validation_dice
+        dice = reported_dice(r)
         row = [r.label, f"`{r.trainer}`", r.configuration]
         row += [f"{dice.get(c, float('nan')):.3f}" for c in classes]
         row += [f"{r.seconds_per_epoch:.2f}", f"{r.seconds_per_case:.2f}", f"{r.parameters / 1e6:.2f}"]
@@ -170,10 +179,10 @@ def plot_report(results: list[ModelResult], curves: dict[str, dict[str, list[flo
     import matplotlib.pyplot as plt
 
     fig, (ax_dice, ax_cost, ax_curve) = plt.subplots(1, 3, figsize=(16, 4.5))
-    classes = list(dict.fromkeys(c for r in results for c in (r.test_dice or r.validation_dice)))
+    classes = reported_classes(results)
     width = 0.8 / max(len(results), 1)
     for i, r in enumerate(results):
-        dice = r.test_dice or r.validation_dice
+        dice = reported_dice(r)
         x = np.arange(len(classes)) + i * width
         ax_dice.bar(x, [dice.get(c, 0.0) for c in classes], width, label=r.label)
     ax_dice.set_xticks(np.arange(len(classes)) + width * (len(results) - 1) / 2, classes)
