@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.demo import add_demo_parser
 
     add_demo_parser(sub)
+    from nnunet_25d.benchmark.command import add_benchmark_parser
+
+    add_benchmark_parser(sub)
     return parser
 
 

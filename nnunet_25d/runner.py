@@ -40,8 +40,10 @@ class NNUNetRunner:
         env["nnUNet_extTrainer"] = str(TRAINER_FOLDER) if not ext else f"{TRAINER_FOLDER}{os.pathsep}{ext}"
         if self.device == "cpu":
             env.setdefault("nnUNet_def_n_proc", "1")
-            if training:  # never while planning: the planner calls torch.set_num_threads(nnUNet_n_proc_DA)
+            if training:
                 env.setdefault("nnUNet_n_proc_DA", "0")
+        if not training and env.get("nnUNet_n_proc_DA") == "0":
+            del env["nnUNet_n_proc_DA"]  # the planner calls torch.set_num_threads(nnUNet_n_proc_DA) and crashes on 0
         env.update(self.extra_env)
         return env
 

@@ -21,6 +21,13 @@ def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
+# what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
+BENCHMARK_VARIANTS = (
+    ("nnUNetTrainer25D", "2d"),
+    ("nnUNetTrainer25D_5slices", "2d"),
+    ("nnUNetTrainer25DFusion", "2d"),
+    ("nnUNetTrainer25DAniso", "3d_fullres"),
+)
 TRAINERS = {cls.__name__: cls for cls in PLUGIN_TRAINERS}
 TRAINERS.update(declare_schedules(PLUGIN_TRAINERS, module=__name__))
 globals().update(TRAINERS)

@@ -1,0 +1,94 @@
+"""Read a finished fold from nnU-Net's own files: validation ``summary.json``, checkpoint logging, training log."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
+
+
+@dataclass
+class FoldResult:
+    job: Job
+    dice_per_case: dict[str, dict[str, float]]  # class name -> {case id: Dice}
+    mean_dice: dict[str, float]  # class name -> nnU-Net's mean over the fold's cases
+    seconds_per_epoch: float
+    seconds_per_case: float  # validation inference (sliding window, TTA, export) from the training log
+    parameters: int
+    peak_memory_mib: float | None  # from the benchmark's measured run; None for trainings run elsewhere
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+def class_names(dataset_json: dict) -> dict[str, str]:
+    """{"1": "tube", ...}: nnU-Net's label keys in summary.json -> the dataset's names."""
+    names = {}
+    for name, value in dataset_json["labels"].items():
+        key = str(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
+        if key != "0":
+            names[key] = name
+    return names
+
+
+def case_id(file_name: str) -> str:
+    name = Path(file_name).name
+    for ending in (".nii.gz", ".nrrd", ".mha", ".nii", ".png", ".tif", ".tiff"):
+        if name.endswith(ending):
+            return name[: -len(ending)]
+    return name.rsplit(".", 1)[0]
+
+
+def read_summary(path: Path, names: dict[str, str]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    summary = json.loads(path.read_text())
+    per_case: dict[str, dict[str, float]] = {name: {} for name in names.values()}
+    for case in summary["metric_per_case"]:
+        for key, metrics in case["metrics"].items():
+            if key in names:
+                per_case[names[key]][case_id(case["reference_file"])] = float(metrics["Dice"])
+    means = {names[k]: float(v["Dice"]) for k, v in summary["mean"].items() if k in names}
+    return per_case, means
+
+
+def validation_seconds_per_case(fold_folder: Path) -> float:
+    """From the newest training log: (validation end - first 'predicting') / number of cases predicted."""
+    logs = sorted(fold_folder.glob("training_log_*.txt"))
+    for log in reversed(logs):
+        stamps = [(datetime.fromisoformat(m.group(1)), m.group(2)) for m in map(LOG_TIME.match, log.open())
+                  if m is not None]
+        predicted = [t for t, what in stamps if what.startswith("predicting")]
+        done = [t for t, what in stamps if what == "Validation complete"]
+        if predicted and done:
+            return (done[-1] - predicted[0]).total_seconds() / len(predicted)
+    return float("nan")
+
+
+def seconds_per_epoch(logging: dict) -> float:
+    durations = np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
+    return float(np.mean(durations[1:] if len(durations) > 1 else durations))
+
+
+def collect_fold(job: Job) -> FoldResult:
+    folder = job.fold_folder
+    names = class_names(json.loads((job.model_folder / "dataset.json").read_text()))
+    per_case, means = read_summary(folder / "validation" / "summary.json", names)
+    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    logging = checkpoint["logging"]
+    resources_file = folder / RESOURCES_FILE
+    resources = json.loads(resources_file.read_text()) if resources_file.exists() else {}
+    return FoldResult(
+        job=job,
+        dice_per_case=per_case,
+        mean_dice=means,
+        seconds_per_epoch=seconds_per_epoch(logging),
+        seconds_per_case=validation_seconds_per_case(folder),
+        parameters=int(sum(v.numel() for v in checkpoint["network_weights"].values() if v.is_floating_point())),
+        peak_memory_mib=resources.get("peak_gpu_memory_mib", resources.get("peak_host_memory_mib")),
+        curves={key: [float(v) for v in logging[key]] for key in ("train_losses", "val_losses", "ema_fg_dice")},
+    )

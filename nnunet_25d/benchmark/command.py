@@ -1,0 +1,196 @@
+"""``nnunet25d benchmark``: train the missing folds of a (trainer x configuration) matrix, then report."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nnunet_25d.benchmark.collect import collect_fold
+from nnunet_25d.benchmark.emit import command_list, submission_hint, write_slurm
+from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
+from nnunet_25d.benchmark.report import write_report
+from nnunet_25d.benchmark.summary import VariantSummary, compare_with_baseline
+from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.training.variants import CPU_SCHEDULES
+
+FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def nnunet_folders() -> tuple[Path, Path, Path]:
+    missing = [name for name in FOLDERS if not os.environ.get(name)]
+    if missing:
+        raise SystemExit(f"nnunet25d benchmark uses your nnU-Net folders: set {', '.join(missing)} first")
+    return tuple(Path(os.environ[name]) for name in FOLDERS)  # type: ignore[return-value]
+
+
+def dataset_folder_name(dataset: str, *roots: Path) -> str:
+    """``DatasetXXX_Name`` for an ID or a name, looked up in the given nnU-Net folders."""
+    if dataset.startswith("Dataset"):
+        return dataset
+    pattern = f"Dataset{int(dataset):03d}_*"
+    for root in roots:
+        matches = sorted(root.glob(pattern))
+        if matches:
+            return matches[0].name
+    raise SystemExit(f"no {pattern} in {' or '.join(map(str, roots))}: check the dataset ID and the nnU-Net folders")
+
+
+def variants_from_args(args: argparse.Namespace) -> list[Variant]:
+    from nnunet_25d.training.registry import BENCHMARK_VARIANTS
+
+    pairs = [parse_variant(text) for text in args.variants] if args.variants else \
+        list(BASELINES) + list(BENCHMARK_VARIANTS)
+    return [Variant(trainer, configuration, args.schedule) for trainer, configuration in dict.fromkeys(pairs)]
+
+
+def plan_missing_configurations(runner: NNUNetRunner, dataset_id: str, dataset: str, preprocessed: Path,
+                                variants: list[Variant], plans: str) -> None:
+    plans_file = preprocessed / dataset / f"{plans}.json"
+    planned = json.loads(plans_file.read_text())["configurations"] if plans_file.exists() else {}
+    wanted = sorted({v.configuration for v in variants})
+    missing = [c for c in wanted if c not in planned or not (preprocessed / dataset / f"{plans}_{c}").is_dir()]
+    if missing:
+        print(f"nnUNetv2_plan_and_preprocess -d {dataset_id} -c {' '.join(missing)}", flush=True)
+        runner.run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *missing, "-np", "1"],
+                   "plan_and_preprocess")
+
+
+def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[str]:
+    """Train every unfinished job (resuming interrupted ones); return a line per failure."""
+    failures = []
+    todo = [job for job in jobs if not job.finished]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs finished already; training {len(todo)}", flush=True)
+    for job in tqdm(todo, desc="benchmark runs", unit="run"):
+        action = "resuming" if job.started else "training"
+        tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
+        try:
+            runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
+        except CommandFailed as error:
+            first_line = str(error).splitlines()[0]
+            failures.append(f"{job.variant.label} fold {job.fold} failed: {first_line}")
+            tqdm.write(f"FAILED: {failures[-1]}")
+    return failures
+
+
+def summarise(jobs: list[Job], variants: list[Variant]) -> tuple[list[VariantSummary], VariantSummary | None]:
+    summaries = []
+    for variant in variants:
+        folds = [collect_fold(job) for job in jobs if job.variant == variant and job.finished]
+        if folds:
+            summaries.append(VariantSummary(variant, folds))
+    return summaries, compare_with_baseline(summaries)
+
+
+def run_find_best(runner: NNUNetRunner, dataset_id: str, summaries: list[VariantSummary], folds: list[int],
+                  results: Path, dataset: str, plans: str) -> dict | None:
+    """nnU-Net's find_best_configuration over the variants that finished every fold."""
+    complete = [s.variant for s in summaries if sorted(s.fold_ids) == sorted(folds)]
+    if not complete:
+        print("find_best_configuration skipped: no variant has finished every fold", flush=True)
+        return None
+    info_file = results / dataset / "inference_information.json"
+    info_file.unlink(missing_ok=True)
+    models = [f"{v.trainer_name}:{v.configuration}" for v in complete]
+    print(f"nnU-Net find_best_configuration over {len(models)} models", flush=True)
+    runner.run([sys.executable, "-m", "nnunet_25d.benchmark.find_best", dataset_id, "--models", *models,
+                "--plans", plans, "--folds", *map(str, folds)], "find_best_configuration")
+    return json.loads(info_file.read_text())
+
+
+def run_benchmark(args: argparse.Namespace) -> str | None:
+    started = time.perf_counter()
+    raw, preprocessed, results = nnunet_folders()
+    dataset = dataset_folder_name(args.dataset, preprocessed, raw)
+    dataset_id = str(int(dataset[len("Dataset"):].split("_", 1)[0]))
+    variants = variants_from_args(args)
+    jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans)
+    out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
+
+    if args.emit == "commands":
+        print("\n".join(command_list(jobs, args.device)))
+        return None
+    if args.emit == "slurm":
+        array, collect = write_slurm(jobs, args.device, out_dir, benchmark_arguments(args), args.gpus_per_task)
+        print(submission_hint(array, collect))
+        return None
+
+    runner = NNUNetRunner(out_dir / "logs", device=args.device)
+    failures = []
+    if not args.collect_only:
+        plan_missing_configurations(runner, dataset_id, dataset, preprocessed, variants, args.plans)
+        failures = train_missing(runner, jobs, args.device)
+    summaries, baseline = summarise(jobs, variants)
+    information = None
+    if args.find_best and summaries:
+        try:
+            information = run_find_best(runner, dataset_id, summaries, args.folds, results, dataset, args.plans)
+        except CommandFailed as error:
+            failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
+    missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
+               for job in jobs if not job.finished]
+    title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
+    if args.schedule:
+        title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
+    markdown = write_report(summaries, baseline, out_dir, title, information, failures + missing)
+    print("\n" + markdown)
+    print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
+    if failures or (missing and not args.collect_only):
+        raise SystemExit(1)
+    return markdown
+
+
+def benchmark_arguments(args: argparse.Namespace) -> list[str]:
+    """The arguments that reproduce this matrix (for the emitted collect step)."""
+    out = ["-d", args.dataset, "--folds", *map(str, args.folds), "--plans", args.plans, "-device", args.device]
+    if args.variants:
+        out += ["--variants", *args.variants]
+    if args.schedule:
+        out += ["--schedule", f"{args.schedule[0]}x{args.schedule[1]}"]
+    if args.output:
+        out += ["--output", str(args.output)]
+    return out
+
+
+def _schedule(text: str) -> tuple[int, int]:
+    try:
+        schedule = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        schedule = ()
+    if schedule not in CPU_SCHEDULES:
+        choices = ", ".join(f"{e}x{i}" for e, i in CPU_SCHEDULES)
+        raise argparse.ArgumentTypeError(f"schedule {text!r} is not declared; choose one of {choices}")
+    return schedule  # type: ignore[return-value]
+
+
+def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "benchmark", help="five-fold benchmark of the 2.5D variants against nnU-Net's 2d and 3d_fullres",
+        description="Trains the missing folds of a (trainer, configuration) matrix with nnUNetv2_train --npz "
+                    "(finished folds are skipped, interrupted ones resumed with --c), then reports mean ± std "
+                    "Dice per class over folds, paired Wilcoxon tests against the best nnU-Net baseline, cost, "
+                    "plots, and nnU-Net's find_best_configuration over the matrix. Uses your nnUNet_raw, "
+                    "nnUNet_preprocessed and nnUNet_results.")
+    parser.add_argument("-d", "--dataset", required=True, help="dataset ID or DatasetXXX_Name")
+    parser.add_argument("--variants", nargs="+", metavar="TRAINER[:CONFIG]",
+                        help="default: nnUNetTrainer:2d nnUNetTrainer:3d_fullres and the plugin's main variants "
+                             "(configuration defaults to 2d)")
+    parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--schedule", type=_schedule, default=None,
+                        help="a CPU-sized schedule (e.g. 2x5 = 2 epochs x 5 iterations) for every trainer; "
+                             "default: each trainer's own (nnU-Net: 1000 epochs)")
+    parser.add_argument("--plans", default="nnUNetPlans")
+    parser.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"])
+    parser.add_argument("--collect-only", action="store_true", help="train nothing; report what is finished")
+    parser.add_argument("--emit", choices=["slurm", "commands"],
+                        help="write a SLURM job array (+ collect step) or print the commands; run nothing")
+    parser.add_argument("--gpus-per-task", type=int, default=1, help="with --emit slurm")
+    parser.add_argument("--no-find-best", dest="find_best", action="store_false",
+                        help="skip nnU-Net's find_best_configuration")
+    parser.add_argument("--output", default=None,
+                        help="report folder (default: nnUNet_results/DatasetXXX/nnunet25d_benchmark)")
+    parser.set_defaults(func=run_benchmark)

@@ -1,0 +1,45 @@
+"""Run ``nnUNetv2_train`` in this process and record its peak memory and wall time next to the fold's checkpoints.
+
+``python -m nnunet_25d.benchmark.measure --record FILE -- nnUNetv2_train ARGS`` calls nnU-Net's own entry point
+with ARGS, so the training is exactly that command's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def peak_memory() -> dict[str, float]:
+    """Peak host memory of this process (MiB) and, on CUDA, peak GPU memory allocated by torch (MiB)."""
+    import torch
+
+    record = {"peak_host_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        record["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--record", required=True, type=Path, help="JSON file to write")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- nnUNetv2_train ARGS")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if command[:1] != ["nnUNetv2_train"]:
+        parser.error(f"expected `-- nnUNetv2_train ARGS`, got {command}")
+    from nnunetv2.run.run_training import run_training_entry
+
+    sys.argv = command
+    started = time.perf_counter()
+    run_training_entry()
+    record = {"command": command, "wall_seconds": time.perf_counter() - started, **peak_memory()}
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    args.record.write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

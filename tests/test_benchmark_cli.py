@@ -1,0 +1,116 @@
+"""`nnunet25d benchmark` end to end on tiny data: plans, trains two variants x two folds with nnUNetv2_train,
+survives being killed, and reports from nnU-Net's own summary.json files."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from scipy.stats import wilcoxon
+
+from nnunet_25d.benchmark.collect import case_id
+from nnunet_25d.synthetic import write_dataset
+from conftest import TINY_SPEC
+
+DATASET_ID = 975
+DATASET = f"Dataset{DATASET_ID}_Synthetic25D"
+MATRIX = ["-d", str(DATASET_ID), "--variants", "nnUNetTrainer:2d", "nnUNetTrainer25D", "--folds", "0", "1",
+          "--schedule", "2x5", "-device", "cpu"]
+TRAINERS = ("nnUNetTrainer_2epochs_5iters", "nnUNetTrainer25D_2epochs_5iters")
+
+
+def fold_folder(nnunet, trainer: str, fold: int) -> Path:
+    return nnunet.model_folder(DATASET, trainer) / f"fold_{fold}"
+
+
+def finished(folder: Path) -> bool:
+    return (folder / "checkpoint_final.pth").exists() and (folder / "validation" / "summary.json").exists()
+
+
+@pytest.fixture(scope="module")
+def benchmark_run(nnunet) -> dict:
+    """Start the benchmark on an unplanned dataset, kill it after its first finished run, run it again."""
+    write_dataset(nnunet.raw, DATASET_ID, n_train=6, n_test=0, spec=TINY_SPEC, seed=5)
+    env = dict(nnunet.env, nnUNet_n_proc_DA="0")  # a CPU user's setting; the benchmark must not plan with it
+    first = subprocess.Popen(["nnunet25d", "benchmark", *MATRIX, "--no-find-best"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first_run = fold_folder(nnunet, TRAINERS[0], 0)
+    deadline = time.time() + 600
+    while not finished(first_run):
+        assert first.poll() is None, "the benchmark ended before its first run finished"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished_before = {(t, f): finished(fold_folder(nnunet, t, f)) for t in TRAINERS for f in (0, 1)}
+    assert not all(finished_before.values()), "the benchmark finished before it could be killed"
+    mtime = (first_run / "checkpoint_final.pth").stat().st_mtime
+
+    second = subprocess.run(["nnunet25d", "benchmark", *MATRIX, "--no-find-best"], env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return {"finished_before": finished_before, "mtime": mtime, "stdout": second.stdout}
+
+
+def test_rerun_after_kill_trains_only_what_is_missing(nnunet, benchmark_run):
+    done = sum(benchmark_run["finished_before"].values())
+    assert f"{done} of 4 runs finished already; training {4 - done}" in benchmark_run["stdout"]
+    assert (fold_folder(nnunet, TRAINERS[0], 0) / "checkpoint_final.pth").stat().st_mtime == benchmark_run["mtime"]
+    for trainer in TRAINERS:
+        for fold in (0, 1):
+            folder = fold_folder(nnunet, trainer, fold)
+            assert finished(folder)
+            resources = json.loads((folder / "benchmark_resources.json").read_text())
+            assert resources["peak_host_memory_mib"] > 100
+
+
+def _summary_dice(nnunet, trainer: str, fold: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    summary = json.loads((fold_folder(nnunet, trainer, fold) / "validation" / "summary.json").read_text())
+    names = {"1": "tube", "2": "nodule"}
+    means = {names[k]: v["Dice"] for k, v in summary["mean"].items()}
+    per_case = {name: {case_id(c["reference_file"]): c["metrics"][key]["Dice"] for c in summary["metric_per_case"]}
+                for key, name in names.items()}
+    return means, per_case
+
+
+def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchmark_run):
+    result = nnunet.run("nnunet25d", "benchmark", *MATRIX, "--collect-only", timeout=600)
+    out = nnunet.results / DATASET / "nnunet25d_benchmark"
+    assert "find_best_configuration" in result.stdout
+    rows = list(csv.DictReader(open(out / "benchmark.csv")))
+    assert len(rows) == 2 * 2 * 2  # variants x folds x classes
+    for row in rows:
+        means, _ = _summary_dice(nnunet, row["trainer"], int(row["fold"]))
+        assert float(row["dice"]) == pytest.approx(means[row["class"]], abs=1e-4)
+    # the 2.5D rows' p-value: Wilcoxon over both folds' cases, paired with the baseline's
+    for name in ("tube", "nodule"):
+        per_case = [{}, {}]
+        for index, trainer in enumerate(TRAINERS):
+            for fold in (0, 1):
+                per_case[index].update(_summary_dice(nnunet, trainer, fold)[1][name])
+        cases = sorted(per_case[0])
+        differences = [per_case[1][c] - per_case[0][c] for c in cases]
+        row = next(r for r in rows if r["trainer"] == TRAINERS[1] and r["class"] == name)
+        if any(differences):
+            expected = wilcoxon([per_case[1][c] for c in cases], [per_case[0][c] for c in cases]).pvalue
+            assert float(row["wilcoxon_p_vs_baseline"]) == pytest.approx(expected, rel=1e-3)
+        assert float(row["delta_vs_baseline"]) == pytest.approx(sum(differences) / len(cases), abs=1e-4)
+    markdown = (out / "benchmark.md").read_text()
+    assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetv2_find_best_configuration" in markdown
+    information = json.loads((nnunet.results / DATASET / "inference_information.json").read_text())
+    assert information["folds"] == [0, 1]
+    assert {m["trainer"] for m in information["considered_models"]} == set(TRAINERS)
+    for picture in ("dice_per_case.png", "training_curves.png"):
+        assert (out / picture).stat().st_size > 10_000
+
+
+def test_collect_only_names_the_missing_runs(nnunet, benchmark_run):
+    result = nnunet.run("nnunet25d", "benchmark", *MATRIX[:4], "nnUNetTrainer25D_5slices", *MATRIX[5:],
+                        "--collect-only", "--no-find-best", "--output", str(nnunet.root / "partial"))
+    report = (nnunet.root / "partial" / "benchmark.md").read_text()
+    assert "nnUNetTrainer25D_5slices 2d fold 0: not trained" in report
+    assert result.returncode == 0

@@ -1,0 +1,102 @@
+"""Benchmark pieces that need no training: statistics, the matrix, the emitted scheduler scripts."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import wilcoxon
+
+from nnunet_25d.benchmark.collect import case_id, class_names, validation_seconds_per_case
+from nnunet_25d.benchmark.emit import command_list, slurm_array_script
+from nnunet_25d.benchmark.matrix import Variant, build_jobs, parse_variant
+from nnunet_25d.benchmark.statistics import mean_std, paired_wilcoxon
+
+
+def test_paired_wilcoxon_pairs_by_case_not_by_order():
+    variant = {"c1": 0.9, "c2": 0.8, "c3": 0.75, "c4": 0.95, "c5": 0.6, "c6": 0.7}
+    baseline = {"c6": 0.5, "c1": 0.85, "c3": 0.7, "c2": 0.6, "c5": 0.58, "c4": 0.9}  # other insertion order
+    test = paired_wilcoxon(variant, baseline)
+    # every difference is positive: the exact two-sided p of n=6 is 2 / 2**6
+    assert test.p_value == pytest.approx(2 / 64)
+    assert test.n_pairs == 6
+    assert test.mean_difference == pytest.approx(np.mean([variant[c] - baseline[c] for c in variant]))
+
+
+def test_paired_wilcoxon_matches_scipy_on_mixed_signs_and_drops_nan_and_unpaired_cases():
+    rng = np.random.default_rng(3)
+    cases = [f"case_{i}" for i in range(12)]
+    variant = {c: float(v) for c, v in zip(cases, rng.uniform(0.5, 1, 12))}
+    baseline = {c: float(v) for c, v in zip(cases, rng.uniform(0.5, 1, 12))}
+    variant["case_0"] = float("nan")
+    baseline["only_baseline"] = 0.5
+    kept = cases[1:]
+    expected = wilcoxon([variant[c] for c in kept], [baseline[c] for c in kept]).pvalue
+    test = paired_wilcoxon(variant, baseline)
+    assert test.n_pairs == 11 and test.p_value == pytest.approx(expected)
+
+
+def test_paired_wilcoxon_is_undefined_without_differences():
+    same = {"a": 0.5, "b": 0.7}
+    assert np.isnan(paired_wilcoxon(same, dict(same)).p_value)
+    assert paired_wilcoxon({}, same).n_pairs == 0
+
+
+def test_mean_std_over_folds():
+    assert mean_std([0.5, 0.7, float("nan")]) == pytest.approx((0.6, np.std([0.5, 0.7], ddof=1)))
+    assert mean_std([0.4]) == (0.4, 0.0)
+
+
+def test_parse_variant():
+    assert parse_variant("nnUNetTrainer25D") == ("nnUNetTrainer25D", "2d")
+    assert parse_variant("nnUNetTrainer:3d_fullres") == ("nnUNetTrainer", "3d_fullres")
+    with pytest.raises(ValueError, match="TRAINER"):
+        parse_variant(":2d")
+
+
+def test_class_names_and_case_ids():
+    assert class_names({"labels": {"background": 0, "tube": 1, "nodule": 2}}) == {"1": "tube", "2": "nodule"}
+    assert case_id("/x/validation/case_007.nii.gz") == "case_007"
+
+
+def test_validation_time_per_case_from_the_training_log(tmp_path):
+    (tmp_path / "training_log_2026_1_1_00_00_00.txt").write_text(
+        "2026-01-01 00:00:00.000000: Epoch 0 \n"
+        "2026-01-01 00:01:00.000000: predicting case_001 \n"
+        "2026-01-01 00:01:03.000000: predicting case_002 \n"
+        "2026-01-01 00:01:08.000000: Validation complete \n")
+    assert validation_seconds_per_case(tmp_path) == pytest.approx(4.0)
+
+
+def _jobs(tmp_path: Path):
+    variants = [Variant("nnUNetTrainer", "2d", (2, 5)), Variant("nnUNetTrainer25D", "2d", (2, 5)),
+                Variant("nnUNetTrainer", "3d_fullres", (2, 5))]
+    return build_jobs(variants, [0, 1, 2, 3, 4], "525", tmp_path / "Dataset525_X")
+
+
+def test_emitted_commands_list_every_variant_and_fold_once(tmp_path):
+    jobs = _jobs(tmp_path)
+    commands = command_list(jobs, "cuda")
+    assert len(commands) == len(set(commands)) == 15
+    for job, command in zip(jobs, commands):
+        assert f"nnUNetv2_train 525 {job.variant.configuration} {job.fold} -tr {job.variant.trainer_name}" \
+            in command
+        assert "--c" in command and "--npz" in command  # resumes when the fold has a checkpoint
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_slurm_array_script_is_valid_bash_with_one_task_per_job(tmp_path):
+    jobs = _jobs(tmp_path)
+    script = slurm_array_script(jobs, "cuda", {"nnUNet_raw": "/data/raw", "nnUNet_results": "/data/res"},
+                                gpus_per_task=1)
+    path = tmp_path / "array.sbatch"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+    assert "#SBATCH --array=0-14" in script and "#SBATCH --gres=gpu:1" in script
+    for job in jobs:
+        assert script.count(f"# {job.name}\n") == 1
+    # the array entries are exactly the commands, in job order
+    array = script[script.index("JOBS=("): script.index("\n)\n") + 3]
+    listing = subprocess.run(["bash", "-c", array + 'printf "%s\\n" "${JOBS[@]}"'], capture_output=True, text=True,
+                             check=True)
+    assert listing.stdout.splitlines() == command_list(jobs, "cuda")
