@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_SPEC
 from scipy.stats import wilcoxon
 
 from nnunet_25d.benchmark.collect import case_id
 from nnunet_25d.synthetic import write_dataset
-from conftest import TINY_SPEC
 
 DATASET_ID = 975
 DATASET = f"Dataset{DATASET_ID}_Synthetic25D"
