@@ -20,6 +20,7 @@ SLAB_KEY = "nnunet_25d"
 SLAB_NETWORK = "nnunet_25d.architectures.slab_network.SlabNetwork"
 DEFAULT_2D_NETWORK = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
 ANISO_NETWORK = "nnunet_25d.architectures.aniso_unet.AnisoUNet"
+MORPH_MLP_NETWORK = "nnunet_25d.architectures.morph_mlp_slab_network.MorphMLPSlabNetwork"
 THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice slab model's
 
 
@@ -86,6 +87,32 @@ def _resolved_source(plans: dict, configuration: str, marker: dict) -> tuple[dic
     return derived, source
 
 
+def _thin_slab_source(plans: dict, configuration: str, slab_size: int,
+                      marker: dict) -> tuple[dict, dict | None]:
+    """(plans copy, 2d configuration with a thin 3D patch and batch for ``slab_size``) — or (copy, None) when the
+    plans already hold the configuration derived with ``marker``."""
+    check_slab_size(slab_size)
+    derived, source = _resolved_source(plans, configuration, marker)
+    if source is None:
+        return derived, None
+    if len(source["patch_size"]) != 2:
+        raise ConfigurationError(
+            f"configuration '{configuration}' has a {len(source['patch_size'])}D patch {source['patch_size']}; "
+            f"2.5D trainers derive their slab configuration from a 2d configuration: use `2d` as CONFIGURATION "
+            f"(e.g. `nnUNetv2_train <DATASET> 2d <FOLD> -tr nnUNetTrainer25D`)"
+        )
+    median_depth = plans.get("original_median_shape_after_transp", [slab_size])[0]
+    depth, batch_size = slices_per_patch(source["batch_size"], slab_size, median_depth)
+    source.update(patch_size=[depth, *source["patch_size"]], batch_size=batch_size)
+    return derived, source
+
+
+def _store(derived: dict, configuration: str, source: dict, marker: dict) -> dict:
+    source[SLAB_KEY] = marker
+    derived["configurations"][configuration] = source
+    return derived
+
+
 def derive_slab_plans(
     plans: dict,
     configuration: str,
@@ -97,42 +124,66 @@ def derive_slab_plans(
 
     Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
     """
-    check_slab_size(slab_size)
     marker = {"slab_size": slab_size, "network": network_class, **(extra_arch_kwargs or {})}
-    derived, source = _resolved_source(plans, configuration, marker)
+    derived, source = _thin_slab_source(plans, configuration, slab_size, marker)
     if source is None:
         return derived
-    if len(source["patch_size"]) != 2:
-        raise ConfigurationError(
-            f"configuration '{configuration}' has a {len(source['patch_size'])}D patch {source['patch_size']}; "
-            f"2.5D trainers derive their slab configuration from a 2d configuration: use `2d` as CONFIGURATION "
-            f"(e.g. `nnUNetv2_train <DATASET> 2d <FOLD> -tr nnUNetTrainer25D`)"
-        )
-    median_depth = plans.get("original_median_shape_after_transp", [slab_size])[0]
-    depth, batch_size = slices_per_patch(source["batch_size"], slab_size, median_depth)
-
     architecture = source["architecture"]
     arch_kwargs = dict(architecture["arch_kwargs"])
     arch_kwargs["kernel_sizes"] = _with_slice_axis(arch_kwargs["kernel_sizes"])
     arch_kwargs["strides"] = _with_slice_axis(arch_kwargs["strides"])
-    arch_kwargs = {
-        "slab_size": slab_size,
-        "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK),
-        **(extra_arch_kwargs or {}),
-        **arch_kwargs,
+    source["architecture"] = {
+        "network_class_name": network_class,
+        "arch_kwargs": {
+            "slab_size": slab_size,
+            "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK),
+            **(extra_arch_kwargs or {}),
+            **arch_kwargs,
+        },
+        "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
     }
+    return _store(derived, configuration, source, marker)
+
+
+def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size: str,
+                           hyper_parameters: dict | None = None) -> dict:
+    """Plans whose ``configuration`` (a 2d one) trains :class:`MorphMLPSlabNetwork` of table entry ``size``.
+
+    Thin patch and batch as :func:`derive_slab_plans`; the in-plane patch is rounded up to a multiple of the
+    encoder's largest stride (32; nnU-Net pads), chunk lengths are chosen to divide the token grid of every stage,
+    the two convolutional levels take the 2d plan's first two feature counts.
+    """
+    from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES
+    from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES, chunk_lengths_for
+
+    if size not in MORPH_MLP_SIZES:
+        raise ConfigurationError(f"MorphMLP size {size!r} is not in the table; choose one of {sorted(MORPH_MLP_SIZES)}")
+    marker = {"slab_size": slab_size, "network": MORPH_MLP_NETWORK, "size": size, **(hyper_parameters or {})}
+    derived, source = _thin_slab_source(plans, configuration, slab_size, marker)
+    if source is None:
+        return derived
+    largest_stride = 2 ** (len(MORPH_MLP_STRIDES) - 1)
+    depth, *patch_in_plane = source["patch_size"]
+    patch_in_plane = [math.ceil(n / largest_stride) * largest_stride for n in patch_in_plane]
+    table = MORPH_MLP_SIZES[size]
+    features = source["architecture"]["arch_kwargs"]["features_per_stage"]
     source.update(
-        patch_size=[depth, *source["patch_size"]],
-        batch_size=batch_size,
+        patch_size=[depth, *patch_in_plane],
         architecture={
-            "network_class_name": network_class,
-            "arch_kwargs": arch_kwargs,
-            "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
+            "network_class_name": MORPH_MLP_NETWORK,
+            "arch_kwargs": {
+                "slab_size": slab_size,
+                "depths": list(table["depths"]),
+                "dims": list(table["dims"]),
+                "chunk_lengths": chunk_lengths_for(patch_in_plane, table["dims"]),
+                "conv_features": list(features[:2]),
+                "strides": MORPH_MLP_STRIDES,
+                **(hyper_parameters or {}),
+            },
+            "_kw_requires_import": [],
         },
     )
-    source[SLAB_KEY] = marker
-    derived["configurations"][configuration] = source
-    return derived
+    return _store(derived, configuration, source, marker)
 
 
 def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, max_features: int = 320) -> dict:
@@ -180,6 +231,4 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
         },
         "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
     }
-    source[SLAB_KEY] = marker
-    derived["configurations"][configuration] = source
-    return derived
+    return _store(derived, configuration, source, marker)

@@ -29,18 +29,21 @@ def test_first_layer_sees_slab_times_channels():
 
 
 @pytest.mark.parametrize("slab_size", [3, 5])
-@pytest.mark.parametrize("builder", ["slab", "fusion"])
+@pytest.mark.parametrize("builder", ["slab", "fusion", "morph_mlp"])
 def test_slice_depends_on_neighbours_within_slab_only(slab_size, builder):
     from test_depth_reduction import small_fusion_network
+    from test_morph_mlp_trainer import small_morph_mlp_network
 
     k = slab_size // 2
-    net = small_slab_network(slab_size) if builder == "slab" else small_fusion_network(slab_size)
-    x = torch.randn(1, 1, 9, 16, 16)
+    builders = {"slab": small_slab_network, "fusion": small_fusion_network, "morph_mlp": small_morph_mlp_network}
+    net = builders[builder](slab_size)
+    size = 32 if builder == "morph_mlp" else 16
+    x = torch.randn(1, 1, 9, size, size)
     z = 4
     base = net(x)[:, :, z]
     for offset in range(-4, 5):
         changed = x.clone()
-        changed[:, :, z + offset] += torch.randn(16, 16)
+        changed[:, :, z + offset] += torch.randn(size, size)
         moved = not torch.allclose(net(changed)[:, :, z], base)
         assert moved == (abs(offset) <= k), f"offset {offset}"
 

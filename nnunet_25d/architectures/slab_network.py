@@ -56,16 +56,18 @@ class SlabNetwork(nn.Module):
         self.slab_size = slab_size
         self.neighbourhood = SliceNeighbourhood(slab_size)
         self.stem = self.build_stem(input_channels, slab_size)
-        self.network_2d = network_class(
-            input_channels=self.stem.out_channels,
-            num_classes=num_classes,
-            deep_supervision=deep_supervision,
-            **network_2d_kwargs,
-        )
+        self.network_2d = self.build_network_2d(network_class, self.stem.out_channels, num_classes,
+                                                deep_supervision, **network_2d_kwargs)
 
     def build_stem(self, input_channels: int, slab_size: int) -> nn.Module:
-        """Module (N, C, S, H, W) -> (N, out_channels, H, W) with an ``out_channels`` attribute."""
+        """Module (N, C, S, H, W) -> what the 2D network takes, with an ``out_channels`` attribute."""
         return SlabAsChannels(input_channels, slab_size)
+
+    def build_network_2d(self, network_class: type[nn.Module], input_channels: int, num_classes: int,
+                         deep_supervision: bool, **kwargs) -> nn.Module:
+        """The network that maps the stem's output to one slice's logits (N, K, H, W)."""
+        return network_class(input_channels=input_channels, num_classes=num_classes,
+                             deep_supervision=deep_supervision, **kwargs)
 
     @property
     def decoder(self) -> nn.Module:

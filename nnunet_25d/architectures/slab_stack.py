@@ -38,6 +38,14 @@ class SlabAsChannels(nn.Module):
         return slabs.transpose(1, 2).reshape(n, s * c, h, w)
 
 
+class SlabKept(nn.Identity):
+    """(N, C, S, H, W) unchanged, for networks that take the slab itself (``out_channels`` = C)."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.out_channels = in_channels
+
+
 def unstack_slices(y: torch.Tensor, batch_size: int) -> torch.Tensor:
     """(B*D, K, H, W) -> (B, K, D, H, W): per-slice 2D outputs back into a 3D patch."""
     bd, k, h, w = y.shape

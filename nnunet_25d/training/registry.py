@@ -8,16 +8,23 @@ from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso_NoAttention,
 )
 from nnunet_25d.training.fusion_trainer import nnUNetTrainer25DFusion
+from nnunet_25d.training.morph_mlp_trainer import (
+    nnUNetTrainer25DMorphMLP,
+    nnUNetTrainer25DMorphMLP_N,
+    nnUNetTrainer25DMorphMLP_N_SGD,
+    nnUNetTrainer25DMorphMLP_S,
+)
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.variants import SLAB_SIZES, declare_schedules, with_slab_size
 
-SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion)
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice)
+MORPH_MLP_SIZES = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 
 
 def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
     sized = tuple(with_slab_size(base, n, module=__name__) for base in SLAB_TRAINERS for n in SLAB_SIZES)
-    return SLAB_TRAINERS + sized + ANISO_TRAINERS
+    return SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_SIZES
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
@@ -27,6 +34,7 @@ BENCHMARK_VARIANTS = (
     ("nnUNetTrainer25D_5slices", "2d"),
     ("nnUNetTrainer25DFusion", "2d"),
     ("nnUNetTrainer25DAniso", "3d_fullres"),
+    ("nnUNetTrainer25DMorphMLP", "2d"),
 )
 TRAINERS = {cls.__name__: cls for cls in PLUGIN_TRAINERS}
 TRAINERS.update(declare_schedules(PLUGIN_TRAINERS, module=__name__))

@@ -32,13 +32,16 @@ class nnUNetTrainer25D(nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        plans = derive_slab_plans(plans, configuration, self.slab_size, self.network_class,
-                                  self.extra_arch_kwargs())
-        super().__init__(plans, configuration, fold, dataset_json, device)
+        super().__init__(self.derive_plans(plans, configuration), configuration, fold, dataset_json, device)
 
     def initialize(self) -> None:
         require_preprocessed_data(self)
         super().initialize()
+
+    @classmethod
+    def derive_plans(cls, plans: dict, configuration: str) -> dict:
+        """The plans this trainer trains on (and saves with the model), derived from nnU-Net's."""
+        return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, cls.extra_arch_kwargs())
 
     @classmethod
     def extra_arch_kwargs(cls) -> dict:
