@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
@@ -46,15 +47,19 @@ def blur_in_plane_only(pipeline: BasicTransform) -> BasicTransform:
     return pipeline
 
 
-def in_plane_augmentation(patch_size: list[int]) -> tuple[tuple[float, float], bool, list[int], tuple[int, int]]:
+def in_plane_augmentation(patch_size: list[int], rotate: bool = True
+                          ) -> tuple[tuple[float, float], bool, list[int], tuple[int, int]]:
     """(rotation, dummy 2D augmentation, initial patch size, mirror axes) for a thin (D, H, W) patch.
 
     Rotation, scaling and mirroring stay in-plane, with the ranges nnU-Net's 2d uses for the in-plane patch:
     rotating out of plane would mix slices of different depth into one slab, and mirroring the slice axis at
-    inference would double the test-time augmentation of the 2d baseline.
+    inference would double the test-time augmentation of the 2d baseline. ``rotate=False`` for planes whose voxels
+    are far from square (rotating the voxel grid would shear the anatomy).
     """
     depth, *in_plane = patch_size
-    if max(in_plane) / min(in_plane) > 1.5:
+    if not rotate:
+        rotation = (0.0, 0.0)
+    elif max(in_plane) / min(in_plane) > 1.5:
         rotation = (-15.0 / 360 * 2.0 * np.pi, 15.0 / 360 * 2.0 * np.pi)
     else:
         rotation = (-np.pi, np.pi)
@@ -69,3 +74,26 @@ def configure_in_plane_augmentation(trainer) -> tuple[tuple[float, float], bool,
     rotation, dummy_2d, initial_patch_size, mirror_axes = in_plane_augmentation(patch_size)
     trainer.inference_allowed_mirroring_axes = mirror_axes
     return rotation, dummy_2d, initial_patch_size, mirror_axes
+
+
+class PermuteSpatialAxesTransform(BasicTransform):
+    """Permute the spatial axes of image and segmentation, (C, X, Y, Z) -> (C, *[X, Y, Z][permutation])."""
+
+    def __init__(self, permutation: tuple[int, int, int]):
+        super().__init__()
+        self.permutation = tuple(permutation)
+
+    def _apply_to_image(self, img: torch.Tensor, **params) -> torch.Tensor:
+        return img.permute(0, *(1 + a for a in self.permutation)).contiguous()
+
+    _apply_to_segmentation = _apply_to_image
+
+
+def in_view_layout(pipeline: ComposeTransforms, to_view: tuple[int, int, int],
+                   from_view: tuple[int, int, int]) -> ComposeTransforms:
+    """Run ``pipeline`` (built for a patch in view layout, slab axis first) on patches in the data's layout: permute
+    into the view first and back before deep-supervision downsampling (whose scales are in the data's layout)."""
+    steps = list(pipeline.transforms)
+    back = next((i for i, t in enumerate(steps) if isinstance(t, DownsampleSegForDSTransform)), len(steps))
+    steps.insert(back, PermuteSpatialAxesTransform(from_view))
+    return ComposeTransforms([PermuteSpatialAxesTransform(to_view), *steps])

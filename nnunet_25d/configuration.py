@@ -186,6 +186,70 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
     return _store(derived, configuration, source, marker)
 
 
+def _two_d_op(name: str | None) -> str | None:
+    """``torch.nn.modules.conv.Conv3d`` -> ``...Conv2d`` (also norm and dropout ops); None stays None."""
+    return None if name is None else name.replace("3d", "2d").replace("3D", "2D")
+
+
+def _view_batch_size(plans: dict, source: dict, patch: list[int]) -> int:
+    """Patches per step so that a step holds about as many pixels as a step of nnU-Net's 2d (or its 3d)."""
+    reference = plans["configurations"].get("2d", source)
+    budget = reference.get("batch_size", 2) * math.prod(reference.get("patch_size", patch))
+    return max(2, round(budget / math.prod(patch)))
+
+
+def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int) -> dict:
+    """Plans whose ``configuration`` (a 3D one, e.g. ``3d_fullres``) trains a slab model along ``view``'s axis.
+
+    The patch keeps the 3D plan's extent along the two plane axes and is :func:`min_patch_depth` thin along the
+    slab axis. The 2D network takes the 3D plan's kernel sizes and strides of the plane axes: where the plane
+    holds the coarse slice axis (coronal, sagittal of an anisotropic scan) these are nnU-Net's own anisotropic
+    choices (1x3 kernels, no pooling of the slice axis until the spacings are comparable). Data, spacing and
+    normalisation are the 3D plan's, so every view sees the same resampled voxels.
+    """
+    from nnunet_25d.views import plane_axes, slab_axis_of
+
+    check_slab_size(slab_size)
+    axis = slab_axis_of(view)
+    marker = {"slab_size": slab_size, "network": SLAB_NETWORK, "view": view}
+    derived, source = _resolved_source(plans, configuration, marker)
+    if source is None:
+        return derived
+    if len(source["patch_size"]) != 3:
+        raise ConfigurationError(
+            f"view trainers take slabs along any axis of the 3D data: train them on a 3D configuration, e.g. "
+            f"`nnUNetv2_train <DATASET> 3d_fullres <FOLD> -tr nnUNetTrainer25D{view.capitalize()}` "
+            f"(configuration '{configuration}' is {len(source['patch_size'])}D)"
+        )
+    patch = list(source["patch_size"])
+    patch[axis] = max(min_patch_depth(slab_size), 1)
+    architecture = source["architecture"]
+    kwargs = dict(architecture["arch_kwargs"])
+
+    def slab_axis_one(per_stage: list) -> list:
+        return [[1 if a == axis else n for a, n in enumerate(entry)] for entry in per_stage]
+
+    kwargs.update(
+        kernel_sizes=slab_axis_one(kwargs["kernel_sizes"]),
+        strides=slab_axis_one(kwargs["strides"]),
+        conv_op=_two_d_op(kwargs["conv_op"]),
+        norm_op=_two_d_op(kwargs.get("norm_op")),
+        dropout_op=_two_d_op(kwargs.get("dropout_op")),
+    )
+    source.update(
+        patch_size=patch,
+        batch_size=_view_batch_size(plans, source, patch),
+        architecture={
+            "network_class_name": SLAB_NETWORK,
+            "arch_kwargs": {"slab_size": slab_size, "slab_axis": axis,
+                            "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK), **kwargs},
+            "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
+        },
+    )
+    plane_spacing = [source["spacing"][a] for a in plane_axes(axis)]
+    return _store(derived, configuration, source, {**marker, "plane_spacing": plane_spacing})
+
+
 def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, max_features: int = 320) -> dict:
     """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing.
 

@@ -57,7 +57,7 @@ def test_slices_of_one_patch_do_not_share_normalisation_statistics():
 
 
 def test_slice_axis_must_not_be_strided():
-    with pytest.raises(ValueError, match="slice-axis"):
+    with pytest.raises(ValueError, match="slab axis"):
         in_plane([[1, 1, 1], [2, 2, 2]])
     assert in_plane([[1, 3, 3], [3, 3]]) == [[3, 3], [3, 3]]
 

@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
+from nnunet_25d.views import from_view, permute_spatial, to_view
 
 
-def in_plane(per_stage: Sequence[Sequence[int]] | int) -> list[list[int]] | int:
-    """Drop the slice axis from 3D kernel sizes / strides; it must be 1 (a slab network never mixes slices
+def in_plane(per_stage: Sequence[Sequence[int]] | int, slab_axis: int = 0) -> list[list[int]] | int:
+    """Drop the slab axis from 3D kernel sizes / strides; it must be 1 (a slab network never mixes slices
     after its input layer). 2D entries pass unchanged."""
     if isinstance(per_stage, int):
         return per_stage
@@ -19,9 +20,10 @@ def in_plane(per_stage: Sequence[Sequence[int]] | int) -> list[list[int]] | int:
     for entry in per_stage:
         entry = list(entry)
         if len(entry) == 3:
-            if entry[0] != 1:
-                raise ValueError(f"slab networks need a slice-axis size of 1 in kernel sizes/strides, got {entry}")
-            entry = entry[1:]
+            if entry[slab_axis] != 1:
+                raise ValueError(f"slab networks need a size of 1 along the slab axis ({slab_axis}) in kernel "
+                                 f"sizes/strides, got {entry}")
+            entry = entry[:slab_axis] + entry[slab_axis + 1:]
         result.append(entry)
     return result
 
@@ -29,6 +31,9 @@ def in_plane(per_stage: Sequence[Sequence[int]] | int) -> list[list[int]] | int:
 class SlabNetwork(nn.Module):
     """Input (B, C, D, H, W) -> output (B, K, D, H, W); a list of those (highest resolution first) with deep
     supervision.
+
+    ``slab_axis`` (0, 1 or 2) is the spatial axis the slabs run along (see :mod:`nnunet_25d.views`); the
+    description below is for the default 0, other axes are moved to the front and back.
 
     Slice z of the output is computed by the 2D network ``network_2d`` from slices z-k..z+k of the input
     (``slab_size`` = 2k+1). The stem turns each slab (N, C, S, H, W) into 2D input: here by stacking the slices as
@@ -44,15 +49,17 @@ class SlabNetwork(nn.Module):
         slab_size: int,
         network_2d: str = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
         deep_supervision: bool = False,
+        slab_axis: int = 0,
         **network_2d_kwargs,
     ):
         super().__init__()
+        self.slab_axis = slab_axis
         network_class = pydoc.locate(network_2d)
         if network_class is None:
             raise ImportError(f"2D network class {network_2d!r} cannot be imported")
         for key in ("kernel_sizes", "strides"):
             if key in network_2d_kwargs:
-                network_2d_kwargs[key] = in_plane(network_2d_kwargs[key])
+                network_2d_kwargs[key] = in_plane(network_2d_kwargs[key], slab_axis)
         self.slab_size = slab_size
         self.neighbourhood = SliceNeighbourhood(slab_size)
         self.stem = self.build_stem(input_channels, slab_size)
@@ -77,10 +84,14 @@ class SlabNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         if x.ndim != 5:
             raise ValueError(f"SlabNetwork expects (B, C, D, H, W) patches, got shape {tuple(x.shape)}")
+        x = permute_spatial(x, to_view(self.slab_axis))
         output = self.network_2d(self.stem(self.neighbourhood(x)))
         if isinstance(output, (list, tuple)):
-            return [unstack_slices(o, x.shape[0]) for o in output]
-        return unstack_slices(output, x.shape[0])
+            return [self._restore(o, x.shape[0]) for o in output]
+        return self._restore(output, x.shape[0])
+
+    def _restore(self, slices: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return permute_spatial(unstack_slices(slices, batch_size), from_view(self.slab_axis))
 
     def initialize(self, module: nn.Module) -> None:
         """Called by nnU-Net through ``network.apply(network.initialize)``: the 2D network's own init."""

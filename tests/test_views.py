@@ -1,0 +1,149 @@
+"""Multi-view trainers: slabs really run along the view's axis, and predictions come back in the data's layout."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunet_25d.augmentation import PermuteSpatialAxesTransform, in_view_layout
+from nnunet_25d.configuration import ConfigurationError, derive_view_plans
+from nnunet_25d.synthetic import write_nifti
+from nnunet_25d.training.view_trainer import nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
+from nnunet_25d.views import from_view, permute_spatial, to_view
+
+INDEX_ID, INDEX_NAME, SHAPE = 977, "Dataset977_IndexAlongY", (12, 24, 20)
+TRAINERS = {"coronal": nnUNetTrainer25DCoronal, "sagittal": nnUNetTrainer25DSagittal}
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_view_permutations_are_inverse(axis):
+    x = torch.randn(2, 3, 4, 5, 6)
+    assert to_view(axis)[0] == axis
+    assert torch.equal(permute_spatial(permute_spatial(x, to_view(axis)), from_view(axis)), x)
+
+
+def test_training_pipeline_enters_the_view_first_and_leaves_it_before_deep_supervision():
+    from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+    from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+
+    pipeline = in_view_layout(ComposeTransforms([DownsampleSegForDSTransform([[1, 1, 1]])]), (1, 0, 2), (1, 0, 2))
+    first, back, ds = pipeline.transforms
+    assert isinstance(first, PermuteSpatialAxesTransform) and isinstance(back, PermuteSpatialAxesTransform)
+    assert isinstance(ds, DownsampleSegForDSTransform)
+    image = torch.randn(1, 3, 4, 5)
+    assert first(image=image.clone())["image"].shape == (1, 4, 3, 5)
+
+
+@pytest.fixture(scope="module")
+def index_dataset(nnunet) -> str:
+    """Voxel value = y index (+ faint noise); asymmetric labels (three classes: a 3-slice echo network's logits fit).
+    Planned for 3d_fullres."""
+    folder = nnunet.raw / INDEX_NAME
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for case in range(5):
+        image = np.arange(SHAPE[1], dtype=np.float32)[None, :, None] + np.zeros(SHAPE, np.float32)
+        image += rng.normal(0, 1e-3, SHAPE).astype(np.float32)
+        label = np.zeros(SHAPE, np.uint8)
+        label[2:9, 3:10, 4:16] = 1
+        label[9:11, 15:20, 2:5] = 2
+        write_nifti(image, (4.0, 0.8, 0.8), folder / "imagesTr" / f"case_{case:03d}_0000.nii.gz")
+        write_nifti(label, (4.0, 0.8, 0.8), folder / "labelsTr" / f"case_{case:03d}.nii.gz")
+    (folder / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "MRI"}, "labels": {"background": 0, "block": 1, "corner": 2}, "numTraining": 5,
+        "file_ending": ".nii.gz"}))
+    nnunet.run("nnUNetv2_plan_and_preprocess", "-d", str(INDEX_ID), "-c", "3d_fullres", "-np", "1")
+    return INDEX_NAME
+
+
+def make_trainer(nnunet, trainer_class, monkeypatch):
+    nnunet.set_environ(monkeypatch)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    plans = nnunet.plans(INDEX_NAME)
+    plans["continue_training"] = False
+    dataset_json = json.loads((nnunet.preprocessed / INDEX_NAME / "dataset.json").read_text())
+    trainer = trainer_class(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+@pytest.mark.parametrize("view, axis", [("coronal", 1), ("sagittal", 2)])
+def test_derived_view_configuration(nnunet, index_dataset, view, axis):
+    plans = nnunet.plans(index_dataset)
+    source = plans["configurations"]["3d_fullres"]
+    derived = derive_view_plans(plans, "3d_fullres", view, 3)["configurations"]["3d_fullres"]
+    kwargs = derived["architecture"]["arch_kwargs"]
+    assert kwargs["slab_axis"] == axis and kwargs["conv_op"].endswith("Conv2d")
+    assert all(entry[axis] == 1 for entry in kwargs["strides"] + kwargs["kernel_sizes"])
+    # the plane keeps nnU-Net's anisotropic choices for the coarse slice axis (axis 0)
+    assert [s[0] for s in kwargs["strides"]] == [s[0] for s in source["architecture"]["arch_kwargs"]["strides"]]
+    assert derived["patch_size"][axis] == 4 and derived["data_identifier"] == source["data_identifier"]
+    with pytest.raises(ConfigurationError, match="3d_fullres"):
+        derive_view_plans(plans, "3d_fullres", view, 3) and derive_view_plans(
+            {**plans, "configurations": {"2d": plans["configurations"].get("2d", {"patch_size": [8, 8]})}},
+            "2d", view, 3)
+
+
+def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset, monkeypatch):
+    trainer = make_trainer(nnunet, nnUNetTrainer25DCoronal, monkeypatch)
+    dl_train, dl_val = trainer.get_dataloaders()
+    captured = []
+    trainer.network.network_2d.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    for batch in (next(dl_val), next(dl_train), next(dl_train)):
+        data = batch["data"]
+        assert data.shape[2:] == tuple(trainer.configuration_manager.patch_size)  # the data's layout
+        for patch in data:
+            levels = patch[0].transpose(0, 1).flatten(1).median(dim=1).values  # per y row
+            assert (torch.diff(levels) > 0).all(), "patches hold consecutive y rows in order (never mirrored)"
+    val = next(dl_val)["data"]
+    with torch.no_grad():
+        trainer.network.eval()(val)
+    slabs, depth = captured[-1], val.shape[3]
+    for b in range(val.shape[0]):
+        for y in range(depth):
+            rows = [min(max(y + o, 0), depth - 1) for o in (-1, 0, 1)]
+            assert torch.equal(slabs[b * depth + y], val[b, 0][:, rows].transpose(0, 1))
+
+
+def echo_predictor(nnunet, view: str, monkeypatch) -> nnUNetPredictor:
+    """nnU-Net's predictor around the view's SlabNetwork whose 2D network is the identity: each output channel
+    echoes one slice of the slab."""
+    nnunet.set_environ(monkeypatch)
+    plans = derive_view_plans(nnunet.plans(INDEX_NAME), "3d_fullres", view, 3)
+    plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["network_2d"] = "torch.nn.Identity"
+    manager = PlansManager(plans)
+    configuration = manager.get_configuration("3d_fullres")
+    from nnunet_25d.architectures.slab_network import SlabNetwork
+
+    kwargs = configuration.network_arch_init_kwargs
+    network = SlabNetwork(1, 3, kwargs["slab_size"], "torch.nn.Identity", slab_axis=kwargs["slab_axis"]).eval()
+    dataset_json = json.loads((nnunet.preprocessed / INDEX_NAME / "dataset.json").read_text())
+    # no Gaussian tile weighting: nnU-Net accumulates in half precision, where its tiny border weights round off
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=False, use_mirroring=True,
+                                perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)
+    trainer = TRAINERS[view]
+    axes = tuple(a for a in range(3) if a != kwargs["slab_axis"])
+    predictor.manual_initialization(network, manager, configuration, None, dataset_json, trainer.__name__, axes)
+    return predictor
+
+
+@pytest.mark.parametrize("view, axis", [("coronal", 1), ("sagittal", 2)])
+def test_prediction_comes_back_in_the_volume_orientation(nnunet, index_dataset, view, axis, monkeypatch):
+    predictor = echo_predictor(nnunet, view, monkeypatch)
+    torch.manual_seed(0)
+    volume = torch.rand(1, 13, 27, 22)  # asymmetric, not a multiple of the patch
+    logits = predictor.predict_sliding_window_return_logits(volume).float()  # nnU-Net accumulates in half
+    assert logits.shape == (3, 13, 27, 22)
+    assert torch.allclose(logits[1], volume[0], atol=2e-3), "the centre slice echo must land where it came from"
+    # away from tile borders, channel 0 is the previous slice along the view's axis, not along any other
+    previous = logits[0].narrow(axis, 1, volume.shape[axis + 1] - 1)
+    expected = volume[0].narrow(axis, 0, volume.shape[axis + 1] - 1)
+    assert (previous - expected).abs().median() < 2e-3
+    for other in {0, 1, 2} - {axis}:
+        shifted = volume[0].narrow(other, 0, volume.shape[other + 1] - 1)
+        assert (logits[0].narrow(other, 1, volume.shape[other + 1] - 1) - shifted).abs().median() > 1e-2
