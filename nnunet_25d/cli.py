@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.benchmark.command import add_benchmark_parser
 
     add_benchmark_parser(sub)
+    from nnunet_25d.ensemble_cv import add_parser as add_ensemble_cv_parser
+
+    add_ensemble_cv_parser(sub)
     return parser
 
 

@@ -15,8 +15,8 @@ from nnunet_25d.training.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP_S,
 )
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
-from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 from nnunet_25d.training.variants import SLAB_SIZES, declare_schedules, with_slab_size
+from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
