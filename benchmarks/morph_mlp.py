@@ -33,11 +33,11 @@ MODELS = (
 
 def flops_and_parameters(plans: dict, dataset_json: dict, configuration: str = "2d") -> tuple[float, int]:
     """(GFLOPs per predicted slice, parameters) of the network these plans build, at their patch size."""
-    manager = PlansManager(plans).get_configuration(configuration)
+    plans_manager = PlansManager(plans)
+    manager = plans_manager.get_configuration(configuration)
     n_classes = len([v for v in dataset_json["labels"].values() if isinstance(v, int)])
     network = nnUNetTrainer.build_network_architecture(
-        manager.network_arch_class_name, manager.network_arch_init_kwargs,
-        manager.network_arch_init_kwargs_req_import, len(dataset_json["channel_names"]), n_classes, False).eval()
+        plans_manager, manager, len(dataset_json["channel_names"]), n_classes, False).eval()
     depth = manager.patch_size[0]
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

@@ -71,7 +71,14 @@ def seconds_per_epoch(checkpoint: dict) -> float:
 
 
 def count_parameters(checkpoint: dict) -> int:
-    return int(sum(v.numel() for v in checkpoint["network_weights"].values() if v.is_floating_point()))
+    """Parameters of the checkpoint's network, each tensor once (DNA's decoder holds the encoder, so the state
+    dict lists the encoder's weights twice)."""
+    seen, total = set(), 0
+    for value in checkpoint["network_weights"].values():
+        if value.is_floating_point() and value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            total += value.numel()
+    return total
 
 
 def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int) -> Path:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
+from nnunet_25d.comparison import count_parameters, seconds_per_epoch, training_curves
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
 
@@ -69,26 +69,20 @@ def validation_seconds_per_case(fold_folder: Path) -> float:
     return float("nan")
 
 
-def seconds_per_epoch(logging: dict) -> float:
-    durations = np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
-    return float(np.mean(durations[1:] if len(durations) > 1 else durations))
-
-
 def collect_fold(job: Job) -> FoldResult:
     folder = job.fold_folder
     names = class_names(json.loads((job.model_folder / "dataset.json").read_text()))
     per_case, means = read_summary(folder / "validation" / "summary.json", names)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    logging = checkpoint["logging"]
     resources_file = folder / RESOURCES_FILE
     resources = json.loads(resources_file.read_text()) if resources_file.exists() else {}
     return FoldResult(
         job=job,
         dice_per_case=per_case,
         mean_dice=means,
-        seconds_per_epoch=seconds_per_epoch(logging),
+        seconds_per_epoch=seconds_per_epoch(checkpoint),
         seconds_per_case=validation_seconds_per_case(folder),
-        parameters=int(sum(v.numel() for v in checkpoint["network_weights"].values() if v.is_floating_point())),
+        parameters=count_parameters(checkpoint),
         peak_memory_mib=resources.get("peak_gpu_memory_mib", resources.get("peak_host_memory_mib")),
-        curves={key: [float(v) for v in logging[key]] for key in ("train_losses", "val_losses", "ema_fg_dice")},
+        curves=training_curves(checkpoint),
     )
