@@ -101,8 +101,9 @@ def predict_startup_seconds(runner: NNUNetRunner) -> float:
 
 
 def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int, out_root: Path,
-                         startup: float) -> tuple[dict[str, float], float]:
-    """(test Dice per class, seconds per case) with nnUNetv2_predict and nnUNetv2_evaluate_folder."""
+                         startup: float, save_probabilities: bool = False) -> tuple[dict[str, float], float]:
+    """(test Dice per class, seconds per case) with nnUNetv2_predict and nnUNetv2_evaluate_folder; predictions in
+    ``out_root/<trainer>__<configuration>`` (with ``.npz`` probabilities for ensembling if asked)."""
     images, labels = paths.raw / paths.name / "imagesTs", paths.raw / paths.name / "labelsTs"
     dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
     n_cases = len({p.name.rsplit("_", 1)[0] for p in images.glob(f"*{dataset_json['file_ending']}")}) \
@@ -113,7 +114,8 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
     shutil.rmtree(out, ignore_errors=True)
     wall = runner.run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
                        "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
-                       "-npp", "1", "-nps", "1", "--disable_progress_bar"],
+                       "-npp", "1", "-nps", "1", "--disable_progress_bar"]
+                      + (["--save_probabilities"] if save_probabilities else []),
                       f"predict_{spec.trainer}_{spec.configuration}")
     per_case = max(wall - startup, 0.0) / n_cases
     if not labels.is_dir():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nnunet_25d.comparison import (
     DatasetPaths,
+    ModelResult,
     ModelSpec,
     collect,
     predict_and_evaluate,
@@ -52,9 +53,9 @@ def models(epochs: int, iterations: int, slab_trainer: str) -> list[ModelSpec]:
     ]
 
 
-def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str:
-    """Plan (if needed), train, predict and evaluate ``specs`` on the demo's or the user's dataset; report."""
-    started = time.perf_counter()
+def prepare(args: argparse.Namespace, specs: list[ModelSpec],
+            started: float) -> tuple[NNUNetRunner, DatasetPaths, Path]:
+    """Runner, dataset paths (writing the synthetic dataset if needed) and work folder; plans what is missing."""
     raw, preprocessed, results = _folders(args)
     work = Path(args.workdir).resolve()
     runner = NNUNetRunner(work / "logs", str(raw), str(preprocessed), str(results), device=args.device)
@@ -70,7 +71,14 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
         _step(f"nnUNetv2_plan_and_preprocess ({', '.join(missing)})", started)
         runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *missing, "-np", "1",
                     "--verify_dataset_integrity"], "plan_and_preprocess")
+    return runner, paths, work
 
+
+def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probabilities: bool = False
+                   ) -> tuple[list[ModelResult], dict[str, dict[str, list[float]]], NNUNetRunner, DatasetPaths, Path]:
+    """Train ``specs`` on ``args.fold`` (skipping finished ones), predict and score the test set."""
+    started = time.perf_counter()
+    runner, paths, work = prepare(args, specs, started)
     for spec in specs:
         _step(f"nnUNetv2_train {paths.dataset_id} {spec.configuration} {args.fold} -tr {spec.trainer}", started)
         train(runner, paths, spec, args.fold)
@@ -81,10 +89,16 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
         _step(f"nnUNetv2_predict + nnUNetv2_evaluate_folder for {spec.trainer}", started)
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.seconds_per_case = predict_and_evaluate(
-            runner, paths, spec, args.fold, work / "predictions", startup)
+            runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
         collected.append(result)
         curves[spec.label] = curve
+    return collected, curves, runner, paths, work
 
+
+def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str:
+    """Plan (if needed), train, predict and evaluate ``specs`` on the demo's or the user's dataset; report."""
+    started = time.perf_counter()
+    collected, curves, _, paths, work = train_and_test(args, specs)
     markdown = write_report(collected, curves, work / "report", f"{paths.name}: {title}, fold {args.fold}")
     print("\n" + markdown)
     _step(f"done; report, CSV and plot in {work / 'report'}", started)
