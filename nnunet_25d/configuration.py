@@ -187,8 +187,13 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
 
 
 def _two_d_op(name: str | None) -> str | None:
-    """``torch.nn.modules.conv.Conv3d`` -> ``...Conv2d`` (also norm and dropout ops); None stays None."""
-    return None if name is None else name.replace("3d", "2d").replace("3D", "2D")
+    """``torch.nn.modules.conv.Conv3d`` -> ``...Conv2d`` (also norm and dropout ops; only the class name changes);
+    None stays None."""
+    if name is None:
+        return None
+    module, _, class_name = name.rpartition(".")
+    return f"{module}.{class_name.replace('3d', '2d').replace('3D', '2D')}" if module else \
+        class_name.replace("3d", "2d").replace("3D", "2D")
 
 
 def _view_batch_size(plans: dict, source: dict, patch: list[int]) -> int:

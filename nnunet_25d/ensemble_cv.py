@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from nnunet_25d.benchmark.matrix import parse_model_pair
+
 
 def ensemble_name(identifiers: list[str], folds: list[int]) -> str:
     """nnU-Net's naming of pairwise ensembles (``ensemble___A___B___0_1_2_3_4``), extended to any number of models."""
@@ -53,12 +55,10 @@ def ensemble_cross_validation(dataset: str, models: list[tuple[str, str]], folds
 
 
 def run(args: argparse.Namespace) -> None:
-    models = []
-    for text in args.models:
-        trainer, _, configuration = text.partition(":")
-        if not trainer or not configuration:
-            raise SystemExit(f"--models takes TRAINER:CONFIGURATION pairs, got {text!r}")
-        models.append((trainer, configuration))
+    try:
+        models = [parse_model_pair(text) for text in args.models]
+    except ValueError as error:
+        raise SystemExit(f"nnunet25d ensemble-cv --models: {error}")
     result = ensemble_cross_validation(args.dataset, models, args.folds, args.plans, args.output, args.num_processes)
     print(f"fused {len(models)} models: cross-validation Dice {result['dice']:.4f}, "
           f"{result['dice_postprocessed']:.4f} with postprocessing\n"

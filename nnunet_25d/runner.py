@@ -13,6 +13,12 @@ from tqdm import tqdm
 from nnunet_25d import TRAINER_FOLDER
 
 EPOCH_LINE = re.compile(r"Epoch (\d+)\s*$")
+NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def trainer_lookup_path(existing: str | None) -> str:
+    """``nnUNet_extTrainer`` with the plugin's trainer folder first (the user's own folders kept after it)."""
+    return str(TRAINER_FOLDER) if not existing else f"{TRAINER_FOLDER}{os.pathsep}{existing}"
 
 
 class CommandFailed(RuntimeError):
@@ -36,8 +42,7 @@ class NNUNetRunner:
                             ("nnUNet_results", self.results)):
             if value is not None:
                 env[name] = str(value)
-        ext = env.get("nnUNet_extTrainer")
-        env["nnUNet_extTrainer"] = str(TRAINER_FOLDER) if not ext else f"{TRAINER_FOLDER}{os.pathsep}{ext}"
+        env["nnUNet_extTrainer"] = trainer_lookup_path(env.get("nnUNet_extTrainer"))
         if self.device == "cpu":
             env.setdefault("nnUNet_def_n_proc", "1")
             if training:

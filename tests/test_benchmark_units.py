@@ -81,7 +81,46 @@ def test_emitted_commands_list_every_variant_and_fold_once(tmp_path):
     for job, command in zip(jobs, commands):
         assert f"nnUNetv2_train 525 {job.variant.configuration} {job.fold} -tr {job.variant.trainer_name}" \
             in command
-        assert "--c" in command and "--npz" in command  # resumes when the fold has a checkpoint
+
+
+def _touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+
+
+FOLD_STATES = [
+    ((), "train", []),
+    (("checkpoint_latest.pth",), "resume", ["--c"]),
+    (("checkpoint_latest.pth", "checkpoint_final.pth"), "validate", ["--val"]),
+    (("checkpoint_final.pth", "validation/summary.json"), "validate", ["--val"]),  # trained without --npz
+    (("checkpoint_final.pth", "validation/summary.json", "validation/case_0.npz"), "done", None),
+]
+
+
+@pytest.mark.parametrize("files, mode, extra", FOLD_STATES)
+def test_each_fold_state_gets_the_right_nnunet_command(tmp_path, files, mode, extra):
+    job = _jobs(tmp_path)[0]
+    for name in files:
+        _touch(job.fold_folder / name)
+    assert job.mode == mode and job.finished == (mode == "done")
+    if extra is not None:
+        args = job.train_args("cuda")
+        assert args[-len(extra):] == extra if extra else args[-1] == "--npz"
+    # the scheduler's line decides the same when the task starts (python replaced by echo)
+    line = job.shell_command("cuda", python="echo")
+    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout
+    if mode == "done":
+        assert printed.strip().endswith("finished")
+    else:
+        assert printed.split() == ["-m", "nnunet_25d.benchmark.measure", "--record",
+                                   str(job.fold_folder / "benchmark_resources.json"), "--", *job.train_args("cuda")]
+
+
+def test_more_than_one_gpu_is_passed_to_nnunet():
+    from nnunet_25d.benchmark.matrix import Job
+
+    job = Job(Variant("nnUNetTrainer", "2d"), 0, "1", Path("/r"))
+    assert job.train_args("cuda", num_gpus=2)[-3:] == ["--npz", "-num_gpus", "2"]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -93,6 +132,7 @@ def test_slurm_array_script_is_valid_bash_with_one_task_per_job(tmp_path):
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     assert "#SBATCH --array=0-14" in script and "#SBATCH --gres=gpu:1" in script
+    assert "--gres" not in slurm_array_script(jobs, "cpu", {}, gpus_per_task=1)
     for job in jobs:
         assert script.count(f"# {job.name}\n") == 1
     # the array entries are exactly the commands, in job order

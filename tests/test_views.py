@@ -83,10 +83,9 @@ def test_derived_view_configuration(nnunet, index_dataset, view, axis):
     # the plane keeps nnU-Net's anisotropic choices for the coarse slice axis (axis 0)
     assert [s[0] for s in kwargs["strides"]] == [s[0] for s in source["architecture"]["arch_kwargs"]["strides"]]
     assert derived["patch_size"][axis] == 4 and derived["data_identifier"] == source["data_identifier"]
+    two_d = {**plans, "configurations": {"2d": {**source, "patch_size": source["patch_size"][1:]}}}
     with pytest.raises(ConfigurationError, match="3d_fullres"):
-        derive_view_plans(plans, "3d_fullres", view, 3) and derive_view_plans(
-            {**plans, "configurations": {"2d": plans["configurations"].get("2d", {"patch_size": [8, 8]})}},
-            "2d", view, 3)
+        derive_view_plans(two_d, "2d", view, 3)
 
 
 def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset, monkeypatch):
@@ -108,6 +107,19 @@ def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset,
         for y in range(depth):
             rows = [min(max(y + o, 0), depth - 1) for o in (-1, 0, 1)]
             assert torch.equal(slabs[b * depth + y], val[b, 0][:, rows].transpose(0, 1))
+
+
+@pytest.mark.parametrize("view, mirror_axes", [("coronal", (0, 2)), ("sagittal", (0, 1))])
+def test_augmentation_and_test_time_mirroring_stay_in_the_view_plane(nnunet, index_dataset, view, mirror_axes,
+                                                                      monkeypatch):
+    trainer = make_trainer(nnunet, TRAINERS[view], monkeypatch)
+    rotation, dummy_2d, initial, training_axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    patch = trainer.configuration_manager.patch_size
+    axis = trainer.slab_axis
+    assert trainer.inference_allowed_mirroring_axes == mirror_axes and training_axes == (1, 2)  # view layout
+    assert initial[axis] == patch[axis], "the slab axis is never scaled or rotated into"
+    assert all(initial[a] >= patch[a] for a in range(3)) and dummy_2d
+    assert rotation == (0.0, 0.0), "the z-x / z-y planes of 4 mm x 0.8 mm voxels are not rotated"
 
 
 def echo_predictor(nnunet, view: str, monkeypatch) -> nnUNetPredictor:

@@ -58,7 +58,7 @@ def read_summary(path: Path, names: dict[str, str]) -> tuple[dict[str, dict[str,
 
 def validation_seconds_per_case(fold_folder: Path) -> float:
     """From the newest training log: (validation end - first 'predicting') / number of cases predicted."""
-    logs = sorted(fold_folder.glob("training_log_*.txt"))
+    logs = sorted(fold_folder.glob("training_log_*.txt"), key=lambda log: log.stat().st_mtime)
     for log in reversed(logs):
         stamps = [(datetime.fromisoformat(m.group(1)), m.group(2)) for m in map(LOG_TIME.match, log.open())
                   if m is not None]

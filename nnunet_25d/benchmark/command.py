@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -11,14 +12,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_25d.benchmark.collect import collect_fold
-from nnunet_25d.benchmark.emit import command_list, submission_hint, write_slurm
+from nnunet_25d.benchmark.emit import command_list, write_slurm
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.summary import VariantSummary, compare_with_baseline
+from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
 from nnunet_25d.training.variants import CPU_SCHEDULES
-
-FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -40,24 +40,56 @@ def dataset_folder_name(dataset: str, *roots: Path) -> str:
     raise SystemExit(f"no {pattern} in {' or '.join(map(str, roots))}: check the dataset ID and the nnU-Net folders")
 
 
+def default_configuration(trainer: str) -> str:
+    """The configuration a trainer is meant for (``3d_fullres`` for the view and anisotropy-aware trainers)."""
+    from nnunet_25d.training.registry import TRAINERS
+
+    return getattr(TRAINERS.get(trainer), "default_configuration", "2d")
+
+
 def variants_from_args(args: argparse.Namespace) -> list[Variant]:
-    from nnunet_25d.training.registry import BENCHMARK_VARIANTS
+    from nnunet_25d.training.registry import BENCHMARK_VARIANTS, TRAINERS
 
-    pairs = [parse_variant(text) for text in args.variants] if args.variants else \
-        list(BASELINES) + list(BENCHMARK_VARIANTS)
-    return [Variant(trainer, configuration, args.schedule) for trainer, configuration in dict.fromkeys(pairs)]
+    if args.variants:
+        pairs = []
+        for text in args.variants:
+            trainer, configuration = parse_variant(text, default_configuration(text.partition(":")[0]))
+            pairs.append((trainer, configuration))
+    else:
+        pairs = list(BASELINES) + list(BENCHMARK_VARIANTS)
+    variants = [Variant(trainer, configuration, args.schedule) for trainer, configuration in dict.fromkeys(pairs)]
+    if args.schedule:
+        undeclared = sorted({v.trainer_name for v in variants if v.trainer_name not in TRAINERS})
+        if undeclared:
+            raise SystemExit(f"{', '.join(undeclared)}: no such trainer. --schedule exists for nnU-Net's "
+                             f"nnUNetTrainer and the plugin's trainers; run other trainers without --schedule")
+    return variants
 
 
-def plan_missing_configurations(runner: NNUNetRunner, dataset_id: str, dataset: str, preprocessed: Path,
-                                variants: list[Variant], plans: str) -> None:
+def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, variants: list[Variant],
+                          plans: str) -> list[str] | None:
+    """The nnU-Net command that plans/preprocesses what the matrix needs, or None if everything is there."""
     plans_file = preprocessed / dataset / f"{plans}.json"
-    planned = json.loads(plans_file.read_text())["configurations"] if plans_file.exists() else {}
     wanted = sorted({v.configuration for v in variants})
-    missing = [c for c in wanted if c not in planned or not (preprocessed / dataset / f"{plans}_{c}").is_dir()]
-    if missing:
-        print(f"nnUNetv2_plan_and_preprocess -d {dataset_id} -c {' '.join(missing)}", flush=True)
-        runner.run(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *missing, "-np", "1"],
-                   "plan_and_preprocess")
+    if not plans_file.exists():
+        if plans != "nnUNetPlans":
+            raise SystemExit(f"no plans {plans_file}: plan them first with nnU-Net's matching planner, e.g. "
+                             f"`nnUNetv2_plan_and_preprocess -d {dataset_id} -pl <ExperimentPlanner> -c "
+                             f"{' '.join(wanted)}`")
+        return ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *wanted, "-np", "1"]
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    manager = PlansManager(str(plans_file))
+    unplanned = [c for c in wanted if c not in manager.available_configurations]
+    if unplanned:
+        raise SystemExit(f"plans {plans_file} have no configuration {', '.join(unplanned)} (available: "
+                         f"{', '.join(manager.available_configurations)}); plan it with nnUNetv2_plan_experiment "
+                         f"or choose other variants")
+    missing = [c for c in wanted
+               if not (preprocessed / dataset / manager.get_configuration(c).data_identifier).is_dir()]
+    if not missing:
+        return None
+    return ["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", plans, "-c", *missing, "-np", "1"]
 
 
 def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[str]:
@@ -66,7 +98,7 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
     todo = [job for job in jobs if not job.finished]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs finished already; training {len(todo)}", flush=True)
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
-        action = "resuming" if job.started else "training"
+        action = {"resume": "resuming", "validate": "validating"}.get(job.mode, "training")
         tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
         try:
             runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
@@ -111,18 +143,21 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans)
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
 
+    preprocess = None if args.collect_only else \
+        preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
     if args.emit == "commands":
-        print("\n".join(command_list(jobs, args.device)))
+        print("\n".join(([shlex.join(preprocess)] if preprocess else []) + command_list(jobs, args.device)))
         return None
     if args.emit == "slurm":
-        array, collect = write_slurm(jobs, args.device, out_dir, benchmark_arguments(args), args.gpus_per_task)
-        print(submission_hint(array, collect))
+        print(write_slurm(jobs, args.device, out_dir, benchmark_arguments(args), args.gpus_per_task, preprocess))
         return None
 
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
     failures = []
     if not args.collect_only:
-        plan_missing_configurations(runner, dataset_id, dataset, preprocessed, variants, args.plans)
+        if preprocess:
+            print(shlex.join(preprocess), flush=True)
+            runner.run(preprocess, "preprocess")
         failures = train_missing(runner, jobs, args.device)
     summaries, baseline = summarise(jobs, variants)
     information = None
@@ -153,6 +188,8 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--schedule", f"{args.schedule[0]}x{args.schedule[1]}"]
     if args.output:
         out += ["--output", str(args.output)]
+    if not args.find_best:
+        out.append("--no-find-best")
     return out
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_25d.benchmark.matrix import parse_model_pair
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     models = []
     for pair in args.models:
-        trainer, _, configuration = pair.partition(":")
+        trainer, configuration = parse_model_pair(pair)
         models.append({"plans": args.plans, "configuration": configuration, "trainer": trainer})
     find_best_configuration(args.dataset, models, allow_ensembling=not args.no_ensembling,
                             num_processes=args.num_processes, overwrite=True, folds=tuple(args.folds))

@@ -45,6 +45,14 @@ def parse_variant(text: str, default_configuration: str = "2d") -> tuple[str, st
     return trainer, configuration or default_configuration
 
 
+def parse_model_pair(text: str) -> tuple[str, str]:
+    """``TRAINER:CONFIGURATION`` (both required) -> (trainer, configuration)."""
+    trainer, _, configuration = text.partition(":")
+    if not trainer or not configuration:
+        raise ValueError(f"expected TRAINER:CONFIGURATION, got {text!r}")
+    return trainer, configuration
+
+
 @dataclass(frozen=True)
 class Job:
     """One nnUNetv2_train run: a variant on a fold of a dataset."""
@@ -68,34 +76,56 @@ class Job:
         return f"{self.variant.trainer_name}_{self.variant.configuration}_fold{self.fold}"
 
     @property
+    def validation_folder(self) -> Path:
+        return self.fold_folder / "validation"
+
+    @property
     def finished(self) -> bool:
-        return (self.fold_folder / "checkpoint_final.pth").exists() and \
-            (self.fold_folder / "validation" / "summary.json").exists()
+        """Trained and validated with ``--npz`` (what find_best_configuration and ensembling need)."""
+        return self.mode == "done"
 
     @property
     def started(self) -> bool:
-        return any((self.fold_folder / name).exists() for name in ("checkpoint_latest.pth", "checkpoint_final.pth"))
+        return self.mode in ("resume", "validate")
 
-    def train_args(self, device: str, resume: bool | None = None) -> list[str]:
-        """nnUNetv2_train arguments (with ``--npz`` for ensembling; ``--c`` when a checkpoint exists)."""
+    @property
+    def mode(self) -> str:
+        """done | validate (final checkpoint, validation or its .npz missing) | resume (a checkpoint) | train."""
+        final = (self.fold_folder / "checkpoint_final.pth").exists()
+        validated = (self.validation_folder / "summary.json").exists() and any(self.validation_folder.glob("*.npz"))
+        if final:
+            return "done" if validated else "validate"
+        return "resume" if (self.fold_folder / "checkpoint_latest.pth").exists() else "train"
+
+    def train_args(self, device: str, mode: str | None = None, num_gpus: int = 1) -> list[str]:
+        """nnUNetv2_train arguments for ``mode`` (default: the fold's current one); always ``--npz``."""
+        mode = mode or self.mode
         args = ["nnUNetv2_train", self.dataset_id, self.variant.configuration, str(self.fold),
                 "-tr", self.variant.trainer_name, "-p", self.plans, "-device", device, "--npz"]
-        if resume if resume is not None else self.started:
-            args.append("--c")
-        return args
+        if num_gpus > 1:
+            args += ["-num_gpus", str(num_gpus)]
+        return args + {"resume": ["--c"], "validate": ["--val"]}.get(mode, [])
 
-    def measured_args(self, device: str, resume: bool | None = None) -> list[str]:
-        """The same training, run through :mod:`nnunet_25d.benchmark.measure` to record peak memory."""
-        return [sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record",
-                str(self.fold_folder / RESOURCES_FILE), "--", *self.train_args(device, resume)]
+    def measured_args(self, device: str, mode: str | None = None, python: str = sys.executable,
+                      num_gpus: int = 1) -> list[str]:
+        """The same command, run through :mod:`nnunet_25d.benchmark.measure` to record peak memory."""
+        return [python, "-m", "nnunet_25d.benchmark.measure", "--record", str(self.fold_folder / RESOURCES_FILE),
+                "--", *self.train_args(device, mode, num_gpus)]
 
-    def shell_command(self, device: str) -> str:
-        """For schedulers: resumes by itself when a checkpoint exists when the task starts."""
-        fresh = shlex.join(self.measured_args(device, resume=False))
-        resumed = shlex.join(self.measured_args(device, resume=True))
-        checkpoints = " -o ".join(f"-e {shlex.quote(str(self.fold_folder / n))}"
-                                  for n in ("checkpoint_latest.pth", "checkpoint_final.pth"))
-        return f"if [ {checkpoints} ]; then {resumed}; else {fresh}; fi"
+    def shell_command(self, device: str, python: str = sys.executable, num_gpus: int = 1) -> str:
+        """For schedulers: decides when the task starts whether to skip, validate, resume or train."""
+        def exists(path: Path) -> str:
+            return f"[ -e {shlex.quote(str(path))} ]"
+
+        def run(mode: str) -> str:
+            return shlex.join(self.measured_args(device, mode, python, num_gpus))
+
+        final, latest = self.fold_folder / "checkpoint_final.pth", self.fold_folder / "checkpoint_latest.pth"
+        npz = f"ls {shlex.quote(str(self.validation_folder))}/*.npz >/dev/null 2>&1"
+        done = f"{exists(final)} && {exists(self.validation_folder / 'summary.json')} && {npz}"
+        return (f"if {done}; then echo {shlex.quote(self.name + ': finished')}; "
+                f"elif {exists(final)}; then {run('validate')}; "
+                f"elif {exists(latest)}; then {run('resume')}; else {run('train')}; fi")
 
 
 def build_jobs(variants: list[Variant], folds: list[int], dataset_id: str, model_root: Path,

@@ -17,7 +17,8 @@ def peak_memory() -> dict[str, float]:
     """Peak host memory of this process (MiB) and, on CUDA, peak GPU memory allocated by torch (MiB)."""
     import torch
 
-    record = {"peak_host_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    record = {"peak_host_memory_mib": max_rss / (2 ** 20 if sys.platform == "darwin" else 1024)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         record["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return record
@@ -36,9 +37,23 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = command
     started = time.perf_counter()
     run_training_entry()
-    record = {"command": command, "wall_seconds": time.perf_counter() - started, **peak_memory()}
+    record = {"commands": [command], "wall_seconds": time.perf_counter() - started, **peak_memory()}
     args.record.parent.mkdir(parents=True, exist_ok=True)
-    args.record.write_text(json.dumps(record, indent=2))
+    args.record.write_text(json.dumps(merged(record, args.record), indent=2))
+
+
+def merged(record: dict, path: Path) -> dict:
+    """A resumed or re-validated fold keeps one record: peaks are the maximum, wall time the sum, of all its runs."""
+    if not path.exists():
+        return record
+    previous = json.loads(path.read_text())
+    combined = {"commands": previous.get("commands", []) + record["commands"],
+                "wall_seconds": previous.get("wall_seconds", 0.0) + record["wall_seconds"]}
+    for key in ("peak_host_memory_mib", "peak_gpu_memory_mib"):
+        values = [r[key] for r in (previous, record) if key in r]
+        if values:
+            combined[key] = max(values)
+    return combined
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ def _p_value(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def class_names(summaries: list[VariantSummary]) -> list[str]:
+def all_class_names(summaries: list[VariantSummary]) -> list[str]:
     return list(dict.fromkeys(name for s in summaries for name in s.class_names))
 
 
 def markdown_table(summaries: list[VariantSummary], baseline: VariantSummary | None) -> str:
-    names = class_names(summaries)
+    names = all_class_names(summaries)
     header = ["variant", "folds"] + [f"Dice {n}" for n in names]
     if baseline is not None:
         header += [f"Δ {n} (p)" for n in names]
@@ -76,7 +76,7 @@ def plot_dice_boxes(summaries: list[VariantSummary], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = class_names(summaries)
+    names = all_class_names(summaries)
     fig, axes = plt.subplots(1, len(names), figsize=(1.2 + 1.1 * len(summaries) * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names):
         data = [[v for v in s.dice_per_case(name).values() if not math.isnan(v)] for s in summaries]

@@ -19,6 +19,7 @@ class nnUNetTrainer25DAniso(nnUNetTrainer):
     """
 
     attention: bool = True
+    default_configuration: str = "3d_fullres"
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

@@ -29,6 +29,7 @@ class nnUNetTrainer25D(nnUNetTrainer):
 
     slab_size: int = 3
     network_class: str = SLAB_NETWORK
+    default_configuration: str = "2d"  # what the benchmark trains it on unless told otherwise
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

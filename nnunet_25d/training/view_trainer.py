@@ -22,6 +22,7 @@ class nnUNetTrainer25DView(nnUNetTrainer25D):
     """
 
     view: str = "axial"
+    default_configuration = "3d_fullres"
 
     @classmethod
     def derive_plans(cls, plans: dict, configuration: str) -> dict:
