@@ -21,12 +21,12 @@ from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTraine
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice)
-MORPH_MLP_SIZES = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
+MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 
 
 def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
     sized = tuple(with_slab_size(base, n, module=__name__) for base in SLAB_TRAINERS for n in SLAB_SIZES)
-    return SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_SIZES + VIEW_TRAINERS
+    return SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
