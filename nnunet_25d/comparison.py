@@ -148,6 +148,11 @@ def reported_classes(results: list[ModelResult]) -> list[str]:
     return list(dict.fromkeys(c for r in results for c in reported_dice(r)))
 
 
+def render_markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def markdown_table(results: list[ModelResult], baseline: ModelResult | None = None) -> str:
     classes = reported_classes(results)
     source = "test" if any(r.test_dice for r in results) else "validation"
@@ -165,8 +170,7 @@ def markdown_table(results: list[ModelResult], baseline: ModelResult | None = No
             row += [f"{r.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x",
                     f"{r.seconds_per_case / baseline.seconds_per_case:.2f}x"]
         rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return render_markdown(header, rows)
 
 
 def write_csv(results: list[ModelResult], path: Path) -> None:

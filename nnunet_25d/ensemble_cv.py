@@ -9,15 +9,25 @@ per model, ``nnUNetv2_ensemble`` and ``nnUNetv2_apply_postprocessing`` with the 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import parse_model_pair
 
+MAX_NAME_LENGTH = 200  # file systems allow 255 bytes per folder name
+
 
 def ensemble_name(identifiers: list[str], folds: list[int]) -> str:
-    """nnU-Net's naming of pairwise ensembles (``ensemble___A___B___0_1_2_3_4``), extended to any number of models."""
-    return "ensemble___" + "___".join(identifiers) + "___" + "_".join(map(str, folds))
+    """nnU-Net's naming of pairwise ensembles (``ensemble___A___B___0_1_2_3_4``), extended to any number of models;
+    names too long for a folder become ``ensemble___<n>models_<hash>___<folds>`` (members listed in
+    ``members.json`` inside)."""
+    folds_text = "_".join(map(str, folds))
+    name = "ensemble___" + "___".join(identifiers) + "___" + folds_text
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha1("___".join(identifiers).encode()).hexdigest()[:12]
+    return f"ensemble___{len(identifiers)}models_{digest}___{folds_text}"
 
 
 def ensemble_cross_validation(dataset: str, models: list[tuple[str, str]], folds: list[int], plans: str = "nnUNetPlans",
@@ -38,6 +48,7 @@ def ensemble_cross_validation(dataset: str, models: list[tuple[str, str]], folds
         raise SystemExit(f"not trained: {', '.join(missing)}. Train every fold with `nnUNetv2_train ... --npz`")
     out = Path(output) if output else Path(nnUNet_results) / name / "ensembles" / ensemble_name(identifiers, folds)
     ensemble_crossvalidations(folders, str(out), folds, num_processes, overwrite=True)
+    (out / "members.json").write_text(json.dumps({"models": identifiers, "folds": folds}, indent=2))
 
     manager = PlansManager(str(out / "plans.json"))
     dataset_json = json.loads((out / "dataset.json").read_text())

@@ -56,6 +56,19 @@ class NNUNet:
     def plans(self, dataset: str) -> dict:
         return json.loads((self.preprocessed / dataset / "nnUNetPlans.json").read_text())
 
+    def trainer(self, dataset: str, trainer_class: type, configuration: str, monkeypatch: pytest.MonkeyPatch):
+        """An initialised trainer in this process (network, loaders), on CPU, without DA worker processes."""
+        import torch
+
+        self.set_environ(monkeypatch)
+        monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+        plans = self.plans(dataset)
+        plans["continue_training"] = False
+        dataset_json = json.loads((self.preprocessed / dataset / "dataset.json").read_text())
+        trainer = trainer_class(plans, configuration, 0, dataset_json, torch.device("cpu"))
+        trainer.initialize()
+        return trainer
+
     def set_environ(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """For tests that use nnU-Net in-process (nnunetv2.paths reads the variables when used)."""
         for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"):

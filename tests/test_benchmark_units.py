@@ -140,3 +140,13 @@ def test_slurm_array_script_is_valid_bash_with_one_task_per_job(tmp_path):
     listing = subprocess.run(["bash", "-c", array + 'printf "%s\\n" "${JOBS[@]}"'], capture_output=True, text=True,
                              check=True)
     assert listing.stdout.splitlines() == command_list(jobs, "cuda")
+
+
+def test_ensemble_folder_names_follow_nnunet_and_stay_short_enough_for_a_file_system():
+    from nnunet_25d.ensemble_cv import ensemble_name
+
+    pair = ["nnUNetTrainer__nnUNetPlans__2d", "nnUNetTrainer25D__nnUNetPlans__2d"]
+    assert ensemble_name(pair, [0, 1]) == "ensemble___" + "___".join(pair) + "___0_1"
+    four = [f"nnUNetTrainer25D{view}_5epochs_20iters__nnUNetPlans__3d_fullres" for view in "ABCD"]
+    long_name = ensemble_name(four, [0])
+    assert len(long_name) <= 200 and long_name != ensemble_name(four[:3] + ["other"], [0])

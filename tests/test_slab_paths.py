@@ -41,17 +41,6 @@ def index_dataset(nnunet) -> str:
     return INDEX_NAME
 
 
-def make_trainer(nnunet, dataset: str, trainer_class, monkeypatch) -> nnUNetTrainer:
-    nnunet.set_environ(monkeypatch)
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    plans = nnunet.plans(dataset)
-    plans["continue_training"] = False
-    dataset_json = json.loads((nnunet.preprocessed / dataset / "dataset.json").read_text())
-    trainer = trainer_class(plans, "2d", 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
-
-
 def slice_levels(patch: torch.Tensor) -> torch.Tensor:
     """Per-slice median of a (C, D, H, W) patch: the encoded slice index, up to an increasing map."""
     return patch[0].flatten(1).median(dim=1).values
@@ -59,7 +48,7 @@ def slice_levels(patch: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("trainer_class", [nnUNetTrainer25D, nnUNetTrainer25D_5slices])
 def test_training_batches_hold_consecutive_slices_in_order(nnunet, index_dataset, trainer_class, monkeypatch):
-    trainer = make_trainer(nnunet, index_dataset, trainer_class, monkeypatch)
+    trainer = nnunet.trainer(index_dataset, trainer_class, "2d", monkeypatch)
     dl_train, dl_val = trainer.get_dataloaders()
     k = trainer_class.slab_size // 2
     captured = []
@@ -95,7 +84,7 @@ def make_predictor(trainer: nnUNetTrainer) -> nnUNetPredictor:
 
 
 def test_inference_slabs_are_the_true_neighbours(nnunet, index_dataset, monkeypatch):
-    trainer = make_trainer(nnunet, index_dataset, nnUNetTrainer25D_5slices, monkeypatch)
+    trainer = nnunet.trainer(index_dataset, nnUNetTrainer25D_5slices, "2d", monkeypatch)
     predictor = make_predictor(trainer)
     seen: set[tuple[int, ...]] = set()
 
@@ -119,7 +108,7 @@ def _logits_at(predictor: nnUNetPredictor, volume: torch.Tensor, z: int) -> torc
 
 
 def test_prediction_of_slice_z_depends_on_neighbours_and_only_them(nnunet, tiny_dataset, monkeypatch):
-    trainer = make_trainer(nnunet, tiny_dataset, nnUNetTrainer25D, monkeypatch)
+    trainer = nnunet.trainer(tiny_dataset, nnUNetTrainer25D, "2d", monkeypatch)
     predictor = make_predictor(trainer)
     torch.manual_seed(0)
     volume = torch.randn(1, 10, 32, 32)

@@ -61,17 +61,6 @@ def index_dataset(nnunet) -> str:
     return INDEX_NAME
 
 
-def make_trainer(nnunet, trainer_class, monkeypatch):
-    nnunet.set_environ(monkeypatch)
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    plans = nnunet.plans(INDEX_NAME)
-    plans["continue_training"] = False
-    dataset_json = json.loads((nnunet.preprocessed / INDEX_NAME / "dataset.json").read_text())
-    trainer = trainer_class(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
-    trainer.initialize()
-    return trainer
-
-
 @pytest.mark.parametrize("view, axis", [("coronal", 1), ("sagittal", 2)])
 def test_derived_view_configuration(nnunet, index_dataset, view, axis):
     plans = nnunet.plans(index_dataset)
@@ -89,7 +78,7 @@ def test_derived_view_configuration(nnunet, index_dataset, view, axis):
 
 
 def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset, monkeypatch):
-    trainer = make_trainer(nnunet, nnUNetTrainer25DCoronal, monkeypatch)
+    trainer = nnunet.trainer(INDEX_NAME, nnUNetTrainer25DCoronal, "3d_fullres", monkeypatch)
     dl_train, dl_val = trainer.get_dataloaders()
     captured = []
     trainer.network.network_2d.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
@@ -112,7 +101,7 @@ def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset,
 @pytest.mark.parametrize("view, mirror_axes", [("coronal", (0, 2)), ("sagittal", (0, 1))])
 def test_augmentation_and_test_time_mirroring_stay_in_the_view_plane(nnunet, index_dataset, view, mirror_axes,
                                                                       monkeypatch):
-    trainer = make_trainer(nnunet, TRAINERS[view], monkeypatch)
+    trainer = nnunet.trainer(INDEX_NAME, TRAINERS[view], "3d_fullres", monkeypatch)
     rotation, dummy_2d, initial, training_axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
     patch = trainer.configuration_manager.patch_size
     axis = trainer.slab_axis

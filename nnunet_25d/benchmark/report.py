@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_25d.benchmark.summary import VariantSummary
+from nnunet_25d.comparison import render_markdown
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -45,8 +46,7 @@ def markdown_table(summaries: list[VariantSummary], baseline: VariantSummary | N
         if baseline is not None:
             row.append(f"{s.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x")
         rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return render_markdown(header, rows)
 
 
 def write_csv(summaries: list[VariantSummary], path: Path) -> None:
