@@ -15,6 +15,8 @@ from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import Dow
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 
+from nnunet_25d.views import permute_spatial
+
 IN_PLANE_AXES = (1, 2)
 
 
@@ -84,7 +86,7 @@ class PermuteSpatialAxesTransform(BasicTransform):
         self.permutation = tuple(permutation)
 
     def _apply_to_image(self, img: torch.Tensor, **params) -> torch.Tensor:
-        return img.permute(0, *(1 + a for a in self.permutation)).contiguous()
+        return permute_spatial(img, self.permutation).contiguous()
 
     _apply_to_segmentation = _apply_to_image
 

@@ -117,14 +117,14 @@ def add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
                         "(and the demo's nnU-Net folders)")
     parser.add_argument("-d", "--dataset", type=int, default=None,
                         help="your dataset ID (uses nnUNet_raw/preprocessed/results) instead of the synthetic one")
-    parser.add_argument("--schedule", type=_schedule, default=DEMO_SCHEDULE,
+    parser.add_argument("--schedule", type=parse_schedule, default=DEMO_SCHEDULE,
                         help="epochs x iterations per epoch, e.g. 10x50 (default)")
     parser.add_argument("-f", "--fold", type=int, default=0)
     parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda", "mps"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
 
 
-def _schedule(text: str) -> tuple[int, int]:
+def parse_schedule(text: str) -> tuple[int, int]:
     try:
         epochs, iterations = (int(v) for v in text.lower().split("x"))
     except ValueError:

@@ -16,9 +16,9 @@ from nnunet_25d.benchmark.emit import command_list, write_slurm
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.summary import VariantSummary, compare_with_baseline
+from nnunet_25d.demo import parse_schedule
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
-from nnunet_25d.training.variants import CPU_SCHEDULES
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -193,17 +193,6 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _schedule(text: str) -> tuple[int, int]:
-    try:
-        schedule = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        schedule = ()
-    if schedule not in CPU_SCHEDULES:
-        choices = ", ".join(f"{e}x{i}" for e, i in CPU_SCHEDULES)
-        raise argparse.ArgumentTypeError(f"schedule {text!r} is not declared; choose one of {choices}")
-    return schedule  # type: ignore[return-value]
-
-
 def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "benchmark", help="five-fold benchmark of the 2.5D variants against nnU-Net's 2d and 3d_fullres",
@@ -217,7 +206,7 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
                         help="default: nnUNetTrainer:2d nnUNetTrainer:3d_fullres and the plugin's main variants "
                              "(configuration defaults to 2d)")
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--schedule", type=_schedule, default=None,
+    parser.add_argument("--schedule", type=parse_schedule, default=None,
                         help="a CPU-sized schedule (e.g. 2x5 = 2 epochs x 5 iterations) for every trainer; "
                              "default: each trainer's own (nnU-Net: 1000 epochs)")
     parser.add_argument("--plans", default="nnUNetPlans")
