@@ -11,11 +11,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunet_25d.benchmark.collect import collect_fold
+from nnunet_25d.benchmark.collect import collect_fold, read_cases_csv, write_cases_csv
 from nnunet_25d.benchmark.emit import command_list, write_slurm
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
-from nnunet_25d.benchmark.summary import VariantSummary, compare_with_baseline
+from nnunet_25d.benchmark.statistics import Comparison
+from nnunet_25d.benchmark.summary import VariantSummary, compare_all
 from nnunet_25d.demo import parse_schedule
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
@@ -109,28 +110,46 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
     return failures
 
 
-def summarise(jobs: list[Job], variants: list[Variant]) -> tuple[list[VariantSummary], VariantSummary | None]:
-    summaries = []
-    for variant in variants:
-        folds = [collect_fold(job) for job in jobs if job.variant == variant and job.finished]
-        if folds:
-            summaries.append(VariantSummary(variant, folds))
-    return summaries, compare_with_baseline(summaries)
+def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> list[str]:
+    """``TRAINER:CONFIGURATION`` of each baseline; the default ones only where the matrix has them."""
+    keys = [v.key for v in variants]
+    if not args.baselines:
+        return [f"{t}:{c}" for t, c in BASELINES if f"{t}:{c}" in keys]
+    wanted = [":".join(parse_variant(text, default_configuration(text.partition(":")[0]))) for text in args.baselines]
+    missing = [key for key in wanted if key not in keys]
+    if missing:
+        raise SystemExit(f"baseline {', '.join(missing)} is not in the matrix: add it to --variants")
+    return list(dict.fromkeys(wanted))
+
+
+def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path
+              ) -> tuple[list[VariantSummary], list[Comparison]]:
+    """Collect the finished folds, write their per-case scores to ``cases.csv`` and compute everything from it."""
+    folds = {variant: [collect_fold(job) for job in jobs if job.variant == variant and job.finished]
+             for variant in variants}
+    cases_file = out_dir / "cases.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_cases_csv([case for results in folds.values() for fold in results for case in fold.cases], cases_file)
+    cases = read_cases_csv(cases_file)
+    summaries = [VariantSummary(variant, results, [c for c in cases if c.variant == variant.key])
+                 for variant, results in folds.items() if results]
+    return summaries, compare_all(summaries, baselines)
 
 
 def run_find_best(runner: NNUNetRunner, dataset_id: str, summaries: list[VariantSummary], folds: list[int],
-                  results: Path, dataset: str, plans: str) -> dict | None:
-    """nnU-Net's find_best_configuration over the variants that finished every fold."""
+                  out_dir: Path, plans: str) -> dict | None:
+    """nnU-Net's find_best_configuration over the variants that finished every fold. Its result goes to
+    ``out_dir``; the user's own ``inference_information.json`` in nnUNet_results stays as it was."""
     complete = [s.variant for s in summaries if sorted(s.fold_ids) == sorted(folds)]
     if not complete:
         print("find_best_configuration skipped: no variant has finished every fold", flush=True)
         return None
-    info_file = results / dataset / "inference_information.json"
-    info_file.unlink(missing_ok=True)
+    info_file = out_dir / "inference_information.json"
+    info_file.unlink(missing_ok=True)  # the benchmark's own copy from an earlier run
     models = [f"{v.trainer_name}:{v.configuration}" for v in complete]
     print(f"nnU-Net find_best_configuration over {len(models)} models", flush=True)
     runner.run([sys.executable, "-m", "nnunet_25d.benchmark.find_best", dataset_id, "--models", *models,
-                "--plans", plans, "--folds", *map(str, folds)], "find_best_configuration")
+                "--plans", plans, "--folds", *map(str, folds), "--output", str(out_dir)], "find_best_configuration")
     return json.loads(info_file.read_text())
 
 
@@ -140,7 +159,9 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     dataset = dataset_folder_name(args.dataset, preprocessed, raw)
     dataset_id = str(int(dataset[len("Dataset"):].split("_", 1)[0]))
     variants = variants_from_args(args)
-    jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans)
+    baselines = baselines_from_args(args, variants)
+    jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans,
+                      preprocessed / dataset / "splits_final.json")
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
 
     preprocess = None if args.collect_only else \
@@ -159,11 +180,11 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
         failures = train_missing(runner, jobs, args.device)
-    summaries, baseline = summarise(jobs, variants)
+    summaries, comparisons = summarise(jobs, variants, baselines, out_dir)
     information = None
     if args.find_best and summaries:
         try:
-            information = run_find_best(runner, dataset_id, summaries, args.folds, results, dataset, args.plans)
+            information = run_find_best(runner, dataset_id, summaries, args.folds, out_dir, args.plans)
         except CommandFailed as error:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
     missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
@@ -171,7 +192,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
-    markdown = write_report(summaries, baseline, out_dir, title, information, failures + missing)
+    markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failures + missing)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if failures or (missing and not args.collect_only):
@@ -184,6 +205,8 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
     out = ["-d", args.dataset, "--folds", *map(str, args.folds), "--plans", args.plans, "-device", args.device]
     if args.variants:
         out += ["--variants", *args.variants]
+    if args.baselines:
+        out += ["--baselines", *args.baselines]
     if args.schedule:
         out += ["--schedule", f"{args.schedule[0]}x{args.schedule[1]}"]
     if args.output:
@@ -198,13 +221,17 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
         "benchmark", help="five-fold benchmark of the 2.5D variants against nnU-Net's 2d and 3d_fullres",
         description="Trains the missing folds of a (trainer, configuration) matrix with nnUNetv2_train --npz "
                     "(finished folds are skipped, interrupted ones resumed with --c), then reports mean ± std "
-                    "Dice per class over folds, paired Wilcoxon tests against the best nnU-Net baseline, cost, "
+                    "Dice per class over folds, every variant against every baseline per class (paired mean "
+                    "difference with bootstrap CI, Wilcoxon p, Holm-adjusted), cost, "
                     "plots, and nnU-Net's find_best_configuration over the matrix. Uses your nnUNet_raw, "
                     "nnUNet_preprocessed and nnUNet_results.")
     parser.add_argument("-d", "--dataset", required=True, help="dataset ID or DatasetXXX_Name")
     parser.add_argument("--variants", nargs="+", metavar="TRAINER[:CONFIG]",
                         help="default: nnUNetTrainer:2d nnUNetTrainer:3d_fullres and the plugin's main variants "
                              "(configuration defaults to 2d)")
+    parser.add_argument("--baselines", nargs="+", metavar="TRAINER[:CONFIG]",
+                        help="the variants every other variant is compared with, each of them, class by class "
+                             "(must be in the matrix; default: nnUNetTrainer:2d nnUNetTrainer:3d_fullres)")
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--schedule", type=parse_schedule, default=None,
                         help="a CPU-sized schedule (e.g. 2x5 = 2 epochs x 5 iterations) for every trainer; "

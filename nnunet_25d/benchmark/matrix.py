@@ -1,14 +1,14 @@
 """The benchmark matrix: (trainer, configuration) variants x folds, and the nnU-Net command of each job."""
 from __future__ import annotations
 
+import argparse
+import json
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_25d.training.variants import schedule_name
-
-# nnU-Net's own trainers that the 2.5D variants must beat
+# nnU-Net's own trainers that the 2.5D variants must beat (the default of --baselines)
 BASELINES = (("nnUNetTrainer", "2d"), ("nnUNetTrainer", "3d_fullres"))
 RESOURCES_FILE = "benchmark_resources.json"
 
@@ -22,6 +22,8 @@ class Variant:
     @property
     def trainer_name(self) -> str:
         """The name nnUNetv2_train gets (with the schedule suffix)."""
+        from nnunet_25d.training.variants import schedule_name  # imports nnU-Net: too slow for the fold probe
+
         return self.trainer if self.schedule is None else schedule_name(self.trainer, *self.schedule)
 
     @property
@@ -29,8 +31,9 @@ class Variant:
         return f"{self.trainer} {self.configuration}"
 
     @property
-    def is_baseline(self) -> bool:
-        return (self.trainer, self.configuration) in BASELINES
+    def key(self) -> str:
+        """``TRAINER:CONFIGURATION``, as --variants spells it (the per-case CSV's variant column)."""
+        return f"{self.trainer}:{self.configuration}"
 
     @property
     def epochs(self) -> int | None:
@@ -62,6 +65,7 @@ class Job:
     dataset_id: str
     model_root: Path  # nnUNet_results/DatasetXXX_Name
     plans: str = "nnUNetPlans"
+    splits_file: Path | None = None  # nnUNet_preprocessed/DatasetXXX_Name/splits_final.json
 
     @property
     def model_folder(self) -> Path:
@@ -90,12 +94,7 @@ class Job:
 
     @property
     def mode(self) -> str:
-        """done | validate (final checkpoint, validation or its .npz missing) | resume (a checkpoint) | train."""
-        final = (self.fold_folder / "checkpoint_final.pth").exists()
-        validated = (self.validation_folder / "summary.json").exists() and any(self.validation_folder.glob("*.npz"))
-        if final:
-            return "done" if validated else "validate"
-        return "resume" if (self.fold_folder / "checkpoint_latest.pth").exists() else "train"
+        return fold_mode(self.fold_folder, self.fold, self.splits_file)
 
     def train_args(self, device: str, mode: str | None = None, num_gpus: int = 1) -> list[str]:
         """nnUNetv2_train arguments for ``mode`` (default: the fold's current one); always ``--npz``."""
@@ -112,23 +111,69 @@ class Job:
         return [python, "-m", "nnunet_25d.benchmark.measure", "--record", str(self.fold_folder / RESOURCES_FILE),
                 "--", *self.train_args(device, mode, num_gpus)]
 
-    def shell_command(self, device: str, python: str = sys.executable, num_gpus: int = 1) -> str:
-        """For schedulers: decides when the task starts whether to skip, validate, resume or train."""
-        def exists(path: Path) -> str:
-            return f"[ -e {shlex.quote(str(path))} ]"
-
+    def shell_command(self, device: str, python: str = sys.executable, num_gpus: int = 1,
+                      probe_python: str | None = None) -> str:
+        """For schedulers: decides when the task starts whether to skip, validate, resume or train, by the same
+        rule as :func:`fold_mode` (it asks this module)."""
         def run(mode: str) -> str:
             return shlex.join(self.measured_args(device, mode, python, num_gpus))
 
-        final, latest = self.fold_folder / "checkpoint_final.pth", self.fold_folder / "checkpoint_latest.pth"
-        npz = f"ls {shlex.quote(str(self.validation_folder))}/*.npz >/dev/null 2>&1"
-        done = f"{exists(final)} && {exists(self.validation_folder / 'summary.json')} && {npz}"
-        return (f"if {done}; then echo {shlex.quote(self.name + ': finished')}; "
-                f"elif {exists(final)}; then {run('validate')}; "
-                f"elif {exists(latest)}; then {run('resume')}; else {run('train')}; fi")
+        probe = [probe_python or python, "-m", "nnunet_25d.benchmark.matrix", str(self.fold_folder), str(self.fold)]
+        if self.splits_file is not None:
+            probe += ["--splits", str(self.splits_file)]
+        return (f"case \"$({shlex.join(probe)})\" in "
+                f"done) echo {shlex.quote(self.name + ': finished')};; validate) {run('validate')};; "
+                f"resume) {run('resume')};; train) {run('train')};; *) exit 1;; esac")
+
+
+def validation_cases(fold: int, splits_file: Path | None, summary_file: Path) -> list[str]:
+    """The fold's validation cases: its ``val`` keys in splits_final.json, else the cases summary.json lists."""
+    if splits_file is not None and splits_file.is_file():
+        splits = json.loads(splits_file.read_text())
+        if fold < len(splits):
+            return list(splits[fold]["val"])
+    from nnunet_25d.benchmark.collect import case_id
+
+    return [case_id(c["reference_file"]) for c in json.loads(summary_file.read_text())["metric_per_case"]]
+
+
+def validated(fold_folder: Path, fold: int, splits_file: Path | None) -> bool:
+    """Every validation case has its .npz, and summary.json was written after all of them."""
+    validation = fold_folder / "validation"
+    summary = validation / "summary.json"
+    if not summary.is_file():
+        return False
+    npz = [validation / f"{case}.npz" for case in validation_cases(fold, splits_file, summary)]
+    if not npz or not all(path.is_file() for path in npz):
+        return False
+    return summary.stat().st_mtime >= max(path.stat().st_mtime for path in npz)
+
+
+def fold_mode(fold_folder: Path, fold: int, splits_file: Path | None = None) -> str:
+    """done | validate (final checkpoint; validation, a case's .npz or its summary missing or stale) |
+    resume (checkpoint_latest, or only checkpoint_best: nnU-Net's --c falls back to it) | train."""
+    if (fold_folder / "checkpoint_final.pth").exists():
+        return "done" if validated(fold_folder, fold, splits_file) else "validate"
+    if any((fold_folder / name).exists() for name in ("checkpoint_latest.pth", "checkpoint_best.pth")):
+        return "resume"
+    return "train"
 
 
 def build_jobs(variants: list[Variant], folds: list[int], dataset_id: str, model_root: Path,
-               plans: str = "nnUNetPlans") -> list[Job]:
+               plans: str = "nnUNetPlans", splits_file: Path | None = None) -> list[Job]:
     """Variant-major order: all folds of a variant before the next variant."""
-    return [Job(v, f, dataset_id, model_root, plans) for v in variants for f in folds]
+    return [Job(v, f, dataset_id, model_root, plans, splits_file) for v in variants for f in folds]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m nnunet_25d.benchmark.matrix FOLD_FOLDER FOLD [--splits FILE]`` prints the fold's mode."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("fold_folder", type=Path)
+    parser.add_argument("fold", type=int)
+    parser.add_argument("--splits", type=Path, default=None)
+    args = parser.parse_args(argv)
+    print(fold_mode(args.fold_folder, args.fold, args.splits))
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_25d.benchmark.statistics import Comparison
 from nnunet_25d.benchmark.summary import VariantSummary
 from nnunet_25d.comparison import render_markdown
 
@@ -25,27 +26,32 @@ def all_class_names(summaries: list[VariantSummary]) -> list[str]:
     return list(dict.fromkeys(name for s in summaries for name in s.class_names))
 
 
-def markdown_table(summaries: list[VariantSummary], baseline: VariantSummary | None) -> str:
+def markdown_table(summaries: list[VariantSummary], baselines: list[str]) -> str:
     names = all_class_names(summaries)
-    header = ["variant", "folds"] + [f"Dice {n}" for n in names]
-    if baseline is not None:
-        header += [f"Δ {n} (p)" for n in names]
-    header += ["s/epoch", "s/case", "params (M)", "peak mem (MiB)"]
-    if baseline is not None:
-        header += ["epoch time vs baseline"]
+    header = ["variant", "folds"] + [f"Dice {n}" for n in names] + ["s/epoch", "s/case", "params (M)",
+                                                                      "peak mem (MiB)"]
     rows = []
     for s in summaries:
-        row = [s.variant.label + (" (baseline)" if s is baseline else ""), ",".join(map(str, s.fold_ids))]
+        row = [s.variant.label + (" (baseline)" if s.variant.key in baselines else ""),
+               ",".join(map(str, s.fold_ids))]
         row += [f"{_number(s.dice[n][0])} ± {_number(s.dice[n][1])}" if n in s.dice else "n/a" for n in names]
-        if baseline is not None:
-            for n in names:
-                test = s.versus_baseline.get(n)
-                row.append("—" if test is None else f"{test.mean_difference:+.3f} ({_p_value(test.p_value)})")
         row += [_number(s.seconds_per_epoch, 2), _number(s.seconds_per_case, 2), f"{s.parameters / 1e6:.2f}",
                 _number(s.peak_memory_mib, 0)]
-        if baseline is not None:
-            row.append(f"{s.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x")
         rows.append(row)
+    return render_markdown(header, rows)
+
+
+def _difference(c: Comparison) -> str:
+    if c.n_pairs == 0:
+        return "n/a"
+    interval = "" if math.isnan(c.ci_low) else f" [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+    return f"{c.mean_difference:+.3f}{interval}"
+
+
+def comparisons_table(comparisons: list[Comparison]) -> str:
+    header = ["class", "variant", "baseline", "n", "Δ Dice [95% CI]", "Wilcoxon p", "Holm p"]
+    rows = [[c.class_name, c.variant, c.baseline, str(c.n_pairs), _difference(c), _p_value(c.p_value),
+             _p_value(c.p_holm)] for c in comparisons]
     return render_markdown(header, rows)
 
 
@@ -54,20 +60,28 @@ def write_csv(summaries: list[VariantSummary], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["trainer", "configuration", "fold", "class", "dice", "dice_mean_over_folds",
-                         "dice_std_over_folds", "delta_vs_baseline", "wilcoxon_p_vs_baseline", "seconds_per_epoch",
-                         "seconds_per_case", "parameters", "peak_memory_mib"])
+                         "dice_std_over_folds", "seconds_per_epoch", "seconds_per_case", "parameters",
+                         "peak_memory_mib"])
         for s in summaries:
             for fold in s.folds:
-                for name, value in fold.mean_dice.items():
-                    test = s.versus_baseline.get(name)
+                for name in s.class_names:
                     writer.writerow([
-                        s.variant.trainer_name, s.variant.configuration, fold.job.fold, name, f"{value:.4f}",
+                        s.variant.trainer_name, s.variant.configuration, fold.job.fold, name,
+                        f"{s.fold_dice(name).get(fold.job.fold, float('nan')):.4f}",
                         f"{s.dice[name][0]:.4f}", f"{s.dice[name][1]:.4f}",
-                        "" if test is None else f"{test.mean_difference:.4f}",
-                        "" if test is None else f"{test.p_value:.4g}",
                         f"{fold.seconds_per_epoch:.3f}", f"{fold.seconds_per_case:.3f}", fold.parameters,
                         "" if fold.peak_memory_mib is None else f"{fold.peak_memory_mib:.0f}",
                     ])
+
+
+def write_comparisons_csv(comparisons: list[Comparison], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "baseline", "class", "n_pairs", "mean_difference", "ci95_low", "ci95_high",
+                         "wilcoxon_p", "holm_p"])
+        for c in comparisons:
+            writer.writerow([c.variant, c.baseline, c.class_name, c.n_pairs, *(f"{v:.6g}" for v in (
+                c.mean_difference, c.ci_low, c.ci_high, c.p_value, c.p_holm))])
 
 
 def plot_dice_boxes(summaries: list[VariantSummary], path: Path) -> None:
@@ -79,7 +93,7 @@ def plot_dice_boxes(summaries: list[VariantSummary], path: Path) -> None:
     names = all_class_names(summaries)
     fig, axes = plt.subplots(1, len(names), figsize=(1.2 + 1.1 * len(summaries) * len(names), 4.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        data = [[v for v in s.dice_per_case(name).values() if not math.isnan(v)] for s in summaries]
+        data = [[v.score for v in s.scores(name).values() if not v.absent] for s in summaries]
         ax.boxplot(data, showmeans=True)
         ax.set_xticks(np.arange(1, len(summaries) + 1), [s.variant.label for s in summaries], rotation=30,
                       ha="right", fontsize=8)
@@ -130,18 +144,26 @@ def best_configuration_section(information: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(summaries: list[VariantSummary], baseline: VariantSummary | None, out_dir: Path, title: str,
-                 best_configuration: dict | None = None, failures: list[str] | None = None) -> str:
+STATISTICS_NOTE = (
+    "Dice: mean ± std over folds of each fold's mean over its validation cases (nnU-Net's summary.json). A class "
+    "absent from both reference and prediction is left out; present in exactly one of them, it scores 0. "
+    "Comparisons: every variant against every baseline, per class, paired over the n cases both validated; a "
+    "pair is left out only when both models correctly predicted the class absent; if only one of them paints it "
+    "into an empty case, that one scores 0 and the other 1. Δ: mean paired difference (variant − baseline) with a "
+    "95 % bootstrap CI (SciPy, BCa, 9999 resamples of the pairs); p: two-sided Wilcoxon signed-rank (SciPy); Holm "
+    "p: adjusted for all comparisons of the table (statsmodels). s/case: validation inference (sliding window, "
+    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise.")
+
+
+def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
+                 out_dir: Path, title: str, best_configuration: dict | None = None,
+                 failures: list[str] | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"## {title}", ""]
-    if baseline is not None:
-        parts += [f"Dice: mean ± std over folds (validation, nnU-Net's summary.json). Δ (p): mean per-case "
-                  f"difference to the best nnU-Net baseline ({baseline.variant.label}) and the two-sided Wilcoxon "
-                  f"signed-rank p-value over the cases both were validated on. s/case: validation inference "
-                  f"(sliding window, TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS "
-                  f"otherwise.", ""]
-    parts += [markdown_table(summaries, baseline), "", "![Dice per case](dice_per_case.png)", "",
-              "![Training curves](training_curves.png)", ""]
+    parts = [f"## {title}", "", STATISTICS_NOTE, "", markdown_table(summaries, baselines), ""]
+    if comparisons:
+        parts += ["### Each variant against each baseline", "", comparisons_table(comparisons), ""]
+    parts += ["Per-case Dice: `cases.csv`; comparisons: `comparisons.csv`.", "",
+              "![Dice per case](dice_per_case.png)", "", "![Training curves](training_curves.png)", ""]
     section = best_configuration_section(best_configuration)
     if section:
         parts += [section]
@@ -150,6 +172,7 @@ def write_report(summaries: list[VariantSummary], baseline: VariantSummary | Non
     markdown = "\n".join(parts)
     (out_dir / "benchmark.md").write_text(markdown)
     write_csv(summaries, out_dir / "benchmark.csv")
+    write_comparisons_csv(comparisons, out_dir / "comparisons.csv")
     if summaries:
         plot_dice_boxes(summaries, out_dir / "dice_per_case.png")
         plot_training_curves(summaries, out_dir / "training_curves.png")

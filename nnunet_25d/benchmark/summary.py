@@ -1,4 +1,4 @@
-"""Aggregate the folds of each variant and compare every variant with the best nnU-Net baseline."""
+"""Aggregate the folds of each variant and compare every variant with every baseline, class by class."""
 from __future__ import annotations
 
 import math
@@ -8,35 +8,36 @@ import numpy as np
 
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import Variant
-from nnunet_25d.benchmark.statistics import PairedTest, mean_std, paired_wilcoxon
+from nnunet_25d.benchmark.statistics import CaseScore, Comparison, compare, holm, mean_score, mean_std
 
 
 @dataclass
 class VariantSummary:
     variant: Variant
-    folds: list[FoldResult]
+    folds: list[FoldResult]  # resources and curves
+    cases: list[CaseScore]  # the per-case CSV's rows of this variant: Dice is computed from these
     dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> (mean, std) over folds
-    versus_baseline: dict[str, PairedTest] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in self.class_names:
-            self.dice[name] = mean_std([f.mean_dice.get(name, float("nan")) for f in self.folds])
+            self.dice[name] = mean_std(list(self.fold_dice(name).values()))
 
     @property
     def class_names(self) -> list[str]:
-        return list(dict.fromkeys(name for f in self.folds for name in f.mean_dice))
+        return list(dict.fromkeys(s.class_name for s in self.cases))
 
     @property
     def fold_ids(self) -> list[int]:
         return [f.job.fold for f in self.folds]
 
-    @property
-    def mean_foreground_dice(self) -> float:
-        return float(np.nanmean([mean for mean, _ in self.dice.values()])) if self.dice else float("nan")
+    def fold_dice(self, name: str) -> dict[int, float]:
+        """Per fold: mean Dice of class ``name`` over the fold's cases (absent/present rule)."""
+        return {fold: mean_score([s for s in self.cases if s.fold == fold and s.class_name == name])
+                for fold in dict.fromkeys(s.fold for s in self.cases)}
 
-    def dice_per_case(self, name: str) -> dict[str, float]:
-        """Per-case Dice of class ``name`` over all folds (each case is validated in exactly one fold)."""
-        return {case: value for f in self.folds for case, value in f.dice_per_case.get(name, {}).items()}
+    def scores(self, name: str) -> dict[str, CaseScore]:
+        """Class ``name`` in every validated case (each case is validated in exactly one fold)."""
+        return {s.case: s for s in self.cases if s.class_name == name}
 
     def _fold_mean(self, attribute: str) -> float:
         values = [getattr(f, attribute) for f in self.folds]
@@ -61,21 +62,13 @@ class VariantSummary:
         return self.folds[0].parameters if self.folds else 0
 
 
-def best_baseline(summaries: list[VariantSummary]) -> VariantSummary | None:
-    """The nnU-Net baseline with the highest mean foreground Dice."""
-    baselines = [s for s in summaries if s.variant.is_baseline and not math.isnan(s.mean_foreground_dice)]
-    return max(baselines, key=lambda s: s.mean_foreground_dice, default=None)
-
-
-def compare_with_baseline(summaries: list[VariantSummary]) -> VariantSummary | None:
-    """Fill each summary's ``versus_baseline`` (per class, paired per case); return the baseline used."""
-    baseline = best_baseline(summaries)
-    if baseline is None:
-        return None
-    for summary in summaries:
-        if summary is baseline:
-            continue
-        for name in summary.class_names:
-            summary.versus_baseline[name] = paired_wilcoxon(summary.dice_per_case(name),
-                                                            baseline.dice_per_case(name))
-    return baseline
+def compare_all(summaries: list[VariantSummary], baselines: list[str]) -> list[Comparison]:
+    """Per class, every variant that is not a baseline against every baseline (``TRAINER:CONFIGURATION``),
+    each over the cases both validated; p-values Holm-adjusted over the whole table. No baseline is picked
+    from the results, so none can be picked to suit a class."""
+    by_key = {s.variant.key: s for s in summaries}
+    references = [by_key[key] for key in baselines if key in by_key]
+    names = list(dict.fromkeys(name for s in summaries for name in s.class_names))
+    comparisons = [compare(s.scores(name), b.scores(name), s.variant.key, b.variant.key, name)
+                   for name in names for s in summaries if s.variant.key not in baselines for b in references]
+    return holm(comparisons)
