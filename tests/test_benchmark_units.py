@@ -1,45 +1,16 @@
-"""Benchmark pieces that need no training: statistics, the matrix, the emitted scheduler scripts."""
+"""Benchmark pieces that need no training: the matrix, the emitted scheduler scripts (comparisons:
+test_benchmark_statistics.py; fold states and resume: test_benchmark_resume.py)."""
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import wilcoxon
 
 from nnunet_25d.benchmark.collect import case_id, class_names, validation_seconds_per_case
 from nnunet_25d.benchmark.emit import command_list, slurm_array_script
 from nnunet_25d.benchmark.matrix import Variant, build_jobs, parse_variant
-from nnunet_25d.benchmark.statistics import mean_std, paired_wilcoxon
-
-
-def test_paired_wilcoxon_pairs_by_case_not_by_order():
-    variant = {"c1": 0.9, "c2": 0.8, "c3": 0.75, "c4": 0.95, "c5": 0.6, "c6": 0.7}
-    baseline = {"c6": 0.5, "c1": 0.85, "c3": 0.7, "c2": 0.6, "c5": 0.58, "c4": 0.9}  # other insertion order
-    test = paired_wilcoxon(variant, baseline)
-    # every difference is positive: the exact two-sided p of n=6 is 2 / 2**6
-    assert test.p_value == pytest.approx(2 / 64)
-    assert test.n_pairs == 6
-    assert test.mean_difference == pytest.approx(np.mean([variant[c] - baseline[c] for c in variant]))
-
-
-def test_paired_wilcoxon_matches_scipy_on_mixed_signs_and_drops_nan_and_unpaired_cases():
-    rng = np.random.default_rng(3)
-    cases = [f"case_{i}" for i in range(12)]
-    variant = {c: float(v) for c, v in zip(cases, rng.uniform(0.5, 1, 12))}
-    baseline = {c: float(v) for c, v in zip(cases, rng.uniform(0.5, 1, 12))}
-    variant["case_0"] = float("nan")
-    baseline["only_baseline"] = 0.5
-    kept = cases[1:]
-    expected = wilcoxon([variant[c] for c in kept], [baseline[c] for c in kept]).pvalue
-    test = paired_wilcoxon(variant, baseline)
-    assert test.n_pairs == 11 and test.p_value == pytest.approx(expected)
-
-
-def test_paired_wilcoxon_is_undefined_without_differences():
-    same = {"a": 0.5, "b": 0.7}
-    assert np.isnan(paired_wilcoxon(same, dict(same)).p_value)
-    assert paired_wilcoxon({}, same).n_pairs == 0
+from nnunet_25d.benchmark.statistics import mean_std
 
 
 def test_mean_std_over_folds():
@@ -81,39 +52,6 @@ def test_emitted_commands_list_every_variant_and_fold_once(tmp_path):
     for job, command in zip(jobs, commands):
         assert f"nnUNetv2_train 525 {job.variant.configuration} {job.fold} -tr {job.variant.trainer_name}" \
             in command
-
-
-def _touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
-
-
-FOLD_STATES = [
-    ((), "train", []),
-    (("checkpoint_latest.pth",), "resume", ["--c"]),
-    (("checkpoint_latest.pth", "checkpoint_final.pth"), "validate", ["--val"]),
-    (("checkpoint_final.pth", "validation/summary.json"), "validate", ["--val"]),  # trained without --npz
-    (("checkpoint_final.pth", "validation/summary.json", "validation/case_0.npz"), "done", None),
-]
-
-
-@pytest.mark.parametrize("files, mode, extra", FOLD_STATES)
-def test_each_fold_state_gets_the_right_nnunet_command(tmp_path, files, mode, extra):
-    job = _jobs(tmp_path)[0]
-    for name in files:
-        _touch(job.fold_folder / name)
-    assert job.mode == mode and job.finished == (mode == "done")
-    if extra is not None:
-        args = job.train_args("cuda")
-        assert args[-len(extra):] == extra if extra else args[-1] == "--npz"
-    # the scheduler's line decides the same when the task starts (python replaced by echo)
-    line = job.shell_command("cuda", python="echo")
-    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout
-    if mode == "done":
-        assert printed.strip().endswith("finished")
-    else:
-        assert printed.split() == ["-m", "nnunet_25d.benchmark.measure", "--record",
-                                   str(job.fold_folder / "benchmark_resources.json"), "--", *job.train_args("cuda")]
 
 
 def test_more_than_one_gpu_is_passed_to_nnunet():

@@ -1,0 +1,150 @@
+"""Which folds count as done, which resume, and that find_best leaves the user's files alone."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchmark_tree import fake_checkpoint, job, present, write_fold, write_splits
+
+from nnunet_25d.benchmark import find_best
+from nnunet_25d.benchmark.find_best import users_files_kept
+
+VAL = ["c0", "c1", "c2"]
+
+
+@pytest.fixture
+def fold(tmp_path: Path):
+    splits = write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", [VAL, ["c3", "c4", "c5"]])
+    return job(tmp_path, "nnUNetTrainer", "2d", 0, splits)
+
+
+def _validated(fold_job, npz: list[str] | None = None) -> None:
+    write_fold(fold_job, {case: {"organ": present(0.8)} for case in VAL}, npz)
+
+
+def _age(path: Path, seconds: float) -> None:
+    stamp = path.stat().st_mtime - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def test_a_fully_validated_fold_is_done(fold):
+    _validated(fold)
+    assert fold.mode == "done" and fold.finished
+
+
+def test_a_validation_killed_after_one_case_is_not_done(fold):
+    _validated(fold, npz=["c0"])  # an older summary.json (validated without --npz), one new .npz
+    assert fold.mode == "validate"
+    assert fold.train_args("cpu")[-1] == "--val"
+
+
+def test_a_summary_older_than_a_case_npz_is_stale(fold):
+    _validated(fold)
+    _age(fold.validation_folder / "summary.json", 60)  # --val --npz rewrote the .npz, then died
+    assert fold.mode == "validate"
+
+
+def test_the_validation_cases_come_from_summary_json_without_splits(tmp_path):
+    fold_job = job(tmp_path, "nnUNetTrainer", "2d", 0, splits=None)
+    _validated(fold_job, npz=["c0", "c1"])
+    assert fold_job.mode == "validate"
+    (fold_job.validation_folder / "c2.npz").write_bytes(b"")
+    _age(fold_job.validation_folder / "c2.npz", 60)
+    assert fold_job.mode == "done"
+
+
+def test_a_run_that_died_before_its_first_latest_checkpoint_resumes(fold):
+    fold.fold_folder.mkdir(parents=True)
+    fake_checkpoint(fold.fold_folder / "checkpoint_best.pth")
+    # nnU-Net 2.8.1's --c loads checkpoint_final, else checkpoint_latest, else checkpoint_best
+    assert fold.mode == "resume" and fold.train_args("cpu")[-1] == "--c"
+
+
+def test_nnunet_continue_falls_back_to_checkpoint_best():
+    import inspect
+
+    from nnunetv2.run.run_training import maybe_load_checkpoint
+
+    source = inspect.getsource(maybe_load_checkpoint)
+    assert source.index("checkpoint_latest.pth") < source.index("checkpoint_best.pth")
+
+
+FOLD_STATES = [
+    ("nothing", "train"),
+    ("best", "resume"),
+    ("latest", "resume"),
+    ("final", "validate"),
+    ("partial npz", "validate"),
+    ("validated", "done"),
+]
+
+
+def _make(fold_job, state: str) -> None:
+    fold_job.fold_folder.mkdir(parents=True, exist_ok=True)
+    if state in ("best", "latest", "final"):
+        fake_checkpoint(fold_job.fold_folder / f"checkpoint_{state}.pth")
+    elif state == "partial npz":
+        _validated(fold_job, npz=VAL[:1])
+    elif state == "validated":
+        _validated(fold_job)
+
+
+@pytest.mark.parametrize("state, mode", FOLD_STATES)
+def test_the_scheduler_line_decides_like_the_benchmark(fold, state, mode):
+    _make(fold, state)
+    assert fold.mode == mode
+    line = fold.shell_command("cuda", python="echo", probe_python=sys.executable)
+    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout
+    if mode == "done":
+        assert printed.strip().endswith("finished")
+    else:
+        assert printed.split() == ["-m", "nnunet_25d.benchmark.measure", "--record",
+                                   str(fold.fold_folder / "benchmark_resources.json"), "--", *fold.train_args("cuda")]
+
+
+def _fake_find_best(results_folder: Path):
+    def run(*args, **kwargs) -> None:
+        (results_folder / "inference_information.json").write_text('{"new": true}')
+        (results_folder / "inference_instructions.txt").write_text("new")
+    return run
+
+
+def test_find_best_keeps_the_users_inference_information(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    dataset = results / "Dataset999_Toy"
+    dataset.mkdir(parents=True)
+    (dataset / "inference_information.json").write_text('{"users": true}')
+    import nnunetv2.evaluation.find_best_configuration as nnunet_find_best
+    import nnunetv2.paths
+
+    monkeypatch.setattr(nnunetv2.paths, "nnUNet_results", str(results))
+    monkeypatch.setattr(nnunet_find_best, "find_best_configuration", _fake_find_best(dataset))
+    out = tmp_path / "report"
+    find_best.main(["Dataset999_Toy", "--models", "nnUNetTrainer:2d", "--output", str(out)])
+    assert json.loads((dataset / "inference_information.json").read_text()) == {"users": True}
+    assert json.loads((out / "inference_information.json").read_text()) == {"new": True}
+    assert (dataset / "inference_instructions.txt").read_text() == "new"  # the user had none: nnU-Net's stays
+    assert not (out / find_best.BACKUP_FOLDER).exists()
+
+
+def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "report"
+    results.mkdir()
+    (results / "inference_information.json").write_text("users")
+    with pytest.raises(RuntimeError), users_files_kept(results, out):
+        (results / "inference_information.json").write_text("half-written")
+        raise RuntimeError("nnU-Net failed")
+    assert (results / "inference_information.json").read_text() == "users"
+    # killed: the backup is still there, and the next run restores it before anything else
+    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
+    (out / find_best.BACKUP_FOLDER / "inference_information.json").write_text("users")
+    (results / "inference_information.json").write_text("from the killed run")
+    with users_files_kept(results, out):
+        assert (results / "inference_information.json").read_text() == "users"
+        (results / "inference_information.json").write_text("new")
+    assert (results / "inference_information.json").read_text() == "users"
+    assert (out / "inference_information.json").read_text() == "new"

@@ -1,0 +1,162 @@
+"""The benchmark's comparisons on hand-built results trees: no baseline picked after looking, false positives on
+empty cases counted, n / CI / Holm reported, everything computed from the per-case CSV."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from benchmark_tree import ABSENT, FALSE_POSITIVE, job, present, write_fold, write_splits
+from scipy.stats import bootstrap, wilcoxon
+from statsmodels.stats.multitest import multipletests
+
+from nnunet_25d.benchmark.collect import read_cases_csv
+from nnunet_25d.benchmark.command import summarise
+from nnunet_25d.benchmark.report import write_report
+from nnunet_25d.benchmark.statistics import CaseScore, Comparison, bootstrap_ci, compare, holm, paired_scores
+
+FOLDS = [[f"c{i:02d}" for i in range(6)], [f"c{i:02d}" for i in range(6, 12)]]
+LESION_CASES = FOLDS[0]  # fold 1's six cases have no lesion
+BASELINES = ["nnUNetTrainer:2d", "nnUNetTrainer:3d_fullres"]
+# per model: (organ Dice, lesion Dice where there is a lesion, lesion outcome on a lesion-free case)
+MODELS = {
+    ("nnUNetTrainer", "2d"): (0.80, 0.70, ABSENT),
+    ("nnUNetTrainer", "3d_fullres"): (0.97, 0.58, ABSENT),  # the higher foreground mean: the old pick
+    ("nnUNetTrainer25D", "2d"): (0.96, 0.64, ABSENT),
+    ("nnUNetTrainer25DPainter", "2d"): (0.96, 0.64, FALSE_POSITIVE),  # paints lesions into the empty cases
+}
+
+
+def _cases(organ: float, lesion: float, on_empty: tuple, fold: int) -> dict:
+    return {case: {"organ": present(organ + 0.003 * i),
+                   "lesion": present(lesion + 0.004 * i) if case in LESION_CASES else on_empty}
+            for i, case in enumerate(FOLDS[fold])}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp_path = tmp_path_factory.mktemp("tree")
+    splits = write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", FOLDS)
+    jobs = []
+    for (trainer, configuration), outcomes in MODELS.items():
+        for fold in (0, 1):
+            jobs.append(job(tmp_path, trainer, configuration, fold, splits))
+            write_fold(jobs[-1], _cases(*outcomes, fold))
+    variants = list(dict.fromkeys(j.variant for j in jobs))
+    summaries, comparisons = summarise(jobs, variants, BASELINES, tmp_path / "report")
+    return {"jobs": jobs, "summaries": {s.variant.key: s for s in summaries}, "out": tmp_path / "report",
+            "comparisons": {(c.variant, c.baseline, c.class_name): c for c in comparisons}}
+
+
+def test_the_old_best_baseline_pick_hid_a_loss_that_the_full_table_shows(tree):
+    summaries = tree["summaries"]
+    foreground = {key: np.mean([summaries[key].dice[n][0] for n in ("organ", "lesion")]) for key in BASELINES}
+    assert max(foreground, key=foreground.get) == "nnUNetTrainer:3d_fullres"  # the old rule's pick
+    comparisons = tree["comparisons"]
+    versus_3d = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    versus_2d = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:2d", "lesion")]
+    assert versus_3d.mean_difference == pytest.approx(0.06) and versus_3d.ci_low > 0
+    assert versus_2d.mean_difference == pytest.approx(-0.06) and versus_2d.ci_high < 0
+    # every non-baseline variant against every baseline, per class; baselines are not compared with each other
+    assert set(comparisons) == {(v, b, n) for v in ("nnUNetTrainer25D:2d", "nnUNetTrainer25DPainter:2d")
+                                for b in BASELINES for n in ("organ", "lesion")}
+
+
+def _old_rule(variant: dict[str, CaseScore], baseline: dict[str, CaseScore]) -> list[float]:
+    """The replaced rule: a pair is dropped when either side's nnU-Net Dice is NaN."""
+    return [variant[c].dice - baseline[c].dice for c in sorted(variant.keys() & baseline.keys())
+            if not (math.isnan(variant[c].dice) or math.isnan(baseline[c].dice))]
+
+
+def test_false_positives_on_empty_cases_count_as_failures(tree):
+    summaries, comparisons = tree["summaries"], tree["comparisons"]
+    baseline = summaries["nnUNetTrainer:3d_fullres"].scores("lesion")
+    clean, painter = (summaries[k].scores("lesion") for k in ("nnUNetTrainer25D:2d", "nnUNetTrainer25DPainter:2d"))
+    assert _old_rule(clean, baseline) == _old_rule(painter, baseline)  # the defect: the painting was invisible
+    clean_test = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    painter_test = comparisons[("nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    assert clean_test.n_pairs == 6  # the lesion-free cases: both correctly empty, left out
+    assert painter_test.n_pairs == 12  # ... unless one side paints: it scores 0, the clean side 1
+    assert painter_test.mean_difference == pytest.approx((6 * 0.06 - 6 * 1.0) / 12)
+    ours, theirs = paired_scores(painter, baseline)[1:]
+    assert painter_test.p_value == pytest.approx(wilcoxon(ours, theirs).pvalue)
+    # the Dice columns use the same rule: 0 for each painted empty case, fold 1's mean is 0, not n/a
+    assert summaries["nnUNetTrainer25DPainter:2d"].fold_dice("lesion") == {0: pytest.approx(0.65), 1: 0.0}
+    assert math.isnan(summaries["nnUNetTrainer25D:2d"].fold_dice("lesion")[1])
+
+
+def test_the_rule_reads_voxel_counts_not_nan():
+    # a Dice stored as NaN with a painted prediction is still a false positive
+    assert CaseScore("v", 0, "c", "lesion", float("nan"), 0, 12).score == 0.0
+    assert CaseScore("v", 0, "c", "lesion", 0.0, 0, 0).absent
+    assert CaseScore("v", 0, "c", "lesion", 0.7, 10, 12).score == 0.7
+
+
+def test_only_cases_both_validated_are_paired(tmp_path):
+    splits = write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", FOLDS)
+    jobs = [job(tmp_path, "nnUNetTrainer", "2d", 0, splits), job(tmp_path, "nnUNetTrainer", "2d", 1, splits),
+            job(tmp_path, "nnUNetTrainer25D", "2d", 0, splits)]  # the variant finished fold 0 only
+    for j in jobs:
+        write_fold(j, _cases(0.8, 0.7, ABSENT, j.fold))
+    summaries, comparisons = summarise(jobs, list(dict.fromkeys(j.variant for j in jobs)), ["nnUNetTrainer:2d"],
+                                       tmp_path / "report")
+    assert {c.class_name: c.n_pairs for c in comparisons} == {"organ": 6, "lesion": 6}
+
+
+def test_holm_over_the_whole_table_matches_statsmodels(tree):
+    table = list(tree["comparisons"].values())
+    expected = multipletests([c.p_value for c in table], method="holm")[1]
+    assert [c.p_holm for c in table] == pytest.approx(list(expected))
+    # by hand: sorted p 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
+    made = [Comparison("v", "b", "x", 6, 0.1, 0, 0.2, p) for p in (0.01, 0.04, 0.03, float("nan"))]
+    assert [c.p_holm for c in holm(made)][:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(holm(made)[3].p_holm)  # an undefined p is not part of the family
+
+
+def test_bootstrap_ci_is_scipys_paired_bootstrap_of_the_mean_difference():
+    rng = np.random.default_rng(1)
+    ours, theirs = rng.uniform(0.5, 1, 15), rng.uniform(0.5, 1, 15)
+    low, high = bootstrap_ci(ours, theirs)
+    expected = bootstrap((ours, theirs), lambda a, b, axis=-1: np.mean(a - b, axis=axis), paired=True,
+                         vectorized=True, n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    assert low < np.mean(ours - theirs) < high
+    assert bootstrap_ci(np.array([0.9, 0.8]), np.array([0.8, 0.7])) == pytest.approx((0.1, 0.1))
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.9]), np.array([0.8])))
+
+
+def test_compare_with_no_pairs_or_no_differences_is_undefined_not_an_error():
+    score = {"a": CaseScore("v", 0, "a", "x", 0.5, 10, 10)}
+    empty = compare({}, score)
+    assert empty.n_pairs == 0 and math.isnan(empty.mean_difference) and math.isnan(empty.p_value)
+    same = compare(score, score)
+    assert same.n_pairs == 1 and same.mean_difference == 0 and math.isnan(same.p_value)
+
+
+def test_cases_csv_holds_every_case_and_is_what_the_statistics_use(tree):
+    rows = list(csv.DictReader(open(tree["out"] / "cases.csv")))
+    assert list(rows[0]) == ["variant", "fold", "case", "class", "dice", "n_ref", "n_pred"]
+    assert len(rows) == len(MODELS) * 12 * 2
+    painted = [r for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["case"] == "c07"
+               and r["class"] == "lesion"]
+    assert painted == [{"variant": "nnUNetTrainer25DPainter:2d", "fold": "1", "case": "c07", "class": "lesion",
+                        "dice": "0.0", "n_ref": "0", "n_pred": "40"}]
+    scores = read_cases_csv(tree["out"] / "cases.csv")
+    ours = [repr(s) for s in scores if s.variant == "nnUNetTrainer25D:2d"]  # repr: NaN == NaN
+    assert ours == [repr(s) for s in tree["summaries"]["nnUNetTrainer25D:2d"].cases]
+
+
+def test_report_names_n_and_ci_of_every_comparison(tree):
+    summaries, comparisons = list(tree["summaries"].values()), list(tree["comparisons"].values())
+    markdown = write_report(summaries, comparisons, BASELINES, tree["out"], "toy")
+    assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetTrainer 3d_fullres (baseline)" in markdown
+    for c in comparisons:
+        row = f"| {c.class_name} | {c.variant} | {c.baseline} | {c.n_pairs} | {c.mean_difference:+.3f} " \
+              f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}] |"
+        assert row in markdown
+    rows = list(csv.DictReader(open(tree["out"] / "comparisons.csv")))
+    assert len(rows) == len(comparisons) == 8
+    assert {r["n_pairs"] for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["class"] == "lesion"} \
+        == {"12"}
