@@ -24,7 +24,10 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnunet25d", description="2.5D segmentation plugins for nnU-Net v2")
+    parser = argparse.ArgumentParser(prog="nnunet25d", description="2.5D segmentation plugins for nnU-Net v2",
+                                     epilog="Errors you can fix (a wrong name, a missing dataset, a failed nnU-Net "
+                                            "command) are reported in one line; --debug shows the traceback.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of every error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     env = sub.add_parser("env", help="print the export line that lets nnU-Net find the 2.5D trainers")
@@ -49,12 +52,40 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.ensemble_cv import add_parser as add_ensemble_cv_parser
 
     add_ensemble_cv_parser(sub)
+    for command in sub.choices.values():  # `nnunet25d demo --debug` works as well as `nnunet25d --debug demo`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of every error")
     return parser
+
+
+def error_line(error: BaseException) -> str:
+    """One line for a user error: the message, prefixed with the exception's kind where that says something."""
+    from nnunet_25d.errors import UserError
+    from nnunet_25d.runner import CommandFailed
+
+    if isinstance(error, CommandFailed):
+        return error.summary
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and not isinstance(error, UserError):
+        return f"{type(error).__name__}: {message}"
+    return message
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    if args.debug:
+        args.func(args)
+        return
+    from nnunet_25d.errors import user_error_types
+
+    try:
+        args.func(args)
+    except user_error_types() as error:
+        print(f"nnunet25d {args.command}: error: {error_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        print(f"nnunet25d {args.command}: interrupted", file=sys.stderr)
+        raise SystemExit(130)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from nnunet_25d.comparison import (
     train,
     write_report,
 )
+from nnunet_25d.errors import DatasetNotFoundError, UserError
 from nnunet_25d.runner import NNUNetRunner
 from nnunet_25d.synthetic import write_dataset
 from nnunet_25d.training.variants import CPU_SCHEDULES, schedule_name
@@ -31,7 +32,8 @@ def _step(message: str, started: float) -> None:
 def _dataset_name(raw: Path, dataset_id: int) -> str:
     matches = sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))
     if not matches:
-        raise FileNotFoundError(f"no Dataset{dataset_id:03d}_* in nnUNet_raw={raw}: check the ID and nnUNet_raw")
+        raise DatasetNotFoundError(f"no Dataset{dataset_id:03d}_* in nnUNet_raw={raw}: check the dataset ID and "
+                                   f"nnUNet_raw")
     return matches[0].name
 
 
@@ -41,7 +43,7 @@ def _folders(args: argparse.Namespace) -> tuple[Path, Path, Path]:
         return work / "nnUNet_raw", work / "nnUNet_preprocessed", work / "nnUNet_results"
     missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if v not in os.environ]
     if missing:
-        raise SystemExit(f"--dataset uses your nnU-Net folders: set {', '.join(missing)} first")
+        raise UserError(f"--dataset uses your nnU-Net folders: set {', '.join(missing)} first")
     return (Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"]),
             Path(os.environ["nnUNet_results"]))
 
@@ -58,7 +60,8 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
     """Runner, dataset paths (writing the synthetic dataset if needed) and work folder; plans what is missing."""
     raw, preprocessed, results = _folders(args)
     work = Path(args.workdir).resolve()
-    runner = NNUNetRunner(work / "logs", str(raw), str(preprocessed), str(results), device=args.device)
+    runner = NNUNetRunner(work / "logs", str(raw), str(preprocessed), str(results), device=args.device,
+                          announce=lambda line: _step(line, started))
     dataset_id = args.dataset if args.dataset is not None else DEMO_DATASET_ID
     if args.dataset is None and not any(raw.glob(f"Dataset{dataset_id:03d}_*")):
         _step(f"writing the synthetic dataset Dataset{dataset_id:03d} to {raw}", started)
@@ -68,10 +71,33 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
     configurations = sorted({spec.configuration for spec in specs})
     missing = [c for c in configurations if not (preprocessed / paths.name / f"nnUNetPlans_{c}").is_dir()]
     if missing:
-        _step(f"nnUNetv2_plan_and_preprocess ({', '.join(missing)})", started)
+        _step(f"planning and preprocessing {', '.join(missing)}", started)
         runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *missing, "-np", "1",
                     "--verify_dataset_integrity"], "plan_and_preprocess")
     return runner, paths, work
+
+
+def training_state(fold_dir: Path) -> str:
+    """What :func:`comparison.train` will do with a fold: ``finished`` (final checkpoint and validation summary:
+    skipped), ``resume`` (a checkpoint: ``--c``) or ``new``."""
+    if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
+        return "finished"
+    if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
+        return "resume"
+    return "new"
+
+
+def train_all(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int, started: float) -> None:
+    """Train every spec on ``fold``: one line per model saying whether it is skipped, resumed or trained (the
+    runner then prints the command it really runs)."""
+    for spec in specs:
+        state = training_state(paths.model_folder(spec) / f"fold_{fold}")
+        what = f"{spec.trainer} ({spec.configuration}, fold {fold})"
+        if state == "finished":
+            _step(f"{what}: skipped (finished)", started)
+            continue
+        _step(f"{what}: resuming with --c" if state == "resume" else f"training {what}", started)
+        train(runner, paths, spec, fold)
 
 
 def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probabilities: bool = False
@@ -79,14 +105,13 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     """Train ``specs`` on ``args.fold`` (skipping finished ones), predict and score the test set."""
     started = time.perf_counter()
     runner, paths, work = prepare(args, specs, started)
-    for spec in specs:
-        _step(f"nnUNetv2_train {paths.dataset_id} {spec.configuration} {args.fold} -tr {spec.trainer}", started)
-        train(runner, paths, spec, args.fold)
+    train_all(runner, paths, specs, args.fold, started)
 
+    _step("measuring nnUNetv2_predict's start-up time (subtracted from s/case)", started)
     startup = predict_startup_seconds(runner)
     collected, curves = [], {}
     for spec in specs:
-        _step(f"nnUNetv2_predict + nnUNetv2_evaluate_folder for {spec.trainer}", started)
+        _step(f"testing {spec.trainer}: nnUNetv2_predict, then nnUNetv2_evaluate_folder", started)
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
@@ -135,6 +160,36 @@ def parse_schedule(text: str) -> tuple[int, int]:
     return epochs, iterations
 
 
+def demo_trainers() -> list[str]:
+    """The plugin's trainers that train on the ``2d`` plan (all but the view trainers), without schedule suffixes."""
+    from nnunet_25d.training.registry import PLUGIN_TRAINERS, VIEW_TRAINERS
+
+    return [cls.__name__ for cls in PLUGIN_TRAINERS if not issubclass(cls, VIEW_TRAINERS)]
+
+
+def demo_trainer(text: str) -> str:
+    """``--slab-trainer``: one of :func:`demo_trainers`; otherwise say why not and what is close."""
+    import difflib
+
+    from nnunet_25d.training.registry import TRAINERS, trainer_name_error
+    from nnunet_25d.training.variants import split_trainer_name
+
+    names = demo_trainers()
+    if text in names:
+        return text
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else f"; choose one of {', '.join(names)}"
+    if text in TRAINERS and split_trainer_name(text).epochs is not None:
+        reason = "give the trainer without its schedule suffix; the schedule comes from --schedule"
+    elif text in TRAINERS:
+        reason = f"{text} trains on 3d_fullres, the demo compares on nnU-Net's 2d plan"
+    else:
+        error = trainer_name_error(text)
+        reason = str(error) if error is not None else f"{text!r} is not one of the plugin's trainers"
+        hint = "" if error is not None else hint
+    raise argparse.ArgumentTypeError(reason + hint)
+
+
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo", help="synthetic dataset -> plan -> train 2d and 2.5D -> predict -> evaluate -> report",
@@ -142,6 +197,7 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
                     "s/case) plus a PNG plot. Without --dataset it works on its own synthetic dataset under "
                     "--workdir; with --dataset it uses your nnUNet_raw/preprocessed/results.")
     add_comparison_arguments(demo)
-    demo.add_argument("--slab-trainer", default="nnUNetTrainer25D",
-                      choices=["nnUNetTrainer25D", "nnUNetTrainer25D_5slices", "nnUNetTrainer25D_7slices"])
+    demo.add_argument("--slab-trainer", default="nnUNetTrainer25D", type=demo_trainer, metavar="TRAINER",
+                      help="the 2.5D trainer to compare with nnU-Net's 2d, without a schedule suffix: "
+                           f"{', '.join(demo_trainers())} (default: nnUNetTrainer25D)")
     demo.set_defaults(func=run_demo)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -22,7 +24,27 @@ def trainer_lookup_path(existing: str | None) -> str:
 
 
 class CommandFailed(RuntimeError):
-    """An nnU-Net command exited non-zero; the message names the command and its log."""
+    """An nnU-Net command exited non-zero; the message names the command and its log (then the log's tail)."""
+
+    def __init__(self, args: list[str], returncode: int, log_path: Path):
+        lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+        tail = "\n".join(lines[-15:])
+        super().__init__(f"`{shlex.join(args)}` failed (exit {returncode}); full log: {log_path}\n{tail}")
+        self.args_run, self.returncode, self.log_path = list(args), returncode, log_path
+        self.last_line = next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+    @property
+    def summary(self) -> str:
+        """One line: which command failed, its last log line (usually the error), where the log is."""
+        last = f": {self.last_line}" if self.last_line else ""
+        return f"{self.args_run[0]} failed (exit {self.returncode}){last}; full log: {self.log_path}"
+
+
+def child_env_unbuffered(env: dict) -> dict:
+    """Python children write each line as it comes (a pipe would make their stdout block-buffered): progress bars
+    move and ``tail -f`` on the logs shows training as it runs."""
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 @dataclass
@@ -35,6 +57,8 @@ class NNUNetRunner:
     results: str | None = None
     device: str = "cpu"
     extra_env: dict = field(default_factory=dict)
+    # called with one line (the command, its log) as each command starts; the demo and the benchmark print it
+    announce: Callable[[str], None] | None = None
 
     def env(self, training: bool = False) -> dict:
         env = dict(os.environ)
@@ -50,17 +74,18 @@ class NNUNetRunner:
         if not training and env.get("nnUNet_n_proc_DA") == "0":
             del env["nnUNet_n_proc_DA"]  # the planner calls torch.set_num_threads(nnUNet_n_proc_DA) and crashes on 0
         env.update(self.extra_env)
-        return env
+        return child_env_unbuffered(env)
 
     def run(self, args: list[str], log_name: str, training: bool = False, total_epochs: int | None = None) -> float:
         """Run ``args``; return its wall time in seconds. With ``total_epochs``, show an epoch progress bar."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{log_name}.log"
         start = time.perf_counter()
+        if self.announce is not None:
+            self.announce(f"$ {shlex.join(args)}  (log: {log_path})")
         bar = tqdm(total=total_epochs, desc=log_name, unit="epoch", leave=False) if total_epochs else None
-        with open(log_path, "w") as log:
-            log.write("$ " + " ".join(args) + "\n")
-            log.flush()
+        with open(log_path, "w", buffering=1) as log:  # line-buffered: `tail -f` shows each line as it comes
+            log.write("$ " + shlex.join(args) + "\n")
             process = subprocess.Popen(args, env=self.env(training), stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
             assert process.stdout is not None
@@ -74,6 +99,5 @@ class NNUNetRunner:
         if bar is not None:
             bar.close()
         if returncode != 0:
-            tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
-            raise CommandFailed(f"`{' '.join(args)}` failed (exit {returncode}); full log: {log_path}\n{tail}")
+            raise CommandFailed(args, returncode, log_path)
         return time.perf_counter() - start

@@ -49,12 +49,13 @@ def default_configuration(trainer: str) -> str:
 
 
 def variants_from_args(args: argparse.Namespace) -> list[Variant]:
-    from nnunet_25d.training.registry import BENCHMARK_VARIANTS, TRAINERS
+    from nnunet_25d.training.registry import BENCHMARK_VARIANTS, TRAINERS, check_trainer_name
 
     if args.variants:
         pairs = []
         for text in args.variants:
             trainer, configuration = parse_variant(text, default_configuration(text.partition(":")[0]))
+            check_trainer_name(trainer)  # an undeclared plugin name (even slab, typo) stops here, with the fix
             pairs.append((trainer, configuration))
     else:
         pairs = list(BASELINES) + list(BENCHMARK_VARIANTS)
@@ -98,8 +99,13 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
     failures = []
     todo = [job for job in jobs if not job.finished]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs finished already; training {len(todo)}", flush=True)
+    for job in jobs:
+        if job.finished:
+            print(f"{job.variant.trainer_name} {job.variant.configuration} fold {job.fold}: skipped (finished)",
+                  flush=True)
+    runner.announce = tqdm.write  # the command each run really starts, and its log (for `tail -f`)
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
-        action = {"resume": "resuming", "validate": "validating"}.get(job.mode, "training")
+        action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(job.mode, "training")
         tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
         try:
             runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)

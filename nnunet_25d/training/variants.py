@@ -6,6 +6,9 @@ on the same schedule).
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -57,3 +60,42 @@ def declare_schedules(plugin_trainers: tuple[type[nnUNetTrainer], ...], module: 
             cls = with_schedule(base, epochs, iterations, module=module)
             declared[cls.__name__] = cls
     return declared
+
+
+# <base>[_<N>slices][_<E>epoch(s)[_<I>iters]], loose enough to catch the usual typos (epoch/epochs, iter/iters)
+_SCHEDULE_SUFFIX = re.compile(r"_(?P<epochs>\d+)(?P<epoch_word>epochs?)(?:_(?P<iterations>\d+)(?P<iter_word>iters?))?$",
+                              re.IGNORECASE)
+_SLAB_SUFFIX = re.compile(r"_(?P<slabs>\d+)(?P<slab_word>slices?)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TrainerNameParts:
+    """A trainer name split into base, slab size and schedule, with the suffixes exactly as written."""
+
+    base: str
+    slab_size: int | None = None
+    slab_word: str | None = None
+    epochs: int | None = None
+    epoch_word: str | None = None
+    iterations: int | None = None
+    iter_word: str | None = None
+
+    @property
+    def schedule(self) -> tuple[int, int] | None:
+        return (self.epochs, self.iterations) if self.epochs is not None and self.iterations is not None else None
+
+
+def split_trainer_name(name: str) -> TrainerNameParts:
+    """``nnUNetTrainer25D_5slices_10epochs_50iters`` -> base ``nnUNetTrainer25D``, 5 slices, 10 x 50."""
+    fields: dict = {}
+    schedule = _SCHEDULE_SUFFIX.search(name)
+    if schedule:
+        name = name[:schedule.start()]
+        fields.update(epochs=int(schedule["epochs"]), epoch_word=schedule["epoch_word"])
+        if schedule["iterations"]:
+            fields.update(iterations=int(schedule["iterations"]), iter_word=schedule["iter_word"])
+    slab = _SLAB_SUFFIX.search(name)
+    if slab:
+        name = name[:slab.start()]
+        fields.update(slab_size=int(slab["slabs"]), slab_word=slab["slab_word"])
+    return TrainerNameParts(base=name, **fields)
