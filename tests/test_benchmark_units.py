@@ -88,3 +88,17 @@ def test_ensemble_folder_names_follow_nnunet_and_stay_short_enough_for_a_file_sy
     four = [f"nnUNetTrainer25D{view}_5epochs_20iters__nnUNetPlans__3d_fullres" for view in "ABCD"]
     long_name = ensemble_name(four, [0])
     assert len(long_name) <= 200 and long_name != ensemble_name(four[:3] + ["other"], [0])
+
+
+def test_baselines_default_to_the_nnunet_ones_in_the_matrix_and_must_be_in_it():
+    from argparse import Namespace
+
+    from nnunet_25d.benchmark.command import baselines_from_args
+
+    variants = [Variant("nnUNetTrainer", "2d"), Variant("nnUNetTrainer25D", "2d"),
+                Variant("nnUNetTrainer25DAniso", "3d_fullres")]
+    assert baselines_from_args(Namespace(baselines=None), variants) == ["nnUNetTrainer:2d"]
+    chosen = Namespace(baselines=["nnUNetTrainer25DAniso", "nnUNetTrainer:2d"])
+    assert baselines_from_args(chosen, variants) == ["nnUNetTrainer25DAniso:3d_fullres", "nnUNetTrainer:2d"]
+    with pytest.raises(SystemExit, match="not in the matrix"):
+        baselines_from_args(Namespace(baselines=["nnUNetTrainer:3d_fullres"]), variants)
