@@ -8,7 +8,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.stats import bootstrap, wilcoxon
-from statsmodels.stats.multitest import multipletests
 
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0  # a fixed seed: the same per-case data give the same report
@@ -125,6 +124,8 @@ def bootstrap_ci(ours: np.ndarray, theirs: np.ndarray, level: float = 0.95) -> t
 
 def holm(comparisons: Sequence[Comparison]) -> list[Comparison]:
     """Holm-adjusted p-values over all comparisons with a defined p (the family is the whole table)."""
+    from statsmodels.stats.multitest import multipletests  # ~1 s to import: not on every nnunet25d start
+
     defined = [i for i, c in enumerate(comparisons) if not math.isnan(c.p_value)]
     adjusted = [float("nan")] * len(comparisons)
     if defined:
