@@ -1,0 +1,98 @@
+"""User errors in `nnunet25d` commands: one line on stderr and a non-zero exit; bugs keep their traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nnunet_25d import cli
+from nnunet_25d.errors import UserError
+from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.slab import SlabSizeError
+
+
+@pytest.fixture
+def nnunet_folders(tmp_path, monkeypatch):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / name))
+    return tmp_path
+
+
+def test_demo_with_a_missing_dataset_prints_one_line_and_fails(nnunet_folders, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nnunet_25d.cli", "demo", "-d", "999", "--workdir",
+                             str(tmp_path / "work")], capture_output=True, text=True, timeout=300, env=os.environ)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no Dataset999_*" in lines[0] and lines[0].startswith("nnunet25d demo: error:"), \
+        result.stderr
+
+
+def test_demo_without_nnunet_folders_names_them(monkeypatch, capsys):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["demo", "-d", "5"])
+    assert exit_info.value.code == 1
+    assert "set nnUNet_raw, nnUNet_preprocessed, nnUNet_results first" in capsys.readouterr().err
+
+
+def test_benchmark_refuses_an_undeclared_plugin_trainer_in_one_line(nnunet_folders, capsys):
+    (nnunet_folders / "nnUNet_raw" / "Dataset004_Toy").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["benchmark", "-d", "4", "--variants", "nnUNetTrainer25D_4slices", "--emit", "commands"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(err) == 1
+    assert "positive odd number" in err[0] and "nnUNetTrainer25D_5slices" in err[0]
+
+
+@pytest.mark.parametrize("error", [UserError("wrong ID"), SlabSizeError("slab size 4 is invalid"),
+                                   FileNotFoundError("no such file: x")])
+def test_user_errors_are_one_line_without_traceback(monkeypatch, capsys, error):
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr("nnunet_25d.cli._env", fails)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["env"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(error) in err and "--debug" in err
+
+
+def test_bugs_and_debug_keep_the_traceback(monkeypatch):
+    def bug(args):
+        raise KeyError("a bug")
+
+    def user_error(args):
+        raise UserError("wrong ID")
+
+    monkeypatch.setattr("nnunet_25d.cli._env", bug)
+    with pytest.raises(KeyError):
+        cli.main(["env"])
+    monkeypatch.setattr("nnunet_25d.cli._env", user_error)
+    for argv in (["--debug", "env"], ["env", "--debug"]):
+        with pytest.raises(UserError):
+            cli.main(argv)
+
+
+def test_a_failed_nnunet_command_is_summarised_in_one_line(tmp_path, capsys, monkeypatch):
+    runner = NNUNetRunner(tmp_path)
+    with pytest.raises(CommandFailed) as failed:
+        runner.run([sys.executable, "-c", "import sys; print('working'); print('ValueError: boom'); sys.exit(3)"],
+                   "fails")
+    summary = failed.value.summary
+    assert "\n" not in summary and "exit 3" in summary and "ValueError: boom" in summary
+    assert str(tmp_path / "fails.log") in summary
+    assert str(failed.value).splitlines()[0].endswith(f"full log: {tmp_path / 'fails.log'}")  # benchmark's line
+
+    def fails(args):
+        raise failed.value
+
+    monkeypatch.setattr("nnunet_25d.cli._env", fails)
+    with pytest.raises(SystemExit):
+        cli.main(["env"])
+    assert capsys.readouterr().err.strip() == f"nnunet25d env: error: {summary} (--debug shows the traceback)"
