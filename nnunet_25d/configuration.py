@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_25d.anisotropy import anisotropic_topology
-from nnunet_25d.slab import check_slab_size
+from nnunet_25d.inference_patch import inference_depth
+from nnunet_25d.slab import MIN_PATCHES_PER_BATCH, SlabBatch, check_slab_size, slab_batch
 
 SLAB_KEY = "nnunet_25d"
 SLAB_NETWORK = "nnunet_25d.architectures.slab_network.SlabNetwork"
@@ -28,13 +30,45 @@ class ConfigurationError(ValueError):
     """The plans cannot give a 2.5D configuration; the message names the fix."""
 
 
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What a derivation needs beyond the plans: the deepest training volume along the slab axis (from nnU-Net's
+    fingerprint; None: unknown) and the number of GPUs a step is split over (each must get a patch)."""
+
+    max_volume_depth: float | None = None
+    gpus: int = 1
+
+    @property
+    def min_patches(self) -> int:
+        return max(MIN_PATCHES_PER_BATCH, self.gpus)
+
+
+def dataset_id(plans: dict) -> str:
+    """``Dataset525_Name`` -> ``525`` (the name itself if it does not follow nnU-Net's pattern)."""
+    name = plans.get("dataset_name", "<DATASET>")
+    digits = name[len("Dataset"):].split("_")[0]
+    return str(int(digits)) if name.startswith("Dataset") and digits.isdigit() else name
+
+
+def preprocess_command(plans: dict, configuration: str) -> str:
+    """The nnU-Net command that writes ``configuration``'s preprocessed data for these plans."""
+    plans_name = plans.get("plans_name", "nnUNetPlans")
+    if plans_name == "nnUNetPlans":
+        return f"nnUNetv2_plan_and_preprocess -d {dataset_id(plans)} -c {configuration}"
+    return f"nnUNetv2_preprocess -d {dataset_id(plans)} -plans_name {plans_name} -c {configuration}"
+
+
 def _check_source(plans: dict, configuration: str) -> None:
     available = sorted(plans.get("configurations", {}))
     if configuration not in available:
+        plans_name = plans.get("plans_name", "nnUNetPlans")
+        how = (f"`{preprocess_command(plans, configuration)}`" if plans_name == "nnUNetPlans" else
+               f"the planner that wrote them (`nnUNetv2_plan_experiment -d {dataset_id(plans)} -pl <PLANNER> "
+               f"-overwrite_plans_name {plans_name}`), then `{preprocess_command(plans, configuration)}`")
         raise ConfigurationError(
-            f"plans '{plans.get('plans_name', '?')}' of {plans.get('dataset_name', '?')} have no configuration "
-            f"'{configuration}' (available: {', '.join(available) or 'none'}). Plan it with "
-            f"`nnUNetv2_plan_and_preprocess -d <DATASET> -c {configuration}` (the slab trainers build on `2d`)."
+            f"plans '{plans_name}' of {plans.get('dataset_name', '?')} have no configuration "
+            f"'{configuration}' (available: {', '.join(available) or 'none'}). Plan it with {how} "
+            f"(the slab trainers build on `2d`)."
         )
     median_shape = plans.get("original_median_shape_after_transp", [2])
     if median_shape and median_shape[0] <= 1:
@@ -43,27 +77,6 @@ def _check_source(plans: dict, configuration: str) -> None:
             f"there are no neighbouring slices for a 2.5D model. Train nnU-Net's own 2d configuration "
             f"(`nnUNetv2_train <DATASET> 2d <FOLD>` with the default nnUNetTrainer) instead."
         )
-
-
-def min_patch_depth(slab_size: int) -> int:
-    """Thinnest patch in which every slice gets its full slab in at least one sliding-window tile.
-
-    A tile's border slices (k = slab_size // 2 of them at each end) see replicated neighbours. nnU-Net's predictor
-    steps tiles by at most half the patch depth (tile_step_size 0.5), so the full-context interior of
-    consecutive tiles (depth - 2k slices) overlaps when depth - 2k >= ceil(depth / 2), i.e. depth >= 4k.
-    """
-    return max(slab_size, 4 * (slab_size // 2))
-
-
-def slices_per_patch(batch_size_2d: int, slab_size: int, median_depth: float) -> tuple[int, int]:
-    """(patch depth, batch size) for a thin 3D patch holding about as many slices as a 2d batch.
-
-    The depth is about half the 2d batch (two patches per batch keep the slice count, and thus the cost per step,
-    of nnU-Net's 2d), at most the median number of slices, and never below :func:`min_patch_depth`.
-    """
-    depth = max(min_patch_depth(slab_size), min(math.ceil(batch_size_2d / 2), int(median_depth)))
-    batch_size = max(1, round(batch_size_2d / depth))
-    return depth, batch_size
 
 
 def _with_slice_axis(per_stage: list) -> list:
@@ -87,10 +100,32 @@ def _resolved_source(plans: dict, configuration: str, marker: dict) -> tuple[dic
     return derived, source
 
 
-def _thin_slab_source(plans: dict, configuration: str, slab_size: int,
-                      marker: dict) -> tuple[dict, dict | None]:
-    """(plans copy, 2d configuration with a thin 3D patch and batch for ``slab_size``) — or (copy, None) when the
-    plans already hold the configuration derived with ``marker``."""
+def slab_patches(source: dict, batch: SlabBatch, axis: int, depth: int) -> None:
+    """Give ``source`` (a 3D configuration) the training batch of thin patches and an inference patch ``depth``
+    deep along ``axis``; the training patch and what the batch was derived from go under ``SLAB_KEY``."""
+    training_patch = list(source["patch_size"])
+    training_patch[axis] = batch.patch_depth
+    inference_patch = list(source["patch_size"])
+    inference_patch[axis] = depth
+    source.update(patch_size=inference_patch, batch_size=batch.patches)
+    source.setdefault(SLAB_KEY, {}).update(training_patch_size=training_patch, slab_axis=axis,
+                                           supervised_slices=batch.supervised_slices)
+
+
+def slices_per_step(configuration: dict) -> int:
+    """Supervised slices of a training step: how many slices the network computes at once at inference, too."""
+    return configuration["batch_size"] * configuration[SLAB_KEY]["supervised_slices"]
+
+
+def training_patch_size(configuration: dict) -> list[int]:
+    """The thin patch a slab configuration trains on (its ``patch_size`` is the deeper inference patch)."""
+    return list(configuration[SLAB_KEY]["training_patch_size"])
+
+
+def _thin_slab_source(plans: dict, configuration: str, slab_size: int, marker: dict,
+                      setup: TrainingSetup = TrainingSetup()) -> tuple[dict, dict | None]:
+    """(plans copy, 2d configuration with thin training patches, a deep inference patch and the batch for
+    ``slab_size``) — or (copy, None) when the plans already hold the configuration derived with ``marker``."""
     check_slab_size(slab_size)
     derived, source = _resolved_source(plans, configuration, marker)
     if source is None:
@@ -102,13 +137,14 @@ def _thin_slab_source(plans: dict, configuration: str, slab_size: int,
             f"(e.g. `nnUNetv2_train <DATASET> 2d <FOLD> -tr nnUNetTrainer25D`)"
         )
     median_depth = plans.get("original_median_shape_after_transp", [slab_size])[0]
-    depth, batch_size = slices_per_patch(source["batch_size"], slab_size, median_depth)
-    source.update(patch_size=[depth, *source["patch_size"]], batch_size=batch_size)
+    batch = slab_batch(source["batch_size"], slab_size, int(median_depth), setup.min_patches)
+    source["patch_size"] = [1, *source["patch_size"]]
+    slab_patches(source, batch, 0, inference_depth(median_depth, setup.max_volume_depth))
     return derived, source
 
 
 def _store(derived: dict, configuration: str, source: dict, marker: dict) -> dict:
-    source[SLAB_KEY] = marker
+    source[SLAB_KEY] = {**marker, **source.get(SLAB_KEY, {})}
     derived["configurations"][configuration] = source
     return derived
 
@@ -119,13 +155,14 @@ def derive_slab_plans(
     slab_size: int,
     network_class: str = SLAB_NETWORK,
     extra_arch_kwargs: dict | None = None,
+    setup: TrainingSetup = TrainingSetup(),
 ) -> dict:
     """Return a copy of ``plans`` whose ``configuration`` is the slab configuration.
 
     Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
     """
     marker = {"slab_size": slab_size, "network": network_class, **(extra_arch_kwargs or {})}
-    derived, source = _thin_slab_source(plans, configuration, slab_size, marker)
+    derived, source = _thin_slab_source(plans, configuration, slab_size, marker, setup)
     if source is None:
         return derived
     architecture = source["architecture"]
@@ -137,6 +174,7 @@ def derive_slab_plans(
         "arch_kwargs": {
             "slab_size": slab_size,
             "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK),
+            "slices_per_forward": slices_per_step(source),
             **(extra_arch_kwargs or {}),
             **arch_kwargs,
         },
@@ -146,7 +184,7 @@ def derive_slab_plans(
 
 
 def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size: str,
-                           hyper_parameters: dict | None = None) -> dict:
+                           hyper_parameters: dict | None = None, setup: TrainingSetup = TrainingSetup()) -> dict:
     """Plans whose ``configuration`` (a 2d one) trains :class:`MorphMLPSlabNetwork` of table entry ``size``.
 
     Thin patch and batch as :func:`derive_slab_plans`; the in-plane patch is rounded up to a multiple of the
@@ -159,7 +197,7 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
     if size not in MORPH_MLP_SIZES:
         raise ConfigurationError(f"MorphMLP size {size!r} is not in the table; choose one of {sorted(MORPH_MLP_SIZES)}")
     marker = {"slab_size": slab_size, "network": MORPH_MLP_NETWORK, "size": size, **(hyper_parameters or {})}
-    derived, source = _thin_slab_source(plans, configuration, slab_size, marker)
+    derived, source = _thin_slab_source(plans, configuration, slab_size, marker, setup)
     if source is None:
         return derived
     largest_stride = 2 ** (len(MORPH_MLP_STRIDES) - 1)
@@ -167,12 +205,14 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
     patch_in_plane = [math.ceil(n / largest_stride) * largest_stride for n in patch_in_plane]
     table = MORPH_MLP_SIZES[size]
     features = source["architecture"]["arch_kwargs"]["features_per_stage"]
+    source[SLAB_KEY]["training_patch_size"][1:] = patch_in_plane
     source.update(
         patch_size=[depth, *patch_in_plane],
         architecture={
             "network_class_name": MORPH_MLP_NETWORK,
             "arch_kwargs": {
                 "slab_size": slab_size,
+                "slices_per_forward": slices_per_step(source),
                 "depths": list(table["depths"]),
                 "dims": list(table["dims"]),
                 "chunk_lengths": chunk_lengths_for(patch_in_plane, table["dims"]),
@@ -196,21 +236,23 @@ def _two_d_op(name: str | None) -> str | None:
         class_name.replace("3d", "2d").replace("3D", "2D")
 
 
-def _view_batch_size(plans: dict, source: dict, patch: list[int]) -> int:
-    """Patches per step so that a step holds about as many pixels as a step of nnU-Net's 2d (or its 3d)."""
+def _view_slices_per_step(plans: dict, source: dict, plane_pixels: int) -> int:
+    """Slices per step whose pixels add up to a step of nnU-Net's 2d (or of the 3D plan, without a 2d plan)."""
     reference = plans["configurations"].get("2d", source)
-    budget = reference.get("batch_size", 2) * math.prod(reference.get("patch_size", patch))
-    return max(2, round(budget / math.prod(patch)))
+    budget = reference.get("batch_size", 2) * math.prod(reference.get("patch_size", [plane_pixels]))
+    return max(1, round(budget / plane_pixels))
 
 
-def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int) -> dict:
+def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int,
+                      setup: TrainingSetup = TrainingSetup()) -> dict:
     """Plans whose ``configuration`` (a 3D one, e.g. ``3d_fullres``) trains a slab model along ``view``'s axis.
 
-    The patch keeps the 3D plan's extent along the two plane axes and is :func:`min_patch_depth` thin along the
-    slab axis. The 2D network takes the 3D plan's kernel sizes and strides of the plane axes: where the plane
-    holds the coarse slice axis (coronal, sagittal of an anisotropic scan) these are nnU-Net's own anisotropic
-    choices (1x3 kernels, no pooling of the slice axis until the spacings are comparable). Data, spacing and
-    normalisation are the 3D plan's, so every view sees the same resampled voxels.
+    The patch keeps the 3D plan's extent along the two plane axes; along the slab axis it is thin in training
+    (:func:`~nnunet_25d.slab.slab_batch` of a 2d step's pixels) and deep at inference
+    (:func:`~nnunet_25d.inference_patch.inference_depth`). The 2D network takes the 3D plan's kernel sizes and
+    strides of the plane axes: where the plane holds the coarse slice axis (coronal, sagittal of an anisotropic
+    scan) these are nnU-Net's own anisotropic choices (1x3 kernels, no pooling of the slice axis until the spacings
+    are comparable). Data, spacing and normalisation are the 3D plan's, so every view sees the same voxels.
     """
     from nnunet_25d.views import plane_axes, slab_axis_of
 
@@ -223,11 +265,14 @@ def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int
     if len(source["patch_size"]) != 3:
         raise ConfigurationError(
             f"view trainers take slabs along any axis of the 3D data: train them on a 3D configuration, e.g. "
-            f"`nnUNetv2_train <DATASET> 3d_fullres <FOLD> -tr nnUNetTrainer25D{view.capitalize()}` "
+            f"`nnUNetv2_train {dataset_id(plans)} 3d_fullres <FOLD> -tr nnUNetTrainer25D{view.capitalize()}` "
             f"(configuration '{configuration}' is {len(source['patch_size'])}D)"
         )
-    patch = list(source["patch_size"])
-    patch[axis] = max(min_patch_depth(slab_size), 1)
+    plane_pixels = math.prod(source["patch_size"][a] for a in plane_axes(axis))
+    median_depth = source.get("median_image_size_in_voxels", source["patch_size"])[axis]
+    batch = slab_batch(_view_slices_per_step(plans, source, plane_pixels), slab_size, int(median_depth),
+                       setup.min_patches)
+    slab_patches(source, batch, axis, inference_depth(median_depth, setup.max_volume_depth))
     architecture = source["architecture"]
     kwargs = dict(architecture["arch_kwargs"])
 
@@ -241,16 +286,12 @@ def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int
         norm_op=_two_d_op(kwargs.get("norm_op")),
         dropout_op=_two_d_op(kwargs.get("dropout_op")),
     )
-    source.update(
-        patch_size=patch,
-        batch_size=_view_batch_size(plans, source, patch),
-        architecture={
-            "network_class_name": SLAB_NETWORK,
-            "arch_kwargs": {"slab_size": slab_size, "slab_axis": axis,
-                            "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK), **kwargs},
-            "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
-        },
-    )
+    source["architecture"] = {
+        "network_class_name": SLAB_NETWORK,
+        "arch_kwargs": {"slab_size": slab_size, "slab_axis": axis, "slices_per_forward": slices_per_step(source),
+                        "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK), **kwargs},
+        "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
+    }
     plane_spacing = [source["spacing"][a] for a in plane_axes(axis)]
     return _store(derived, configuration, source, {**marker, "plane_spacing": plane_spacing})
 
@@ -270,8 +311,8 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
     kwargs_2d_or_3d = architecture["arch_kwargs"]
     if len(source["patch_size"]) == 2:
         median_depth = plans.get("original_median_shape_after_transp", [1])[0]
-        depth, batch_size = slices_per_patch(source["batch_size"], THIN_SLAB_CONTEXT, median_depth)
-        source.update(patch_size=[depth, *source["patch_size"]], batch_size=batch_size)
+        batch = slab_batch(source["batch_size"], THIN_SLAB_CONTEXT, int(median_depth))
+        source.update(patch_size=[batch.patch_depth, *source["patch_size"]], batch_size=batch.patches)
         spacing = [plans["original_median_spacing_after_transp"][0], *source["spacing"]]
         marker["thin_slab"] = True
     else:

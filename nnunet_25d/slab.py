@@ -1,4 +1,4 @@
-"""Slab geometry: which slices a 2.5D model sees for each predicted slice."""
+"""Slab geometry: which slices a 2.5D model sees for each predicted slice, and how many a training step holds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +23,8 @@ def check_slab_size(slab_size: int) -> int:
 
 @dataclass(frozen=True)
 class SlabGeometry:
-    """Slice z sees slices z-k .. z+k, with k = slab_size // 2; missing neighbours repeat the edge slice."""
+    """Slice z sees slices z-k .. z+k, with k = slab_size // 2. Beyond a volume's ends the neighbours are zero
+    slices, as nnU-Net's loader and predictor pad volumes with zeros."""
 
     slab_size: int
 
@@ -34,7 +35,56 @@ class SlabGeometry:
     def half_width(self) -> int:
         return self.slab_size // 2
 
-    def neighbours(self, z: int, depth: int) -> list[int]:
-        """Slice indices fed for slice ``z`` of a stack of ``depth`` slices (replicate padding)."""
+    def neighbours(self, z: int, depth: int) -> list[int | None]:
+        """Slice indices fed for slice ``z`` of a volume of ``depth`` slices; None is a zero slice."""
         k = self.half_width
-        return [min(max(z + offset, 0), depth - 1) for offset in range(-k, k + 1)]
+        return [z + offset if 0 <= z + offset < depth else None for offset in range(-k, k + 1)]
+
+
+# nnU-Net forces sample i of a batch of B to foreground iff i >= round(B * (1 - 0.33)): with 3 patches one is
+# forced, the third of a batch that its 2d configuration forces
+MIN_PATCHES_PER_BATCH = 3
+FOREGROUND_OVERSAMPLING = 0.33
+
+
+def forced_foreground_patches(batch_size: int, oversampling: float = FOREGROUND_OVERSAMPLING) -> int:
+    """How many of ``batch_size`` patches nnU-Net's loader centres on a foreground voxel."""
+    return batch_size - round(batch_size * (1 - oversampling))
+
+
+@dataclass(frozen=True)
+class SlabBatch:
+    """A training step of ``patches`` thin patches, each ``supervised_slices`` slices with full context plus the
+    ``slab_size // 2`` context slices at either end that only feed the slabs."""
+
+    patches: int
+    supervised_slices: int
+    slab_size: int
+
+    @property
+    def patch_depth(self) -> int:
+        return self.supervised_slices + 2 * (self.slab_size // 2)
+
+    @property
+    def slices_per_step(self) -> int:
+        return self.patches * self.supervised_slices
+
+    @property
+    def forced_foreground_fraction(self) -> float:
+        return forced_foreground_patches(self.patches) / self.patches
+
+
+def slab_batch(batch_size_2d: int, slab_size: int, max_supervised_slices: int,
+               min_patches: int = MIN_PATCHES_PER_BATCH) -> SlabBatch:
+    """The step that supervises about as many slices as nnU-Net's 2d batch, never more.
+
+    Among the splits ``patches x slices <= batch_size_2d`` with at least ``min_patches`` patches (fewer only when
+    the 2d batch itself is smaller; pass the number of GPUs if it is larger), take the one supervising the most
+    slices, then one that nnU-Net forces at least a third of to foreground, then the fewest, deepest patches (less
+    context loaded per supervised slice). ``max_supervised_slices`` (the median depth) bounds the depth.
+    """
+    check_slab_size(slab_size)
+    floor = max(1, min(batch_size_2d, min_patches))
+    splits = [SlabBatch(batch_size_2d // n, n, slab_size)
+              for n in range(1, max(1, min(max_supervised_slices, batch_size_2d // floor)) + 1)]
+    return max(splits, key=lambda s: (s.slices_per_step, s.forced_foreground_fraction >= 1 / 3, s.supervised_slices))

@@ -8,7 +8,8 @@ import pytest
 import SimpleITK as sitk
 from conftest import TINY_ID
 
-from nnunet_25d.configuration import min_patch_depth
+from nnunet_25d.configuration import training_patch_size
+from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
 pytestmark = pytest.mark.integration
@@ -48,6 +49,7 @@ def test_unpreprocessed_configuration_names_the_fix(nnunet, tiny_dataset):
     result = nnunet.run("nnUNetv2_train", str(TINY_ID), "2d_unprocessed", "0", "-tr", "nnUNetTrainer25D",
                         "-p", "nnUNetPlansExtra", "-device", "cpu", check=False, training=True)
     assert result.returncode != 0 and "no preprocessed data" in result.stderr
+    assert f"run `nnUNetv2_preprocess -d {TINY_ID} -plans_name nnUNetPlansExtra -c 2d_unprocessed`" in result.stderr
 
 
 def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):
@@ -57,7 +59,9 @@ def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):
     trainer = "nnUNetTrainer25D_5slices_2epochs_5iters"
     nnunet.run("nnUNetv2_train", "973", "2d", "0", "-tr", trainer, "-device", "cpu", training=True)
     plans = json.loads((nnunet.model_folder("Dataset973_Thin", trainer) / "plans.json").read_text())
-    assert plans["configurations"]["2d"]["patch_size"][0] == min_patch_depth(5), "nnU-Net pads thin volumes"
+    configuration = plans["configurations"]["2d"]
+    assert configuration["patch_size"][0] == MIN_INFERENCE_DEPTH, "nnU-Net pads thin volumes to one tile"
+    assert training_patch_size(configuration)[0] == 2 + 4, "2 supervised slices (the median) + 2 x 2 context"
     images = nnunet.raw / "Dataset973_Thin" / "imagesTs"
     nnunet.run("nnUNetv2_predict", "-i", str(images), "-o", str(tmp_path), "-d", "973", "-c", "2d", "-f", "0",
                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1")

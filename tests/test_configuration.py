@@ -1,38 +1,71 @@
 import copy
 
 import pytest
-from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
-from nnunet_25d.configuration import ConfigurationError, derive_slab_plans, min_patch_depth, slices_per_patch
-from nnunet_25d.slab import SlabSizeError
-
-
-@pytest.mark.parametrize(
-    "batch_2d, slab, median_depth, expected",
-    [
-        (10, 3, 20, (5, 2)),  # two patches of 5 slices = the 2d batch of 10 slices
-        (12, 3, 100, (6, 2)),
-        (50, 5, 20, (20, 2)),  # depth capped at the median number of slices
-        (12, 7, 4, (12, 1)),  # never thinner than 4k: every slice gets a tile with its full slab
-        (50, 7, 100, (25, 2)),
-        (2, 3, 30, (4, 1)),
-    ],
+from nnunet_25d.configuration import (
+    SLAB_KEY,
+    ConfigurationError,
+    TrainingSetup,
+    derive_slab_plans,
+    training_patch_size,
 )
-def test_patch_depth_and_batch_keep_the_2d_slices_per_step(batch_2d, slab, median_depth, expected):
-    assert slices_per_patch(batch_2d, slab, median_depth) == expected
+from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH, cut_slab_weight_fraction, inference_depth
+from nnunet_25d.slab import SlabSizeError, slab_batch
 
 
-@pytest.mark.parametrize("slab_size", [3, 5, 7, 9])
-@pytest.mark.parametrize("volume_depth", range(1, 40))
-def test_sliding_window_gives_every_slice_its_full_slab(slab_size, volume_depth):
-    """Simulates nnU-Net's own tiling of the slice axis at the default tile_step_size of 0.5."""
-    k = slab_size // 2
-    depth = min_patch_depth(slab_size)
-    padded = max(volume_depth, depth)
-    (starts,) = compute_steps_for_sliding_window((padded,), (depth,), 0.5)
-    for z in range(padded):
-        assert any(start + k <= z < start + depth - k or (z < k and start == 0)
-                   or (z >= padded - k and start + depth == padded) for start in starts), f"slice {z}"
+# (2d batch, slab, median depth, GPUs) -> (patches, supervised slices per patch, patch depth)
+BATCH_TABLE = [
+    ((2, 3, 40, 1), (2, 1, 3)),  # a 2d batch of 2: two one-slice patches, one forced to foreground
+    ((2, 5, 40, 1), (2, 1, 5)),
+    ((2, 7, 40, 1), (2, 1, 7)),
+    ((12, 3, 40, 1), (3, 4, 6)),
+    ((12, 5, 40, 1), (3, 4, 8)),
+    ((12, 7, 40, 1), (3, 4, 10)),
+    ((40, 3, 40, 1), (5, 8, 10)),  # 40 slices as 5 x 8: 2 of 5 patches forced (4 x 10 would force 1 of 4)
+    ((40, 5, 40, 1), (5, 8, 12)),
+    ((40, 7, 40, 1), (5, 8, 14)),
+    ((40, 3, 4, 1), (20, 2, 4)),  # no deeper than the median volume (10 x 4 would force 3 of 10)
+    ((12, 3, 40, 4), (6, 2, 4)),  # four GPUs: at least one patch each (4 x 3 would force 1 of 4)
+    ((12, 3, 40, 8), (12, 1, 3)),
+    ((5, 3, 40, 1), (5, 1, 3)),
+    ((1, 3, 40, 1), (1, 1, 3)),  # nnU-Net's 2d would not oversample either
+]
+
+
+@pytest.mark.parametrize("arguments, expected", BATCH_TABLE)
+def test_training_batch_table(arguments, expected):
+    batch_2d, slab, median_depth, gpus = arguments
+    batch = slab_batch(batch_2d, slab, median_depth, TrainingSetup(gpus=gpus).min_patches)
+    assert (batch.patches, batch.supervised_slices, batch.patch_depth) == expected
+    assert batch.slices_per_step <= batch_2d, "never more 2D passes than nnU-Net's 2d step"
+
+
+@pytest.mark.parametrize("batch_2d", [3, 6, 12, 24, 40, 50])
+def test_training_batch_forces_a_third_of_the_slices_to_foreground_like_2d(batch_2d):
+    batch = slab_batch(batch_2d, 3, 100)
+    assert batch.forced_foreground_fraction >= 1 / 3 and batch.slices_per_step == batch_2d
+
+
+@pytest.mark.parametrize("slab_size", [3, 5, 7])
+@pytest.mark.parametrize("volume_depth", [1, 2, 7, 40, 199, 256, 512])
+def test_volumes_up_to_the_inference_patch_are_one_tile(slab_size, volume_depth):
+    """nnU-Net's own tiling (steps and Gaussian) of the slice axis at the default tile_step_size of 0.5."""
+    depth = inference_depth(median_depth=10)
+    assert depth == MIN_INFERENCE_DEPTH
+    assert not cut_slab_weight_fraction(depth, slab_size, volume_depth).any()
+
+
+def test_a_deeper_inference_patch_alone_would_not_help():
+    """Why the patch must hold the whole volume: one slice more, and two tiles overlap almost entirely; the second
+    cuts slice 1's slab where both tiles weigh little, so that slab carries a share of the prediction that grows
+    with the patch depth."""
+    shares = [cut_slab_weight_fraction(depth, 3, depth + 1).max() for depth in (8, 32, 128, 256)]
+    assert shares == sorted(shares) and shares[0] > 0.05 and shares[-1] > 0.4
+
+
+def test_inference_depth_follows_deep_datasets():
+    assert inference_depth(median_depth=300) == 600
+    assert inference_depth(median_depth=100, max_depth=300.2) == 601
 
 
 def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
@@ -41,10 +74,12 @@ def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
     derived = derive_slab_plans(plans, "2d", 3)["configurations"]["2d"]
     assert derived["data_identifier"] == source["data_identifier"]
     assert derived["spacing"] == source["spacing"], "2d keeps each case's own slice spacing"
-    assert derived["patch_size"][1:] == source["patch_size"] and derived["patch_size"][0] >= min_patch_depth(3)
-    slices_per_step = derived["patch_size"][0] * derived["batch_size"]
-    assert slices_per_step == pytest.approx(source["batch_size"], abs=derived["patch_size"][0])
+    batch = slab_batch(source["batch_size"], 3, plans["original_median_shape_after_transp"][0])
+    assert derived["patch_size"] == [MIN_INFERENCE_DEPTH, *source["patch_size"]], "inference: whole volumes"
+    assert training_patch_size(derived) == [batch.patch_depth, *source["patch_size"]]
+    assert derived["batch_size"] == batch.patches and derived[SLAB_KEY]["supervised_slices"] == batch.supervised_slices
     kwargs = derived["architecture"]["arch_kwargs"]
+    assert kwargs["slices_per_forward"] == batch.slices_per_step
     assert kwargs["slab_size"] == 3 and all(s[0] == 1 for s in kwargs["strides"])
     assert derived["architecture"]["network_class_name"].endswith("SlabNetwork")
     assert plans["configurations"]["2d"] == source, "the caller's plans stay untouched"
@@ -66,7 +101,11 @@ def test_bad_slab_size_stops_the_derivation(nnunet, tiny_dataset, slab_size):
 def test_missing_2d_configuration_names_the_fix(nnunet, tiny_dataset):
     plans = copy.deepcopy(nnunet.plans(tiny_dataset))
     del plans["configurations"]["2d"]
-    with pytest.raises(ConfigurationError, match=r"nnUNetv2_plan_and_preprocess -d <DATASET> -c 2d"):
+    with pytest.raises(ConfigurationError, match=r"`nnUNetv2_plan_and_preprocess -d 971 -c 2d`"):
+        derive_slab_plans(plans, "2d", 3)
+    plans["plans_name"] = "nnUNetResEncUNetMPlans"
+    with pytest.raises(ConfigurationError, match=r"-overwrite_plans_name nnUNetResEncUNetMPlans`\), then "
+                                                 r"`nnUNetv2_preprocess -d 971 -plans_name nnUNetResEncUNetMPlans -c 2d`"):
         derive_slab_plans(plans, "2d", 3)
 
 
@@ -89,4 +128,5 @@ def test_inherited_configuration_is_resolved(nnunet, tiny_dataset):
     plans = copy.deepcopy(nnunet.plans(tiny_dataset))
     plans["configurations"]["2d_small"] = {"inherits_from": "2d", "batch_size": 12}
     derived = derive_slab_plans(plans, "2d_small", 3)["configurations"]["2d_small"]
-    assert "inherits_from" not in derived and derived["batch_size"] == 2 and derived["patch_size"][0] == 6
+    assert "inherits_from" not in derived and derived["batch_size"] == 3
+    assert training_patch_size(derived)[0] == 6, "12 slices: 3 patches of 4 supervised slices + 2 context slices"

@@ -16,17 +16,17 @@ def test_odd_slab_sizes_are_accepted(size):
     assert check_slab_size(size) == size
 
 
-def test_neighbours_replicate_at_volume_ends():
+def test_neighbours_beyond_volume_ends_are_zero_slices():
     geometry = SlabGeometry(5)
-    assert geometry.neighbours(0, 10) == [0, 0, 0, 1, 2]
+    assert geometry.neighbours(0, 10) == [None, None, 0, 1, 2]
     assert geometry.neighbours(5, 10) == [3, 4, 5, 6, 7]
-    assert geometry.neighbours(9, 10) == [7, 8, 9, 9, 9]
-    assert geometry.neighbours(0, 1) == [0, 0, 0, 0, 0]
+    assert geometry.neighbours(9, 10) == [7, 8, 9, None, None]
+    assert geometry.neighbours(0, 1) == [None, None, 0, None, None]
 
 
 def _index_encoded(batch: int, channels: int, depth: int, size: int = 4) -> torch.Tensor:
-    """Voxel value = 100*batch + 10*channel + slice index."""
-    z = torch.arange(depth).view(1, 1, depth, 1, 1)
+    """Voxel value = 100*batch + 10*channel + slice index + 1 (never 0, the padding)."""
+    z = torch.arange(1, depth + 1).view(1, 1, depth, 1, 1)
     c = torch.arange(channels).view(1, channels, 1, 1, 1) * 10
     b = torch.arange(batch).view(batch, 1, 1, 1, 1) * 100
     return (b + c + z).float().expand(batch, channels, depth, size, size).contiguous()
@@ -43,8 +43,28 @@ def test_each_slice_gets_its_neighbours_in_order(slab_size):
     geometry = SlabGeometry(slab_size)
     for b in range(batch):
         for z in range(depth):
-            expected = [100 * b + 10 * c + n for n in geometry.neighbours(z, depth) for c in range(channels)]
+            expected = [0 if n is None else 100 * b + 10 * c + n + 1
+                        for n in geometry.neighbours(z, depth) for c in range(channels)]
             assert slabs[b * depth + z, :, 0, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("slab_size", [1, 3, 5, 7])
+def test_interior_slabs_are_the_full_slabs_of_the_inner_slices(slab_size):
+    x = _index_encoded(2, 2, 9)
+    k = slab_size // 2
+    neighbourhood = SliceNeighbourhood(slab_size)
+    every = neighbourhood(x).reshape(2, 9, 2, slab_size, 4, 4)
+    interior = neighbourhood.interior(x)
+    assert torch.equal(interior, every[:, k:9 - k].reshape(-1, 2, slab_size, 4, 4))
+    assert interior.ne(0).all(), "no zero slice inside the patch"
+
+
+def test_slabs_with_data_mark_slices_whose_slab_is_not_all_zero():
+    x = torch.zeros(2, 1, 9, 4, 4)
+    x[0, 0, 4, 1, 2] = 0.5
+    x[1, 0, 0] = -1
+    assert SliceNeighbourhood(3).slabs_with_data(x).int().tolist() == [[0, 0, 0, 1, 1, 1, 0, 0, 0],
+                                                                       [1, 1, 0, 0, 0, 0, 0, 0, 0]]
 
 
 def test_unstack_inverts_slice_stacking():

@@ -5,9 +5,10 @@ from torch import nn
 from nnunet_25d.architectures.slab_network import SlabNetwork, in_plane
 
 
-def small_slab_network(slab_size: int = 3, deep_supervision: bool = False, channels: int = 1) -> SlabNetwork:
+def small_slab_network(slab_size: int = 3, deep_supervision: bool = False, channels: int = 1,
+                       slices_per_forward: int | None = None) -> SlabNetwork:
     torch.manual_seed(0)
-    return SlabNetwork(
+    return SlabNetwork(slices_per_forward=slices_per_forward,
         input_channels=channels, num_classes=3, slab_size=slab_size, n_stages=3, features_per_stage=[4, 8, 16],
         conv_op=nn.Conv2d, kernel_sizes=[[1, 3, 3]] * 3, strides=[[1, 1, 1], [1, 2, 2], [1, 2, 2]],
         n_conv_per_stage=[1, 1, 1], n_conv_per_stage_decoder=[1, 1], conv_bias=True,
@@ -65,3 +66,52 @@ def test_slice_axis_must_not_be_strided():
 def test_rejects_2d_input_with_shape_in_message():
     with pytest.raises(ValueError, match=r"\(B, C, D, H, W\)"):
         small_slab_network()(torch.randn(1, 1, 16, 16))
+
+
+def true_slab_logits(net: SlabNetwork, x: torch.Tensor) -> torch.Tensor:
+    """Reference: slice z of each volume through the stem and 2D network, from its slab cut out of the
+    zero-padded volume by hand."""
+    k = net.slab_size // 2
+    padded = torch.cat([x.new_zeros((*x.shape[:2], k, *x.shape[3:])), x,
+                        x.new_zeros((*x.shape[:2], k, *x.shape[3:]))], dim=2)
+    per_slice = [net.network_2d(net.stem(padded[b:b + 1, :, z:z + net.slab_size]))
+                 for b in range(x.shape[0]) for z in range(x.shape[2])]
+    return torch.cat(per_slice).reshape(x.shape[0], x.shape[2], -1, *x.shape[3:]).transpose(1, 2)
+
+
+@pytest.mark.parametrize("slab_size", [3, 5])
+@pytest.mark.parametrize("slices_per_forward", [None, 1, 4])
+def test_every_slice_is_computed_from_its_true_slab(slab_size, slices_per_forward):
+    net = small_slab_network(slab_size, slices_per_forward=slices_per_forward)
+    x = torch.randn(2, 1, 9, 16, 16)
+    x[0, :, :3] = 0  # zero padding of a thinner volume (in front only: nnU-Net centres, tests need not)
+    x[1, :, -2:] = 0
+    with torch.no_grad():
+        assert torch.allclose(net(x), true_slab_logits(net, x), atol=1e-5)
+
+
+def test_slices_whose_slab_is_all_zero_share_one_pass():
+    net = small_slab_network(3, slices_per_forward=2)
+    passes = []
+    net.network_2d.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+    x = torch.zeros(1, 1, 12, 16, 16)
+    x[:, :, 5:7] = torch.randn(2, 16, 16)
+    with torch.no_grad():
+        net(x)
+    assert passes == [2, 2, 1], "4 slices have data in their slab (4..7), 8 share the all-zero slab"
+
+
+@pytest.mark.parametrize("deep_supervision", [False, True])
+def test_interior_mode_computes_only_slices_whose_slab_is_inside_the_patch(deep_supervision):
+    net = small_slab_network(5, deep_supervision=deep_supervision)
+    x = torch.randn(2, 1, 9, 16, 16)
+    passes = []
+    net.network_2d.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+    with torch.no_grad():
+        every = net(x)
+        net.interior_only = True
+        interior = net(x)
+    every, interior = (every, interior) if deep_supervision else ([every], [interior])
+    for full, inner in zip(every, interior):
+        assert inner.shape[2] == 5 and torch.allclose(inner, full[:, :, 2:7], atol=1e-6)
+    assert passes == [18, 10], "2 patches x 5 interior slices, not 2 x 9"

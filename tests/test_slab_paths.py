@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -41,66 +42,91 @@ def index_dataset(nnunet) -> str:
     return INDEX_NAME
 
 
-def slice_levels(patch: torch.Tensor) -> torch.Tensor:
-    """Per-slice median of a (C, D, H, W) patch: the encoded slice index, up to an increasing map."""
-    return patch[0].flatten(1).median(dim=1).values
+def padded_case(trainer: nnUNetTrainer25D, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The preprocessed case with k zero slices (segmentation: nnU-Net's -1) before and after, by hand."""
+    data, seg, _, _ = trainer.dataset_class(trainer.preprocessed_dataset_folder, [key]).load_case(key)
+    k = trainer.context_width
+    data = np.pad(np.asarray(data[:]), ((0, 0), (k, k), (0, 0), (0, 0)))
+    seg = np.pad(np.asarray(seg[:]), ((0, 0), (k, k), (0, 0), (0, 0)), constant_values=-1)
+    return torch.from_numpy(data).float(), torch.from_numpy(seg.astype(np.int16))
+
+
+def slice_levels(volume: torch.Tensor) -> torch.Tensor:
+    """Mean of the non-zero voxels of each slice of (C, D, H, W) (0 for a zero slice): the encoded slice index,
+    whatever in-plane padding a patch got."""
+    nonzero = volume[0].flatten(1).ne(0)
+    return (volume[0].flatten(1) * nonzero).sum(1) / nonzero.sum(1).clamp(min=1)
+
+
+def candidate_boxes(image: torch.Tensor, patch: torch.Tensor) -> list[list[list[int]]]:
+    """Bounding boxes nnU-Net's loader can cut from ``image`` that hold ``patch``'s slices (foreground-centred
+    boxes reach half a patch out in-plane)."""
+    depth, *in_plane = patch.shape[1:]
+    levels, patch_levels = slice_levels(image), slice_levels(patch)
+    starts = [s for s in range(image.shape[1] - depth + 1)
+              if torch.allclose(levels[s:s + depth], patch_levels, atol=1e-2)]
+    shifts = [range(-n // 2, size - n // 2 + 1) for size, n in zip(image.shape[2:], in_plane)]
+    return [[[s, s + depth], [y, y + in_plane[0]], [x, x + in_plane[1]]]
+            for s in starts for y in shifts[0] for x in shifts[1]]
 
 
 @pytest.mark.parametrize("trainer_class", [nnUNetTrainer25D, nnUNetTrainer25D_5slices])
-def test_training_batches_hold_consecutive_slices_in_order(nnunet, index_dataset, trainer_class, monkeypatch):
+def test_loss_covers_exactly_the_slices_whose_slab_is_in_the_patch(nnunet, index_dataset, trainer_class, monkeypatch):
+    """nnU-Net's own validation loader (no augmentation): every patch is consecutive slices of the volume with k
+    zero slices beyond its ends, and the target holds only the slices whose whole slab is in the patch — the
+    volume's first and last slices included."""
     trainer = nnunet.trainer(index_dataset, trainer_class, "2d", monkeypatch)
-    dl_train, dl_val = trainer.get_dataloaders()
-    k = trainer_class.slab_size // 2
-    captured = []
-    trainer.network.network_2d.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    _, dl_val = trainer.get_dataloaders()
+    k = trainer.context_width
+    depth = trainer.configuration_manager.configuration["nnunet_25d"]["training_patch_size"][0]
+    first_supervised = set()
+    for _ in range(20):
+        batch = next(dl_val)
+        assert batch["data"].shape[2] == depth and batch["target"][0].shape[2] == depth - 2 * k
+        for patch, target, key in zip(batch["data"], batch["target"][0], batch["keys"]):
+            image, seg = padded_case(trainer, key)
+            boxes = [box for box in candidate_boxes(image, patch)
+                     if torch.equal(crop_and_pad_nd(image, box), patch)]
+            assert len(boxes) == 1, "a patch is a run of consecutive slices of the zero-padded volume"
+            (start, stop), *in_plane = boxes[0]
+            expected = crop_and_pad_nd(seg, [[start + k, stop - k], *in_plane], -1).clamp(min=0)
+            assert torch.equal(target, expected), "the target is the interior slices only"
+            first_supervised.add(start)
+    assert 0 in first_supervised and DEPTH + 2 * k - depth in first_supervised, \
+        "the volume's first and last slices are supervised, their missing neighbours zero"
 
-    val = next(dl_val)["data"]
-    for patch in val:
-        steps = torch.diff(slice_levels(patch))
-        assert (steps > 0).all() and torch.allclose(steps, steps[0].expand_as(steps), rtol=1e-3), \
-            "a validation patch must be consecutive slices in increasing order"
-    for _ in range(4):  # augmentation may rotate and mirror in-plane, never along the slices
-        for patch in next(dl_train)["data"]:
-            assert (torch.diff(slice_levels(patch)) > 0).all()
 
-    with torch.no_grad():
-        trainer.network.eval()(val)
-    slabs = captured[0]
-    depth = val.shape[2]
-    for b in range(val.shape[0]):
-        for z in range(depth):
-            neighbours = [min(max(z + o, 0), depth - 1) for o in range(-k, k + 1)]
-            assert torch.equal(slabs[b * depth + z], val[b, 0, neighbours])
+def test_training_step_computes_only_supervised_slices(nnunet, index_dataset, monkeypatch):
+    trainer = nnunet.trainer(index_dataset, nnUNetTrainer25D_5slices, "2d", monkeypatch)
+    trainer.on_train_start()
+    try:
+        passes = []
+        trainer.network.network_2d.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+        batch = next(trainer.dataloader_train)
+        trainer.train_step(batch)
+        supervised = trainer.configuration_manager.configuration["nnunet_25d"]["supervised_slices"]
+        assert passes == [trainer.batch_size * supervised] == [batch["target"][0].shape[0] * batch["target"][0].shape[2]]
+    finally:
+        trainer.on_train_end()
+
+
+def test_small_2d_batches_keep_foreground_oversampling(nnunet, index_dataset, monkeypatch):
+    plans = nnunet.plans(index_dataset)
+    plans["configurations"]["2d"]["batch_size"] = 2
+    monkeypatch.setattr(nnunet, "plans", lambda dataset: plans)
+    trainer = nnunet.trainer(index_dataset, nnUNetTrainer25D_5slices, "2d", monkeypatch)
+    dl_train, _ = trainer.get_dataloaders()
+    assert trainer.batch_size == 2, "two one-slice patches, not one patch of two slices"
+    assert [dl_train.data_loader.get_do_oversample(i) for i in range(2)] == [False, True]
 
 
 def make_predictor(trainer: nnUNetTrainer) -> nnUNetPredictor:
     predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
                                 perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)
-    _, _, _, mirror_axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
     trainer.set_deep_supervision_enabled(False)
     predictor.manual_initialization(trainer.network.eval(), trainer.plans_manager, trainer.configuration_manager, None,
-                                    trainer.dataset_json, trainer.__class__.__name__, mirror_axes)
+                                    trainer.dataset_json, trainer.__class__.__name__, (1, 2))
     return predictor
-
-
-def test_inference_slabs_are_the_true_neighbours(nnunet, index_dataset, monkeypatch):
-    trainer = nnunet.trainer(index_dataset, nnUNetTrainer25D_5slices, "2d", monkeypatch)
-    predictor = make_predictor(trainer)
-    seen: set[tuple[int, ...]] = set()
-
-    def record(module, args):
-        for slab in args[0]:
-            seen.add(tuple(int(v) for v in slab[:, 0, 0].round()))
-
-    trainer.network.network_2d.register_forward_pre_hook(record)
-    depth = 17  # not a multiple of the patch depth: tiles overlap unevenly
-    volume = torch.arange(depth, dtype=torch.float32)[None, :, None, None].expand(1, depth, 32, 32).contiguous()
-    predictor.predict_sliding_window_return_logits(volume)
-    for z in range(depth):
-        true_slab = tuple(min(max(z + o, 0), depth - 1) for o in range(-2, 3))
-        assert true_slab in seen, f"slice {z} was never predicted from slices {true_slab}"
-    for slab in seen:  # tile borders repeat their edge slice: still only slices within z-2..z+2
-        assert all(abs(s - slab[2]) <= 2 for s in slab) and list(slab) == sorted(slab)
 
 
 def _logits_at(predictor: nnUNetPredictor, volume: torch.Tensor, z: int) -> torch.Tensor:

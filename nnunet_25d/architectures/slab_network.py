@@ -36,10 +36,15 @@ class SlabNetwork(nn.Module):
     description below is for the default 0, other axes are moved to the front and back.
 
     Slice z of the output is computed by the 2D network ``network_2d`` from slices z-k..z+k of the input
-    (``slab_size`` = 2k+1). The stem turns each slab (N, C, S, H, W) into 2D input: here by stacking the slices as
-    ``slab_size * C`` channels; subclasses replace :meth:`build_stem`. Every other keyword argument is passed
-    to ``network_2d``; 3D ``kernel_sizes``/``strides`` with a slice entry of 1 (what the plans store so that
-    nnU-Net's deep supervision keeps the slice axis) are reduced to 2D.
+    (``slab_size`` = 2k+1), zero slices beyond the input's ends. The stem turns each slab (N, C, S, H, W) into 2D
+    input: here by stacking the slices as ``slab_size * C`` channels; subclasses replace :meth:`build_stem`. Every
+    other keyword argument is passed to ``network_2d``; 3D ``kernel_sizes``/``strides`` with a slice entry of 1
+    (what the plans store so that nnU-Net's deep supervision keeps the slice axis) are reduced to 2D.
+
+    Two modes. ``interior_only`` (training): only the D - 2k slices whose slab lies inside the patch are computed,
+    the output is D - 2k deep. Otherwise (inference) every slice is computed, ``slices_per_forward`` slices per
+    pass of the 2D network, and slices whose whole slab is zeros (nnU-Net's padding of a volume thinner than the
+    patch) share one pass.
     """
 
     def __init__(
@@ -50,10 +55,13 @@ class SlabNetwork(nn.Module):
         network_2d: str = "dynamic_network_architectures.architectures.unet.PlainConvUNet",
         deep_supervision: bool = False,
         slab_axis: int = 0,
+        slices_per_forward: int | None = None,
         **network_2d_kwargs,
     ):
         super().__init__()
         self.slab_axis = slab_axis
+        self.slices_per_forward = slices_per_forward
+        self.interior_only = False
         network_class = pydoc.locate(network_2d)
         if network_class is None:
             raise ImportError(f"2D network class {network_2d!r} cannot be imported")
@@ -85,10 +93,33 @@ class SlabNetwork(nn.Module):
         if x.ndim != 5:
             raise ValueError(f"SlabNetwork expects (B, C, D, H, W) patches, got shape {tuple(x.shape)}")
         x = permute_spatial(x, to_view(self.slab_axis))
-        output = self.network_2d(self.stem(self.neighbourhood(x)))
+        if self.interior_only:
+            output = self.network_2d(self.stem(self.neighbourhood.interior(x)))
+        else:
+            output = self._every_slice(x)
         if isinstance(output, (list, tuple)):
             return [self._restore(o, x.shape[0]) for o in output]
         return self._restore(output, x.shape[0])
+
+    def _every_slice(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """Per-slice outputs (B*D, K, H, W) (a list with deep supervision) of every slice of ``x``."""
+        windows = self.neighbourhood.windows(x)
+        has_data = self.neighbourhood.slabs_with_data(x).flatten()
+        rows = has_data.nonzero().flatten()
+        chunk = self.slices_per_forward or max(1, len(rows))
+        pieces = [self._levels(self.neighbourhood.gather(windows, rows[i:i + chunk]))
+                  for i in range(0, len(rows), chunk)]
+        empty = (~has_data).nonzero().flatten()
+        if len(empty):
+            zero_slab = x.new_zeros((1, x.shape[1], self.slab_size, *x.shape[3:]))
+            pieces.append([level.expand(len(empty), *level.shape[1:]) for level in self._levels(zero_slab)])
+        order = torch.cat([rows, empty]).argsort()
+        levels = [torch.cat(level)[order] for level in zip(*pieces)]
+        return levels if self.decoder.deep_supervision else levels[0]
+
+    def _levels(self, slabs: torch.Tensor) -> list[torch.Tensor]:
+        output = self.network_2d(self.stem(slabs))
+        return list(output) if isinstance(output, (list, tuple)) else [output]
 
     def _restore(self, slices: torch.Tensor, batch_size: int) -> torch.Tensor:
         return permute_spatial(unstack_slices(slices, batch_size), from_view(self.slab_axis))

@@ -2,28 +2,49 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nnunet_25d.slab import SlabGeometry
 
 
 class SliceNeighbourhood(nn.Module):
-    """(B, C, D, H, W) -> (B*D, C, S, H, W): for every slice z of every patch, slices z-k .. z+k in order.
+    """Slabs of a thin 3D patch (B, C, D, H, W): for slice z, slices z-k .. z+k in order, as (N, C, S, H, W).
 
-    Row ``b*D + z`` belongs to slice z of patch b. Slices outside the patch repeat the nearest edge slice.
+    ``forward`` gives the slabs of every slice (row ``b*D + z``), zero slices beyond the patch's ends; ``interior``
+    only those of the D - 2k slices whose slab lies inside the patch (row ``b*(D-2k) + z - k``).
     """
 
     def __init__(self, slab_size: int):
         super().__init__()
         self.geometry = SlabGeometry(slab_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, d, h, w = x.shape
+    def windows(self, x: torch.Tensor, zero_padded: bool = True) -> torch.Tensor:
+        """(B, C, D', H, W, S) view: window z holds slab z (D' = D zero-padded, D - 2k without padding)."""
         k = self.geometry.half_width
-        offsets = torch.arange(-k, k + 1, device=x.device)
-        index = (torch.arange(d, device=x.device)[:, None] + offsets[None]).clamp_(0, d - 1)  # (D, S)
-        slabs = x[:, :, index]  # (B, C, D, S, H, W)
-        return slabs.transpose(1, 2).reshape(b * d, c, self.geometry.slab_size, h, w)
+        if zero_padded:
+            x = F.pad(x, (0, 0, 0, 0, k, k))
+        return x.unfold(2, self.geometry.slab_size, 1)
+
+    @staticmethod
+    def gather(windows: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Slabs of rows ``b*D' + z`` of :meth:`windows` as (len(rows), C, S, H, W)."""
+        depth = windows.shape[2]
+        return windows[rows // depth, :, rows % depth].permute(0, 1, 4, 2, 3)
+
+    def slabs_with_data(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) bool: True where slice z's slab holds a non-zero voxel."""
+        k = self.geometry.half_width
+        has_data = x.ne(0).flatten(3).any(-1).any(1).float()
+        return F.pad(has_data, (k, k)).unfold(1, self.geometry.slab_size, 1).amax(-1) > 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        windows = self.windows(x)
+        return self.gather(windows, torch.arange(windows.shape[0] * windows.shape[2], device=x.device))
+
+    def interior(self, x: torch.Tensor) -> torch.Tensor:
+        windows = self.windows(x, zero_padded=False)
+        return self.gather(windows, torch.arange(windows.shape[0] * windows.shape[2], device=x.device))
 
 
 class SlabAsChannels(nn.Module):

@@ -1,7 +1,7 @@
 """nnUNetTrainer25DMorphMLP: a MorphMLP encoder over each slice's slab (the slices play the video frames)."""
 from __future__ import annotations
 
-from nnunet_25d.configuration import MORPH_MLP_NETWORK, derive_morph_mlp_plans
+from nnunet_25d.configuration import MORPH_MLP_NETWORK, TrainingSetup, derive_morph_mlp_plans
 from nnunet_25d.training.optimisation import WarmupCosineLR, adamw_without_decay_on_norms_and_biases
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 
@@ -19,8 +19,8 @@ class nnUNetTrainer25DMorphMLP(nnUNetTrainer25D):
     warmup_fraction = 0.05  # of the epochs, at least one
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str) -> dict:
-        return derive_morph_mlp_plans(plans, configuration, cls.slab_size, cls.size)
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
+        return derive_morph_mlp_plans(plans, configuration, cls.slab_size, cls.size, setup=setup)
 
     def configure_optimizers(self):
         if self.optimiser == "sgd":

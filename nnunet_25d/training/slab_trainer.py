@@ -2,57 +2,123 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_25d.augmentation import blur_in_plane_only, configure_in_plane_augmentation
-from nnunet_25d.configuration import SLAB_NETWORK, derive_slab_plans
+from nnunet_25d.configuration import (
+    SLAB_KEY,
+    SLAB_NETWORK,
+    TrainingSetup,
+    derive_slab_plans,
+    preprocess_command,
+    training_patch_size,
+)
+from nnunet_25d.inference_patch import deepest_volume
+from nnunet_25d.training.slab_context import SlabContextDataset, unwrapped, with_context_cropped
 
 
 def require_preprocessed_data(trainer: nnUNetTrainer) -> None:
     """Fail early, naming the command to run, when the configuration's preprocessed data is missing."""
     folder = trainer.preprocessed_dataset_folder
     if not trainer.was_initialized and folder is not None and not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f"no preprocessed data at {folder}: run `nnUNetv2_plan_and_preprocess -d "
-            f"{trainer.plans_manager.dataset_name} -c {trainer.configuration_name}` (or `nnUNetv2_preprocess`) first"
-        )
+        command = preprocess_command(trainer.plans_manager.plans, trainer.configuration_name)
+        raise FileNotFoundError(f"no preprocessed data at {folder}: run `{command}` first")
+
+
+def training_setup(plans: dict, configuration: str, axis: int) -> TrainingSetup:
+    """The deepest training volume (nnU-Net's fingerprint) and the GPUs of a DDP run, for a derivation."""
+    gpus = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    source = plans.get("configurations", {}).get(configuration)
+    preprocessed = os.environ.get("nnUNet_preprocessed")
+    if preprocessed is None or source is None or "spacing" not in source:
+        return TrainingSetup(gpus=gpus)
+    folder = Path(preprocessed) / plans.get("dataset_name", "")
+    return TrainingSetup(deepest_volume(folder, plans, source, axis), gpus)
 
 
 class nnUNetTrainer25D(nnUNetTrainer):
     """Train on thin 3D patches of consecutive slices; each slice is predicted from its slab.
 
     The slab configuration is derived from the ``2d`` configuration before ``nnUNetTrainer.__init__`` runs, so
-    the plans saved with the model (and used by ``nnUNetv2_predict``) are exactly those trained on.
+    the plans saved with the model (and used by ``nnUNetv2_predict``) are exactly those trained on. Its
+    ``patch_size`` is the inference patch (deep enough to hold a whole volume); training uses the thin patch
+    stored under ``nnunet_25d.training_patch_size`` and supervises only the slices whose slab lies in it.
     """
 
     slab_size: int = 3
+    slab_axis: int = 0
     network_class: str = SLAB_NETWORK
     default_configuration: str = "2d"  # what the benchmark trains it on unless told otherwise
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(self.derive_plans(plans, configuration), configuration, fold, dataset_json, device)
+        setup = training_setup(plans, configuration, self.slab_axis)
+        super().__init__(self.derive_plans(plans, configuration, setup), configuration, fold, dataset_json, device)
 
     def initialize(self) -> None:
         require_preprocessed_data(self)
         super().initialize()
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str) -> dict:
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
         """The plans this trainer trains on (and saves with the model), derived from nnU-Net's."""
-        return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, cls.extra_arch_kwargs())
+        return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, cls.extra_arch_kwargs(),
+                                 setup)
 
     @classmethod
     def extra_arch_kwargs(cls) -> dict:
         """Hyper-parameters a subclass adds to the network's plans entry."""
         return {}
 
-    @staticmethod
-    def get_training_transforms(*args, **kwargs):
-        return blur_in_plane_only(nnUNetTrainer.get_training_transforms(*args, **kwargs))
+    @property
+    def context_width(self) -> int:
+        return self.slab_size // 2
+
+    def get_tr_and_val_datasets(self):
+        return tuple(SlabContextDataset(dataset, self.context_width, self.slab_axis)
+                     for dataset in super().get_tr_and_val_datasets())
+
+    def get_dataloaders(self):
+        with self.training_patch():
+            return super().get_dataloaders()
+
+    @contextmanager
+    def training_patch(self):
+        """nnU-Net's loaders and augmentation read ``configuration_manager.patch_size``: the thin training patch
+        while they are built, the inference patch everywhere else."""
+        inference = self.configuration_manager
+        configuration = dict(inference.configuration, patch_size=training_patch_size(inference.configuration))
+        self.configuration_manager = ConfigurationManager(configuration)
+        try:
+            yield
+        finally:
+            self.configuration_manager = inference
+
+    def get_training_transforms(self, *args, **kwargs):
+        pipeline = blur_in_plane_only(nnUNetTrainer.get_training_transforms(*args, **kwargs))
+        return with_context_cropped(pipeline, self.context_width, self.slab_axis)
+
+    def get_validation_transforms(self, *args, **kwargs):
+        pipeline = nnUNetTrainer.get_validation_transforms(*args, **kwargs)
+        return with_context_cropped(pipeline, self.context_width, self.slab_axis)
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        unwrapped(self.network).interior_only = True
+
+    def perform_actual_validation(self, save_probabilities: bool = False) -> None:
+        unwrapped(self.network).interior_only = False
+        super().perform_actual_validation(save_probabilities)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        self.print_to_log_file(f"2.5D: slab of {self.slab_size} slices, patch {self.configuration_manager.patch_size}")
+        self.print_to_log_file(
+            f"2.5D: slab of {self.slab_size} slices, training patch {self.configuration_manager.patch_size} "
+            f"({self.configuration_manager.configuration[SLAB_KEY]['supervised_slices']} supervised slices each), "
+            f"batch {self.configuration_manager.batch_size}")
         return configure_in_plane_augmentation(self)

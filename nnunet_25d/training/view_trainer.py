@@ -4,7 +4,8 @@ from __future__ import annotations
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_25d.augmentation import blur_in_plane_only, in_plane_augmentation, in_view_layout
-from nnunet_25d.configuration import derive_view_plans
+from nnunet_25d.configuration import TrainingSetup, derive_view_plans
+from nnunet_25d.training.slab_context import with_context_cropped
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.views import from_view, plane_axes, slab_axis_of, to_view
 
@@ -25,8 +26,8 @@ class nnUNetTrainer25DView(nnUNetTrainer25D):
     default_configuration = "3d_fullres"
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str) -> dict:
-        return derive_view_plans(plans, configuration, cls.view, cls.slab_size)
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
+        return derive_view_plans(plans, configuration, cls.view, cls.slab_size, setup)
 
     @property
     def slab_axis(self) -> int:
@@ -36,7 +37,7 @@ class nnUNetTrainer25DView(nnUNetTrainer25D):
         axis = self.slab_axis
         view_patch = [patch_size[a] for a in to_view(axis)]
         pipeline = blur_in_plane_only(nnUNetTrainer.get_training_transforms(view_patch, *args, **kwargs))
-        return in_view_layout(pipeline, to_view(axis), from_view(axis))
+        return with_context_cropped(in_view_layout(pipeline, to_view(axis), from_view(axis)), self.context_width, axis)
 
     def plane_is_anisotropic(self) -> bool:
         spacing = [self.configuration_manager.spacing[a] for a in plane_axes(self.slab_axis)]
