@@ -14,7 +14,8 @@ def _env(args: argparse.Namespace) -> None:
 def _make_dataset(args: argparse.Namespace) -> None:
     from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
-    spec = SyntheticSpec(shape=tuple(args.shape), objects_per_class=args.objects_per_class)
+    spec = SyntheticSpec(shape=tuple(args.shape), objects_per_class=args.objects_per_class,
+                         z_spacings=tuple(args.z_spacings))
     try:
         folder = write_dataset(args.raw, args.dataset_id, n_train=args.n_train, n_test=args.n_test, spec=spec,
                                seed=args.seed)
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--shape", type=int, nargs=3, default=(20, 64, 64), metavar=("Z", "Y", "X"))
     data.add_argument("--objects-per-class", type=int, default=4, help="tubes and nodules per case (each)")
     data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--z-spacings", type=float, nargs="+", default=[], metavar="MM",
+                      help="mixed slice thickness: case i gets the i-th spacing (cyclically), e.g. 2 5; the field of "
+                           "view and the objects' extents in mm stay those of --shape at 4 mm")
     data.set_defaults(func=_make_dataset)
 
     from nnunet_25d.demo import add_demo_parser

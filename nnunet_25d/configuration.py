@@ -75,7 +75,7 @@ def _check_source(plans: dict, configuration: str) -> None:
         raise ConfigurationError(
             f"{plans.get('dataset_name', 'this dataset')} is a 2D dataset (median shape {median_shape}): "
             f"there are no neighbouring slices for a 2.5D model. Train nnU-Net's own 2d configuration "
-            f"(`nnUNetv2_train <DATASET> 2d <FOLD>` with the default nnUNetTrainer) instead."
+            f"(`nnUNetv2_train {dataset_id(plans)} 2d <FOLD>` with the default nnUNetTrainer) instead."
         )
 
 
@@ -122,10 +122,31 @@ def training_patch_size(configuration: dict) -> list[int]:
     return list(configuration[SLAB_KEY]["training_patch_size"])
 
 
+# what a 2d configuration takes from another configuration to train on that one's preprocessed data
+DATA_KEYS = ("data_identifier", "spacing", "median_image_size_in_voxels", "resampling_fn_data",
+             "resampling_fn_data_kwargs", "resampling_fn_seg", "resampling_fn_seg_kwargs",
+             "resampling_fn_probabilities", "resampling_fn_probabilities_kwargs")
+
+
+def _with_data_of(plans: dict, source: dict, data_configuration: str) -> None:
+    """Let ``source`` (a 2d configuration) read ``data_configuration``'s preprocessed data (e.g. 3d_fullres: the
+    same in-plane grid, slices resampled to one spacing), predicting at that spacing and resampling back."""
+    _check_source(plans, data_configuration)
+    data = PlansManager(plans).get_configuration(data_configuration).configuration
+    if len(data["spacing"]) != 3:
+        raise ConfigurationError(f"'{data_configuration}' is not a 3D configuration: z-resampled slab data come "
+                                 f"from a 3D one such as 3d_fullres")
+    if list(data["spacing"][1:]) != list(source["spacing"]):
+        raise ConfigurationError(f"'{data_configuration}' resamples in-plane to {data['spacing'][1:]}, the 2d plan "
+                                 f"to {source['spacing']}: the 2d network would see another in-plane grid")
+    source.update({key: copy.deepcopy(data[key]) for key in DATA_KEYS if key in data})
+
+
 def _thin_slab_source(plans: dict, configuration: str, slab_size: int, marker: dict,
                       setup: TrainingSetup = TrainingSetup()) -> tuple[dict, dict | None]:
     """(plans copy, 2d configuration with thin training patches, a deep inference patch and the batch for
-    ``slab_size``) — or (copy, None) when the plans already hold the configuration derived with ``marker``."""
+    ``slab_size``) — or (copy, None) when the plans already hold the configuration derived with ``marker``.
+    ``marker["data_from"]`` (e.g. ``3d_fullres``) trains on that configuration's preprocessed data."""
     check_slab_size(slab_size)
     derived, source = _resolved_source(plans, configuration, marker)
     if source is None:
@@ -134,9 +155,12 @@ def _thin_slab_source(plans: dict, configuration: str, slab_size: int, marker: d
         raise ConfigurationError(
             f"configuration '{configuration}' has a {len(source['patch_size'])}D patch {source['patch_size']}; "
             f"2.5D trainers derive their slab configuration from a 2d configuration: use `2d` as CONFIGURATION "
-            f"(e.g. `nnUNetv2_train <DATASET> 2d <FOLD> -tr nnUNetTrainer25D`)"
+            f"(e.g. `nnUNetv2_train {dataset_id(plans)} 2d <FOLD> -tr nnUNetTrainer25D`)"
         )
     median_depth = plans.get("original_median_shape_after_transp", [slab_size])[0]
+    if marker.get("data_from"):
+        _with_data_of(derived, source, marker["data_from"])
+        median_depth = source["median_image_size_in_voxels"][0]
     batch = slab_batch(source["batch_size"], slab_size, int(median_depth), setup.min_patches)
     source["patch_size"] = [1, *source["patch_size"]]
     slab_patches(source, batch, 0, inference_depth(median_depth, setup.max_volume_depth))
@@ -156,12 +180,16 @@ def derive_slab_plans(
     network_class: str = SLAB_NETWORK,
     extra_arch_kwargs: dict | None = None,
     setup: TrainingSetup = TrainingSetup(),
+    data_from: str | None = None,
 ) -> dict:
-    """Return a copy of ``plans`` whose ``configuration`` is the slab configuration.
+    """Return a copy of ``plans`` whose ``configuration`` is the slab configuration (on ``data_from``'s
+    preprocessed data when given, e.g. ``3d_fullres`` for slices resampled to one spacing).
 
     Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
     """
     marker = {"slab_size": slab_size, "network": network_class, **(extra_arch_kwargs or {})}
+    if data_from:
+        marker["data_from"] = data_from
     derived, source = _thin_slab_source(plans, configuration, slab_size, marker, setup)
     if source is None:
         return derived

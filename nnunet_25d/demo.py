@@ -18,7 +18,7 @@ from nnunet_25d.comparison import (
 )
 from nnunet_25d.errors import DatasetNotFoundError, UserError
 from nnunet_25d.runner import NNUNetRunner
-from nnunet_25d.synthetic import write_dataset
+from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 from nnunet_25d.training.variants import CPU_SCHEDULES, schedule_name
 
 DEMO_DATASET_ID = 525
@@ -65,7 +65,7 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
     dataset_id = args.dataset if args.dataset is not None else DEMO_DATASET_ID
     if args.dataset is None and not any(raw.glob(f"Dataset{dataset_id:03d}_*")):
         _step(f"writing the synthetic dataset Dataset{dataset_id:03d} to {raw}", started)
-        write_dataset(raw, dataset_id, seed=args.seed)
+        write_dataset(raw, dataset_id, seed=args.seed, spec=SyntheticSpec(z_spacings=getattr(args, "z_spacings", ())))
     paths = DatasetPaths(_dataset_name(raw, dataset_id), raw, preprocessed, results)
 
     configurations = sorted({spec.configuration for spec in specs})

@@ -8,7 +8,7 @@ tell them apart, which is exactly what a 2.5D model can see and a 2D one cannot.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,23 @@ class SyntheticSpec:
     spacing: tuple[float, float, float] = (4.0, 0.8, 0.8)
     objects_per_class: int = 4
     radius_range: tuple[int, int] = (3, 6)
+    nodule_slices: int = 1
     tube_length_range: tuple[int, int] = (3, 8)
     noise_std: float = 0.35
+    # mixed slice thickness: case i gets z spacing z_spacings[i % n]; the field of view (shape[0] x spacing[0] mm)
+    # and the objects' extents in mm stay, so a nodule is one 4 mm slice, two 2 mm slices, ...
+    z_spacings: tuple[float, ...] = ()
+
+    def for_case(self, index: int) -> "SyntheticSpec":
+        """The geometry of case ``index``: this one, or rescaled in z to the case's slice spacing."""
+        if not self.z_spacings:
+            return self
+        z_spacing = float(self.z_spacings[index % len(self.z_spacings)])
+        scale = self.spacing[0] / z_spacing
+        return replace(self, shape=(max(1, round(self.shape[0] * scale)), *self.shape[1:]),
+                       spacing=(z_spacing, *self.spacing[1:]), z_spacings=(),
+                       tube_length_range=tuple(max(1, round(n * scale)) for n in self.tube_length_range),
+                       nodule_slices=max(1, round(self.nodule_slices * scale)))
 
 
 def _disc(shape_yx: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
@@ -70,8 +85,9 @@ def make_case(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[np.ndarray
                 centre = (cy + drift[0] * step, cx + drift[1] * step)
                 label[z][_disc(spec.shape[1:], centre, radius)] = LABELS["tube"]
         else:
-            z = int(rng.integers(0, depth))
-            label[z][_disc(spec.shape[1:], (cy, cx), radius)] = LABELS["nodule"]
+            z0 = int(rng.integers(0, depth - min(spec.nodule_slices, depth) + 1))
+            for z in range(z0, min(z0 + spec.nodule_slices, depth)):
+                label[z][_disc(spec.shape[1:], (cy, cx), radius)] = LABELS["nodule"]
     background = rng.normal(0.0, 1.0, size=spec.shape).cumsum(axis=2) * 0.05
     image = background + (label > 0) * 1.5 + rng.normal(0.0, spec.noise_std, size=spec.shape)
     return image.astype(np.float32), label
@@ -100,9 +116,10 @@ def write_dataset(
     for index in range(n_train + n_test):
         split = "Tr" if index < n_train else "Ts"
         case = f"case_{index:03d}"
-        image, label = make_case(spec, rng)
-        write_nifti(image, spec.spacing, folder / f"images{split}" / f"{case}_0000.nii.gz")
-        write_nifti(label, spec.spacing, folder / f"labels{split}" / f"{case}.nii.gz")
+        case_spec = spec.for_case(index)
+        image, label = make_case(case_spec, rng)
+        write_nifti(image, case_spec.spacing, folder / f"images{split}" / f"{case}_0000.nii.gz")
+        write_nifti(label, case_spec.spacing, folder / f"labels{split}" / f"{case}.nii.gz")
     dataset_json = {
         "channel_names": {"0": "MRI"},
         "labels": LABELS,

@@ -14,7 +14,7 @@ from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 TINY_SPEC = SyntheticSpec(shape=(10, 32, 32), objects_per_class=3, radius_range=(2, 3), tube_length_range=(3, 6))
 TINY_ID = 971
 TINY_NAME = f"Dataset{TINY_ID:03d}_Synthetic25D"
-TINY_TRAINER = "nnUNetTrainer25D_5epochs_20iters"
+TINY_TRAINER = "nnUNetTrainer25D_10epochs_25iters"  # 250 steps: enough to learn the nodules reliably
 
 
 class NNUNet:

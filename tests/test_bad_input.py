@@ -10,6 +10,7 @@ from conftest import TINY_ID
 
 from nnunet_25d.configuration import training_patch_size
 from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
+from nnunet_25d.slab import slab_batch
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def test_2d_dataset_is_refused_with_the_fix(nnunet):
     result = nnunet.run("nnUNetv2_train", "972", "2d", "0", "-tr", "nnUNetTrainer25D", "-device", "cpu",
                         check=False, training=True)
     assert result.returncode != 0
-    assert "2D dataset" in result.stderr and "nnUNetv2_train <DATASET> 2d <FOLD>" in result.stderr
+    assert "2D dataset" in result.stderr and "nnUNetv2_train 972 2d <FOLD>" in result.stderr
 
 
 def test_plans_without_2d_configuration_are_refused_with_the_fix(nnunet, tiny_dataset):
@@ -33,7 +34,8 @@ def test_plans_without_2d_configuration_are_refused_with_the_fix(nnunet, tiny_da
     result = nnunet.run("nnUNetv2_train", str(TINY_ID), "2d", "0", "-tr", "nnUNetTrainer25D", "-p", "nnUNetPlansNo2d",
                         "-device", "cpu", check=False, training=True)
     assert result.returncode != 0
-    assert "no configuration '2d'" in result.stderr and "nnUNetv2_plan_and_preprocess" in result.stderr
+    assert "no configuration '2d'" in result.stderr
+    assert f"`nnUNetv2_preprocess -d {TINY_ID} -plans_name nnUNetPlansNo2d -c 2d`" in result.stderr
 
 
 def test_3d_configuration_is_refused_with_the_fix(nnunet, tiny_dataset):
@@ -45,6 +47,7 @@ def test_3d_configuration_is_refused_with_the_fix(nnunet, tiny_dataset):
 def test_unpreprocessed_configuration_names_the_fix(nnunet, tiny_dataset):
     plans = nnunet.plans(tiny_dataset)
     plans["configurations"]["2d_unprocessed"] = {"inherits_from": "2d", "data_identifier": "nnUNetPlans_missing"}
+    plans["plans_name"] = "nnUNetPlansExtra"
     (nnunet.preprocessed / tiny_dataset / "nnUNetPlansExtra.json").write_text(json.dumps(plans))
     result = nnunet.run("nnUNetv2_train", str(TINY_ID), "2d_unprocessed", "0", "-tr", "nnUNetTrainer25D",
                         "-p", "nnUNetPlansExtra", "-device", "cpu", check=False, training=True)
@@ -61,7 +64,8 @@ def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):
     plans = json.loads((nnunet.model_folder("Dataset973_Thin", trainer) / "plans.json").read_text())
     configuration = plans["configurations"]["2d"]
     assert configuration["patch_size"][0] == MIN_INFERENCE_DEPTH, "nnU-Net pads thin volumes to one tile"
-    assert training_patch_size(configuration)[0] == 2 + 4, "2 supervised slices (the median) + 2 x 2 context"
+    batch = slab_batch(nnunet.plans("Dataset973_Thin")["configurations"]["2d"]["batch_size"], 5, 2)
+    assert training_patch_size(configuration)[0] == batch.patch_depth and batch.supervised_slices <= 2
     images = nnunet.raw / "Dataset973_Thin" / "imagesTs"
     nnunet.run("nnUNetv2_predict", "-i", str(images), "-o", str(tmp_path), "-d", "973", "-c", "2d", "-f", "0",
                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1")

@@ -69,12 +69,19 @@ def test_rerun_after_kill_trains_only_what_is_missing(nnunet, benchmark_run):
             assert resources["peak_host_memory_mib"] > 100
 
 
-def _summary_dice(nnunet, trainer: str, fold: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+def _summary(nnunet, trainer: str, fold: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """nnU-Net's mean Dice per class, and per case the score the documented rule pairs: nnU-Net's Dice (0 where
+    exactly one of reference and prediction is empty), NaN where both are empty."""
     summary = json.loads((fold_folder(nnunet, trainer, fold) / "validation" / "summary.json").read_text())
     names = {"1": "tube", "2": "nodule"}
     means = {names[k]: v["Dice"] for k, v in summary["mean"].items()}
-    per_case = {name: {case_id(c["reference_file"]): c["metrics"][key]["Dice"] for c in summary["metric_per_case"]}
-                for key, name in names.items()}
+    per_case = {}
+    for key, name in names.items():
+        per_case[name] = {}
+        for case in summary["metric_per_case"]:
+            metrics = case["metrics"][key]
+            empty = metrics["n_ref"] == 0 and metrics["n_pred"] == 0
+            per_case[name][case_id(case["reference_file"])] = float("nan") if empty else metrics["Dice"]
     return means, per_case
 
 
@@ -85,21 +92,24 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     assert len(rows) == 2 * 2 * 2  # variants x folds x classes
     for row in rows:
-        means, _ = _summary_dice(nnunet, row["trainer"], int(row["fold"]))
+        means, _ = _summary(nnunet, row["trainer"], int(row["fold"]))
         assert float(row["dice"]) == pytest.approx(means[row["class"]], abs=1e-4)
-    # the 2.5D rows' p-value: Wilcoxon over both folds' cases, paired with the baseline's
+    # the 2.5D model against nnU-Net 2d: Wilcoxon over both folds' cases; both-empty pairs out, one-empty = 0
+    comparisons = list(csv.DictReader(open(out / "comparisons.csv")))
     for name in ("tube", "nodule"):
         per_case = [{}, {}]
         for index, trainer in enumerate(TRAINERS):
             for fold in (0, 1):
-                per_case[index].update(_summary_dice(nnunet, trainer, fold)[1][name])
-        cases = sorted(c for c in per_case[0] if not (np.isnan(per_case[0][c]) or np.isnan(per_case[1][c])))
-        differences = [per_case[1][c] - per_case[0][c] for c in cases]
-        row = next(r for r in rows if r["trainer"] == TRAINERS[1] and r["class"] == name)
-        if any(differences):
-            expected = wilcoxon([per_case[1][c] for c in cases], [per_case[0][c] for c in cases]).pvalue
-            assert float(row["wilcoxon_p_vs_baseline"]) == pytest.approx(expected, rel=1e-3)
-        assert float(row["delta_vs_baseline"]) == pytest.approx(sum(differences) / len(cases), abs=1e-4)
+                per_case[index].update(_summary(nnunet, trainer, fold)[1][name])
+        cases = sorted(c for c in per_case[0] if not (np.isnan(per_case[0][c]) and np.isnan(per_case[1][c])))
+        variant, baseline = ([1.0 if np.isnan(per_case[i][c]) else per_case[i][c] for c in cases] for i in (1, 0))
+        differences = np.subtract(variant, baseline)
+        row = next(r for r in comparisons if r["variant"] == "nnUNetTrainer25D:2d"
+                   and r["baseline"] == "nnUNetTrainer:2d" and r["class"] == name)
+        assert int(row["n_pairs"]) == len(cases)
+        if differences.any():
+            assert float(row["wilcoxon_p"]) == pytest.approx(wilcoxon(variant, baseline).pvalue, rel=1e-3)
+        assert float(row["mean_difference"]) == pytest.approx(differences.mean(), abs=1e-4)
     markdown = (out / "benchmark.md").read_text()
     assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetv2_find_best_configuration" in markdown
     information = json.loads((nnunet.results / DATASET / "inference_information.json").read_text())

@@ -64,3 +64,14 @@ def test_make_dataset_command_reports_a_plane_too_small_without_a_traceback(tmp_
     ok = subprocess.run(command + ["--objects-per-class", "2"], capture_output=True, text=True, check=True)
     assert (tmp_path / "Dataset007_Synthetic25D" / "imagesTr" / "case_000_0000.nii.gz").exists()
     assert ok.stdout.strip().endswith("Dataset007_Synthetic25D")
+
+
+def test_mixed_thickness_keeps_field_of_view_and_object_extents_in_mm(tmp_path):
+    spec = SyntheticSpec(shape=(20, 40, 40), objects_per_class=3, radius_range=(2, 4), z_spacings=(2.0, 5.0))
+    folder = write_dataset(tmp_path, 977, n_train=2, n_test=0, spec=spec, seed=0)
+    for case, spacing, depth, nodule_slices in (("case_000", 2.0, 40, 2), ("case_001", 5.0, 16, 1)):
+        label_image = sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz"))
+        label = sitk.GetArrayFromImage(label_image)
+        assert label_image.GetSpacing()[2] == spacing and label.shape == (depth, 40, 40)
+        assert _slice_extents(label, LABELS["nodule"]) == [nodule_slices] * 3
+        assert min(_slice_extents(label, LABELS["tube"])) >= round(3 * 4.0 / spacing)

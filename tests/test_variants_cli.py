@@ -25,6 +25,7 @@ def with_3d_fullres(nnunet, tiny_dataset) -> str:
 
 @pytest.mark.parametrize("trainer, configuration, network", [
     ("nnUNetTrainer25DFusion_5slices_2epochs_5iters", "2d", "DepthReductionNetwork"),
+    ("nnUNetTrainer25DResampled_2epochs_5iters", "2d", "SlabNetwork"),
     ("nnUNetTrainer25DAniso_2epochs_5iters", "2d", "AnisoUNet"),
     ("nnUNetTrainer25DAniso_HardnessDice_2epochs_5iters", "3d_fullres", "AnisoUNet"),
 ])
@@ -57,3 +58,18 @@ def test_hardness_trainer_trains_with_the_hardness_loss(nnunet, with_3d_fullres,
     trainer = nnUNetTrainer25DAniso_HardnessDice(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
     trainer.initialize()
     assert isinstance(trainer.loss.loss.dc, HardnessWeightedDiceLoss)
+
+
+def test_resampled_slab_trainer_reads_the_3d_fullres_data(nnunet, tiny_dataset):
+    from nnunet_25d.configuration import ConfigurationError
+    from nnunet_25d.training.registry import TRAINERS
+
+    plans = nnunet.plans(tiny_dataset)
+    derived = TRAINERS["nnUNetTrainer25DResampled"].derive_plans(plans, "2d")["configurations"]["2d"]
+    full = plans["configurations"]["3d_fullres"]
+    assert derived["data_identifier"] == full["data_identifier"] and derived["spacing"] == full["spacing"]
+    assert derived["patch_size"][1:] == plans["configurations"]["2d"]["patch_size"], "the 2d network's patch"
+    assert derived["resampling_fn_probabilities"] == full["resampling_fn_probabilities"]
+    del plans["configurations"]["3d_fullres"]
+    with pytest.raises(ConfigurationError, match="no configuration '3d_fullres'"):
+        TRAINERS["nnUNetTrainer25DResampled"].derive_plans(plans, "2d")

@@ -107,19 +107,25 @@ class SlabNetwork(nn.Module):
         has_data = self.neighbourhood.slabs_with_data(x).flatten()
         rows = has_data.nonzero().flatten()
         chunk = self.slices_per_forward or max(1, len(rows))
-        pieces = [self._levels(self.neighbourhood.gather(windows, rows[i:i + chunk]))
+        pieces = [self.network_2d(self.stem(self.neighbourhood.gather(windows, rows[i:i + chunk])))
                   for i in range(0, len(rows), chunk)]
         empty = (~has_data).nonzero().flatten()
         if len(empty):
             zero_slab = x.new_zeros((1, x.shape[1], self.slab_size, *x.shape[3:]))
-            pieces.append([level.expand(len(empty), *level.shape[1:]) for level in self._levels(zero_slab)])
+            pieces.append(self.network_2d(self.stem(zero_slab)))
         order = torch.cat([rows, empty]).argsort()
-        levels = [torch.cat(level)[order] for level in zip(*pieces)]
-        return levels if self.decoder.deep_supervision else levels[0]
+        if isinstance(pieces[0], (list, tuple)):
+            return [self._assemble(level, order, len(empty)) for level in zip(*pieces)]
+        return self._assemble(pieces, order, len(empty))
 
-    def _levels(self, slabs: torch.Tensor) -> list[torch.Tensor]:
-        output = self.network_2d(self.stem(slabs))
-        return list(output) if isinstance(output, (list, tuple)) else [output]
+    @staticmethod
+    def _assemble(pieces: list[torch.Tensor] | tuple[torch.Tensor, ...], order: torch.Tensor,
+                  n_empty: int) -> torch.Tensor:
+        """Per-slice outputs of the slices with data, then the all-zero slab's (repeated ``n_empty`` times), put back
+        into slice order."""
+        if n_empty:
+            pieces = [*pieces[:-1], pieces[-1].expand(n_empty, *pieces[-1].shape[1:])]
+        return torch.cat(list(pieces))[order]
 
     def _restore(self, slices: torch.Tensor, batch_size: int) -> torch.Tensor:
         return permute_spatial(unstack_slices(slices, batch_size), from_view(self.slab_axis))

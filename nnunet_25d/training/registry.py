@@ -22,6 +22,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP_N_SGD,
     nnUNetTrainer25DMorphMLP_S,
 )
+from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.variants import (
     CPU_SCHEDULES,
@@ -34,7 +35,7 @@ from nnunet_25d.training.variants import (
 )
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
-SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)

@@ -27,7 +27,8 @@ def require_preprocessed_data(trainer: nnUNetTrainer) -> None:
     """Fail early, naming the command to run, when the configuration's preprocessed data is missing."""
     folder = trainer.preprocessed_dataset_folder
     if not trainer.was_initialized and folder is not None and not os.path.isdir(folder):
-        command = preprocess_command(trainer.plans_manager.plans, trainer.configuration_name)
+        configuration = getattr(trainer, "data_configuration", None) or trainer.configuration_name
+        command = preprocess_command(trainer.plans_manager.plans, configuration)
         raise FileNotFoundError(f"no preprocessed data at {folder}: run `{command}` first")
 
 
@@ -55,10 +56,11 @@ class nnUNetTrainer25D(nnUNetTrainer):
     slab_axis: int = 0
     network_class: str = SLAB_NETWORK
     default_configuration: str = "2d"  # what the benchmark trains it on unless told otherwise
+    data_configuration: str | None = None  # train on this configuration's preprocessed data (None: its own)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        setup = training_setup(plans, configuration, self.slab_axis)
+        setup = training_setup(plans, self.data_configuration or configuration, self.slab_axis)
         super().__init__(self.derive_plans(plans, configuration, setup), configuration, fold, dataset_json, device)
 
     def initialize(self) -> None:
@@ -69,7 +71,7 @@ class nnUNetTrainer25D(nnUNetTrainer):
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
         """The plans this trainer trains on (and saves with the model), derived from nnU-Net's."""
         return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, cls.extra_arch_kwargs(),
-                                 setup)
+                                 setup, cls.data_configuration)
 
     @classmethod
     def extra_arch_kwargs(cls) -> dict:
