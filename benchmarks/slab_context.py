@@ -48,9 +48,8 @@ MODELS = (
     ("2.5D fusion, 3 slices", "nnUNetTrainer25DFusion", "2d"),
     ("MorphMLP-N, 3 slices", "nnUNetTrainer25DMorphMLP_N", "2d"),
 )
-MIXED_MODELS = (
+MIXED_MODELS = (  # 3d_fullres is the first table's reference (96 s/epoch here: left out to keep the run short)
     ("nnU-Net 2d", "nnUNetTrainer", "2d"),
-    ("nnU-Net 3d_fullres", "nnUNetTrainer", "3d_fullres"),
     ("2.5D slab on 2d data (own z spacing)", "nnUNetTrainer25D", "2d"),
     ("2.5D slab on z-resampled data", "nnUNetTrainer25DResampled", "2d"),
 )

@@ -55,6 +55,15 @@ def models(epochs: int, iterations: int, slab_trainer: str) -> list[ModelSpec]:
     ]
 
 
+def configurations_needed(spec: ModelSpec) -> set[str]:
+    """The configurations whose preprocessed data ``spec`` trains on (its own, and e.g. 3d_fullres's for
+    nnUNetTrainer25DResampled)."""
+    from nnunet_25d.training.registry import TRAINERS
+
+    data_configuration = getattr(TRAINERS.get(spec.trainer), "data_configuration", None)
+    return {spec.configuration, data_configuration} - {None}
+
+
 def prepare(args: argparse.Namespace, specs: list[ModelSpec],
             started: float) -> tuple[NNUNetRunner, DatasetPaths, Path]:
     """Runner, dataset paths (writing the synthetic dataset if needed) and work folder; plans what is missing."""
@@ -68,7 +77,7 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
         write_dataset(raw, dataset_id, seed=args.seed, spec=SyntheticSpec(z_spacings=getattr(args, "z_spacings", ())))
     paths = DatasetPaths(_dataset_name(raw, dataset_id), raw, preprocessed, results)
 
-    configurations = sorted({spec.configuration for spec in specs})
+    configurations = sorted({c for spec in specs for c in configurations_needed(spec)})
     missing = [c for c in configurations if not (preprocessed / paths.name / f"nnUNetPlans_{c}").is_dir()]
     if missing:
         _step(f"planning and preprocessing {', '.join(missing)}", started)

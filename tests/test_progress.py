@@ -91,3 +91,9 @@ def test_a_new_training_says_training(fold, capsys):
     demo.train_all(runner, paths, [spec], 0, time.perf_counter())
     assert "training nnUNetTrainer25D_2epochs_5iters (2d, fold 0)" in capsys.readouterr().out
     assert len(runner.commands) == 1 and "--c" not in runner.commands[0]
+
+
+def test_demo_preprocesses_the_data_a_trainer_reads():
+    resampled = ModelSpec("z-resampled slab", "nnUNetTrainer25DResampled_10epochs_50iters", "2d")
+    assert demo.configurations_needed(resampled) == {"2d", "3d_fullres"}
+    assert demo.configurations_needed(ModelSpec("2d", "nnUNetTrainer_10epochs_50iters", "2d")) == {"2d"}
