@@ -20,7 +20,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch.utils.flop_counter import FlopCounterMode
 
 from nnunet_25d.comparison import ModelSpec
-from nnunet_25d.configuration import derive_morph_mlp_plans
+from nnunet_25d.training.morph_mlp_trainer import derive_morph_mlp_plans
 from nnunet_25d.demo import add_comparison_arguments, compare
 from nnunet_25d.training.variants import schedule_name
 

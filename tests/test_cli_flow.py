@@ -13,7 +13,7 @@ import SimpleITK as sitk
 import torch
 from conftest import TINY_ID, TINY_TRAINER
 
-from nnunet_25d.configuration import derive_slab_plans
+from nnunet_25d.training.slab_trainer import derive_slab_plans
 
 pytestmark = pytest.mark.integration
 BASELINE_TRAINER = "nnUNetTrainer_10epochs_25iters"

@@ -2,13 +2,8 @@ import copy
 
 import pytest
 
-from nnunet_25d.configuration import (
-    SLAB_KEY,
-    ConfigurationError,
-    TrainingSetup,
-    derive_slab_plans,
-    training_patch_size,
-)
+from nnunet_25d.configuration import SLAB_KEY, ConfigurationError, TrainingSetup, training_patch_size
+from nnunet_25d.training.slab_trainer import derive_slab_plans
 from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH, cut_slab_weight_fraction, inference_depth
 from nnunet_25d.slab import SlabSizeError, slab_batch
 

@@ -9,7 +9,8 @@ import torch
 from nnunet_25d.architectures.morph_mlp_layers import MorphFCt
 from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES, MorphMLPSlabNetwork
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES
-from nnunet_25d.configuration import ConfigurationError, derive_morph_mlp_plans
+from nnunet_25d.configuration import ConfigurationError
+from nnunet_25d.training.morph_mlp_trainer import derive_morph_mlp_plans
 from nnunet_25d.training.optimisation import WarmupCosineLR, adamw_without_decay_on_norms_and_biases
 
 TRAINER = "nnUNetTrainer25DMorphMLP_N_2epochs_5iters"

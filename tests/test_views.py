@@ -10,7 +10,8 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunet_25d.augmentation import PermuteSpatialAxesTransform, in_view_layout
-from nnunet_25d.configuration import ConfigurationError, derive_view_plans, training_patch_size
+from nnunet_25d.configuration import ConfigurationError, training_patch_size
+from nnunet_25d.training.view_trainer import derive_view_plans
 from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
 from nnunet_25d.synthetic import write_nifti
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal

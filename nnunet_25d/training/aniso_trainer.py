@@ -6,9 +6,62 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_25d.augmentation import configure_in_plane_augmentation
-from nnunet_25d.configuration import SLAB_KEY, derive_aniso_plans
+from nnunet_25d.anisotropy import anisotropic_topology
+from nnunet_25d.configuration import SLAB_KEY, resolved_source, store_derived
 from nnunet_25d.losses import HardnessWeightedDiceLoss
+from nnunet_25d.slab import slab_batch
 from nnunet_25d.training.slab_trainer import require_preprocessed_data
+
+ANISO_NETWORK = "nnunet_25d.architectures.aniso_unet.AnisoUNet"
+THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice slab model's
+
+
+def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, max_features: int = 320) -> dict:
+    """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing.
+
+    From ``3d_fullres`` (or any 3D configuration) the patch, batch and data stay nnU-Net's. From ``2d`` the patch
+    becomes a thin 3D slab of the 2d plan's in-plane size on the 2d plan's data (slice spacing: the dataset's
+    median), so the model costs about what nnU-Net's 2d costs per step.
+    """
+    marker = {"network": ANISO_NETWORK, "attention": attention}
+    derived, source = resolved_source(plans, configuration, marker)
+    if source is None:
+        return derived
+    architecture = source["architecture"]
+    kwargs_2d_or_3d = architecture["arch_kwargs"]
+    if len(source["patch_size"]) == 2:
+        median_depth = plans.get("original_median_shape_after_transp", [1])[0]
+        batch = slab_batch(source["batch_size"], THIN_SLAB_CONTEXT, int(median_depth))
+        source.update(patch_size=[batch.patch_depth, *source["patch_size"]], batch_size=batch.patches)
+        spacing = [plans["original_median_spacing_after_transp"][0], *source["spacing"]]
+        marker["thin_slab"] = True
+    else:
+        spacing = source["spacing"]
+    topology = anisotropic_topology(spacing, source["patch_size"], max_stages=len(kwargs_2d_or_3d["strides"]))
+    n = len(topology.kernel_sizes)
+    base = kwargs_2d_or_3d["features_per_stage"][0]
+    source["architecture"] = {
+        "network_class_name": ANISO_NETWORK,
+        "arch_kwargs": {
+            "n_stages": n,
+            "features_per_stage": [min(base * 2 ** i, max_features) for i in range(n)],
+            "conv_op": "torch.nn.modules.conv.Conv3d",
+            "kernel_sizes": topology.kernel_sizes,
+            "strides": topology.strides,
+            "n_conv_per_stage": [2] * n,
+            "n_conv_per_stage_decoder": [2] * (n - 1),
+            "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None,
+            "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True},
+            "attention": attention,
+        },
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+    }
+    return store_derived(derived, configuration, source, marker)
 
 
 class nnUNetTrainer25DAniso(nnUNetTrainer):

@@ -12,12 +12,15 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
 from nnunet_25d.augmentation import blur_in_plane_only, configure_in_plane_augmentation
 from nnunet_25d.configuration import (
+    DEFAULT_2D_NETWORK,
     SLAB_KEY,
     SLAB_NETWORK,
     TrainingSetup,
-    derive_slab_plans,
+    derive_thin_slab_plans,
     preprocess_command,
+    slices_per_step,
     training_patch_size,
+    with_slice_axis,
 )
 from nnunet_25d.inference_patch import deepest_volume
 from nnunet_25d.training.slab_context import SlabContextDataset, unwrapped, with_context_cropped
@@ -30,6 +33,45 @@ def require_preprocessed_data(trainer: nnUNetTrainer) -> None:
         configuration = getattr(trainer, "data_configuration", None) or trainer.configuration_name
         command = preprocess_command(trainer.plans_manager.plans, configuration)
         raise FileNotFoundError(f"no preprocessed data at {folder}: run `{command}` first")
+
+
+def slab_network_architecture(source: dict, network_class: str, slab_size: int, extra_arch_kwargs: dict) -> dict:
+    """The plans entry of a slab network around the configuration's planned 2D network (its kernels and strides
+    get a slice axis of 1)."""
+    architecture = source["architecture"]
+    arch_kwargs = dict(architecture["arch_kwargs"])
+    arch_kwargs["kernel_sizes"] = with_slice_axis(arch_kwargs["kernel_sizes"])
+    arch_kwargs["strides"] = with_slice_axis(arch_kwargs["strides"])
+    return {
+        "network_class_name": network_class,
+        "arch_kwargs": {
+            "slab_size": slab_size,
+            "network_2d": architecture.get("network_class_name", DEFAULT_2D_NETWORK),
+            "slices_per_forward": slices_per_step(source),
+            **extra_arch_kwargs,
+            **arch_kwargs,
+        },
+        "_kw_requires_import": list(architecture.get("_kw_requires_import", [])),
+    }
+
+
+def derive_slab_plans(plans: dict, configuration: str, slab_size: int, network_class: str = SLAB_NETWORK,
+                      extra_arch_kwargs: dict | None = None, setup: TrainingSetup = TrainingSetup(),
+                      data_from: str | None = None) -> dict:
+    """Return a copy of ``plans`` whose ``configuration`` (a 2d one) is the slab configuration (on
+    ``data_from``'s preprocessed data when given, e.g. ``3d_fullres`` for slices resampled to one spacing).
+
+    Idempotent: plans that already hold the same derived configuration come back unchanged (as a copy).
+    """
+    extra = extra_arch_kwargs or {}
+    marker = {"slab_size": slab_size, "network": network_class, **extra}
+    if data_from:
+        marker["data_from"] = data_from
+
+    def build(source: dict) -> None:
+        source["architecture"] = slab_network_architecture(source, network_class, slab_size, extra)
+
+    return derive_thin_slab_plans(plans, configuration, slab_size, marker, setup, build)
 
 
 def training_setup(plans: dict, configuration: str, axis: int) -> TrainingSetup:
