@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.ensemble_cv import add_parser as add_ensemble_cv_parser
 
     add_ensemble_cv_parser(sub)
+    from nnunet_25d.view_fusion.command import add_parsers as add_view_fusion_parsers
+
+    add_view_fusion_parsers(sub)
     for command in sub.choices.values():  # `nnunet25d demo --debug` works as well as `nnunet25d --debug demo`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show the full traceback of every error")

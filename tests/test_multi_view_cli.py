@@ -52,14 +52,21 @@ def test_find_best_configuration_over_the_views(nnunet, trained_views):
     assert len(information["all_results"]) == 3 + 3  # three views alone, three pairs
 
 
-def test_test_set_fusion_postprocessing_and_evaluation(nnunet, trained_views, tmp_path):
+@pytest.fixture(scope="module")
+def view_test_predictions(nnunet, trained_views, tmp_path_factory) -> list[Path]:
+    """Each view's fold-0 prediction of the test set with --save_probabilities."""
     images = nnunet.raw / DATASET / "imagesTs"
     predictions = []
     for trainer in VIEWS:
-        out = tmp_path / trainer
+        out = tmp_path_factory.mktemp(trainer)
         nnunet.run("nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", str(DATASET_ID), "-c", "3d_fullres",
                    "-tr", trainer, "-f", "0", "-device", "cpu", "--save_probabilities", "--disable_progress_bar")
         predictions.append(out)
+    return predictions
+
+
+def test_test_set_fusion_postprocessing_and_evaluation(nnunet, view_test_predictions, tmp_path):
+    predictions = view_test_predictions
     fused = tmp_path / "fused"
     nnunet.run("nnUNetv2_ensemble", "-i", *map(str, predictions), "-o", str(fused), "-np", "1", "--save_npz")
     for npz in fused.glob("*.npz"):
@@ -78,3 +85,33 @@ def test_test_set_fusion_postprocessing_and_evaluation(nnunet, trained_views, tm
                str(predictions[0] / "dataset.json"), "-pfile", str(predictions[0] / "plans.json"), "-o", str(summary),
                "-np", "1")
     assert len(json.loads(summary.read_text())["metric_per_case"]) == 2
+
+
+def test_learned_fusion_nested_by_fold_and_applied_to_the_test_set(nnunet, trained_views, view_test_predictions,
+                                                                   tmp_path):
+    for trainer in VIEWS:
+        nnunet.run("nnUNetv2_train", str(DATASET_ID), "3d_fullres", "1", "-tr", trainer, "-device", "cpu", "--npz",
+                   training=True)
+    out = tmp_path / "fusion"
+    result = nnunet.run("nnunet25d", "fuse-views", "-d", str(DATASET_ID), "--models",
+                        *[f"{t}:3d_fullres" for t in VIEWS], "-f", "0", "1", "-o", str(out))
+    assert "| learned |" in result.stdout and "| averaging |" in result.stdout
+    splits = json.loads((nnunet.preprocessed / DATASET / "splits_final.json").read_text())
+    validated = len(splits[0]["val"]) + len(splits[1]["val"])
+    rows = (out / "cv_dice.csv").read_text().splitlines()
+    assert len(rows) == 1 + validated * 2 * 2  # 2 classes; learned and averaging
+    fusion = json.loads((out / "fusion.json").read_text())
+    assert fusion["models"] == [f"{t}__nnUNetPlans__3d_fullres" for t in VIEWS]
+    assert fusion["weights_per_scored_fold"]["0"] != fusion["weights_per_scored_fold"]["1"]
+
+    fused = tmp_path / "fused"
+    nnunet.run("nnunet25d", "apply-fusion", "--fusion", str(out / "fusion.json"), "-i",
+               *map(str, view_test_predictions), "-o", str(fused))
+    import SimpleITK as sitk
+
+    weights = np.asarray(fusion["weights"])
+    for npz in view_test_predictions[0].glob("*.npz"):
+        stacked = np.stack([probabilities(p / npz.name) for p in view_test_predictions])
+        expected = np.einsum("mk,mk...->k...", weights, stacked).argmax(0)
+        written = sitk.GetArrayFromImage(sitk.ReadImage(str(fused / npz.name.replace(".npz", ".nii.gz"))))
+        assert (written == expected).mean() > 0.999

@@ -1,0 +1,189 @@
+"""Learned view fusion: the weighted mean, learning that weights each model where it is right, nesting by fold
+(a case's own probabilities never enter the weights that fuse it), and test-time application."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from nnunet_25d.errors import UserError
+from nnunet_25d.view_fusion.apply import apply_fusion
+from nnunet_25d.view_fusion.cross_validation import (
+    CrossValidation,
+    dice_per_class,
+    mean_dice,
+    nested_weights,
+    run_cross_validation,
+)
+from nnunet_25d.view_fusion.learn import learn_weights, sample_voxels
+from nnunet_25d.view_fusion.weights import FusionWeights
+
+MODELS = ("axial", "coronal", "sagittal")
+
+
+def one_hot(labels: np.ndarray, n_classes: int = 3) -> np.ndarray:
+    return np.moveaxis(np.eye(n_classes, dtype=np.float32)[labels], -1, 0)
+
+
+def synthetic_case(seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Labels of a (6, 8, 8) volume and three models: the first sees class 1 and calls class 2 background, the
+    second sees class 2 and calls class 1 background, the third tells background from foreground but not the
+    classes. Averaging loses class 2; per-class weights (background from the third) get everything."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((6, 8, 8), dtype=np.int64)
+    labels[1:3, 1:4, 1:4] = 1
+    labels[4, 4:7, 4:7] = 2
+    labels[rng.integers(0, 6), rng.integers(0, 8), rng.integers(0, 8)] = 1
+    sees_1 = np.where(labels == 2, 0, labels)
+    sees_2 = np.where(labels == 1, 0, labels)
+    first = 0.7 * one_hot(sees_1) + 0.3 / 3
+    second = 0.7 * one_hot(sees_2) + 0.3 / 3
+    background = np.where(labels == 0, 0.9, 0.45).astype(np.float32)
+    third = np.stack([background, (1 - background) / 2, (1 - background) / 2])
+    return labels, [first, second, third]
+
+
+def test_fused_probabilities_are_the_weighted_mean_per_class():
+    rng = np.random.default_rng(0)
+    probabilities = [rng.dirichlet(np.ones(3), size=(4, 5)).transpose(2, 0, 1) for _ in MODELS]
+    weights = rng.dirichlet(np.ones(3), size=3).T  # (models, classes), columns sum to 1
+    fused = FusionWeights(MODELS, weights).fuse(probabilities)
+    expected = np.einsum("mk,mkyx->kyx", weights, np.stack(probabilities))
+    assert np.allclose(fused, expected, atol=1e-6)
+    averaged = FusionWeights.averaging(MODELS, 3).fuse(probabilities)
+    assert np.allclose(averaged, np.mean(probabilities, axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("weights", [np.full((3, 3), 0.5), np.array([[1.2, 1, 1], [-0.2, 0, 0], [0, 0, 0]])])
+def test_weights_that_are_not_a_mean_are_refused(weights):
+    with pytest.raises(ValueError, match="sum to 1"):
+        FusionWeights(MODELS, weights)
+
+
+def test_dice_counts_a_false_positive_on_an_empty_reference_as_zero():
+    reference = np.zeros((4, 4), dtype=int)
+    prediction = reference.copy()
+    prediction[0, 0] = 2
+    reference[1:3, 1:3] = 1
+    prediction[1:3, 1:2] = 1
+    assert dice_per_class(prediction, reference, range(1, 4)) == pytest.approx([2 * 2 / (2 + 4), 0.0, np.nan],
+                                                                              nan_ok=True)
+
+
+def test_learned_weights_follow_the_model_that_is_right_for_each_class():
+    weights = learn_weights([sample_voxels(f"case_{seed}", *reversed(synthetic_case(seed))) for seed in (1, 2)])
+    assert weights[0, 1] > 0.5 and weights[1, 2] > 0.5  # class 1 from the first model, class 2 from the second
+    labels, probabilities = synthetic_case(0)
+    learned = FusionWeights(MODELS, weights).fuse(probabilities).argmax(0)
+    averaged = FusionWeights.averaging(MODELS, 3).fuse(probabilities).argmax(0)
+    assert dice_per_class(learned, labels, range(1, 3)) == [1.0, 1.0]
+    assert dice_per_class(averaged, labels, range(1, 3))[1] < 0.5  # averaging loses class 2
+
+
+def test_a_folds_weights_never_see_its_own_cases():
+    samples = {(fold, f"case_{fold}"): sample_voxels(f"case_{fold}", *reversed(synthetic_case(fold)))
+               for fold in range(2)}
+    before = nested_weights(samples, (0, 1))
+    labels, probabilities = synthetic_case(0)
+    probabilities = [probabilities[1], probabilities[0], probabilities[2]]  # fold 0's case now says the opposite
+    samples[(0, "case_0")] = sample_voxels("case_0", probabilities, labels)
+    after = nested_weights(samples, (0, 1))
+    assert np.array_equal(before[0], after[0])
+    assert not np.allclose(before[1], after[1], atol=1e-3)
+
+
+def test_nesting_needs_two_folds():
+    with pytest.raises(UserError, match="at least two folds"):
+        nested_weights({}, (0,))
+
+
+class ArrayReader:
+    """Stands in for nnU-Net's reader in unit tests: references are .npy files."""
+
+    def read_seg(self, path: str):
+        return np.load(path)[None], {}
+
+
+def write_cross_validation(root, n_folds: int = 3) -> CrossValidation:
+    folders = [root / model for model in MODELS]
+    references = root / "gt_segmentations"
+    references.mkdir(parents=True)
+    splits = []
+    for fold in range(n_folds):
+        case = f"case_{fold}"
+        labels, probabilities = synthetic_case(fold)
+        np.save(references / f"{case}.npy", labels)
+        for folder, p in zip(folders, probabilities):
+            (folder / f"fold_{fold}" / "validation").mkdir(parents=True, exist_ok=True)
+            np.savez(folder / f"fold_{fold}" / "validation" / f"{case}.npz", probabilities=p)
+        splits.append({"train": [], "val": [case]})
+    return CrossValidation(tuple(folders), references, ".npy", splits, tuple(range(n_folds)), ArrayReader())
+
+
+def test_cross_validation_scores_learned_fusion_against_averaging(tmp_path):
+    cv = write_cross_validation(tmp_path)
+    means = run_cross_validation(cv, MODELS, tmp_path / "out")
+    assert means["learned"] == {1: 1.0, 2: 1.0}
+    assert means["averaging"][2] < 0.5
+    saved = json.loads((tmp_path / "out" / "fusion.json").read_text())
+    assert saved["models"] == list(MODELS) and set(saved["weights_per_scored_fold"]) == {"0", "1", "2"}
+    rows = (tmp_path / "out" / "cv_dice.csv").read_text().splitlines()
+    assert rows[0] == "fold,case,class,fusion,dice" and len(rows) == 1 + 3 * 2 * 2
+
+
+def test_a_missing_validation_output_names_the_command(tmp_path):
+    cv = write_cross_validation(tmp_path)
+    (tmp_path / "coronal" / "fold_1" / "validation" / "case_1.npz").unlink()
+    with pytest.raises(UserError, match="--val --npz"):
+        run_cross_validation(cv, MODELS, tmp_path / "out")
+
+
+def test_mean_dice_skips_undefined_cases():
+    rows = [{"fusion": "learned", "class": 1, "dice": d} for d in (1.0, 0.5, float("nan"))]
+    assert mean_dice(rows) == {"learned": {1: 0.75}}
+
+
+def write_predictions(root, weights: FusionWeights) -> list:
+    import SimpleITK as sitk
+
+    folders = []
+    dataset_json = {"labels": {"background": 0, "tube": 1, "nodule": 2}, "file_ending": ".nii.gz",
+                    "channel_names": {"0": "MRI"}}
+    plans = {"image_reader_writer": "SimpleITKIO", "label_manager": "LabelManager", "configurations": {},
+             "dataset_name": "Dataset999_X", "plans_name": "nnUNetPlans"}
+    properties = {"sitk_stuff": {"spacing": (0.8, 0.8, 4.0), "origin": (0.0, 0.0, 0.0),
+                                 "direction": tuple(np.eye(3).ravel())}, "spacing": [4.0, 0.8, 0.8]}
+    _, probabilities = synthetic_case(5)
+    for model, p in zip(weights.models, probabilities):
+        folder = root / model
+        folder.mkdir()
+        np.savez(folder / "case_005.npz", probabilities=p)
+        (folder / "case_005.pkl").write_bytes(pickle.dumps(properties))
+        (folder / "dataset.json").write_text(json.dumps(dataset_json))
+        (folder / "plans.json").write_text(json.dumps(plans))
+        folders.append(folder)
+    del sitk
+    return folders
+
+
+def test_apply_writes_the_argmax_of_the_learned_mean(tmp_path):
+    import SimpleITK as sitk
+
+    weights = FusionWeights(MODELS, np.array([[0.2, 0.9, 0.05], [0.2, 0.05, 0.9], [0.6, 0.05, 0.05]]))
+    weights.to_json(tmp_path / "fusion.json")
+    folders = write_predictions(tmp_path, weights)
+    apply_fusion(tmp_path / "fusion.json", folders, tmp_path / "fused", save_probabilities=True)
+    _, probabilities = synthetic_case(5)
+    expected = weights.fuse(probabilities)
+    written = sitk.ReadImage(str(tmp_path / "fused" / "case_005.nii.gz"))
+    assert np.array_equal(sitk.GetArrayFromImage(written), expected.argmax(0))
+    assert written.GetSpacing() == pytest.approx((0.8, 0.8, 4.0))
+    assert np.allclose(np.load(tmp_path / "fused" / "case_005.npz")["probabilities"], expected)
+
+
+def test_apply_needs_one_folder_per_model(tmp_path):
+    weights = FusionWeights.averaging(MODELS, 3)
+    weights.to_json(tmp_path / "fusion.json")
+    folders = write_predictions(tmp_path, weights)
+    with pytest.raises(UserError, match="one per model, in that order"):
+        apply_fusion(tmp_path / "fusion.json", folders[:2], tmp_path / "fused")
