@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import shlex
 import sys
 from pathlib import Path
 
 import pytest
-from benchmark_tree import fake_checkpoint, job, present, write_fold, write_splits
+from benchmark_tree import LABELS, fake_checkpoint, job, present, write_fold, write_splits
 
 from nnunet_25d.benchmark import find_best
 from nnunet_25d.benchmark.find_best import users_files_kept
@@ -94,16 +94,26 @@ def _make(fold_job, state: str) -> None:
 
 
 @pytest.mark.parametrize("state, mode", FOLD_STATES)
-def test_the_scheduler_line_decides_like_the_benchmark(fold, state, mode):
+def test_the_task_entry_decides_like_the_benchmark(fold, state, mode, tmp_path, monkeypatch, capsys):
+    """`nnunet25d benchmark ... --task 0`, what every launched or emitted task runs, picks the fold's command."""
+    from nnunet_25d import cli
+
     _make(fold, state)
-    assert fold.mode == mode
-    line = fold.shell_command("cuda", python="echo", probe_python=sys.executable)
-    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "preprocessed" / "Dataset999_Toy" / "dataset.json").write_text(json.dumps({"labels": LABELS}))
+    for name in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
+    monkeypatch.delenv("nnUNet_n_proc_DA", raising=False)  # the task sets it; restored afterwards
+    cli.main(["benchmark", "-d", "999", "--variants", "nnUNetTrainer:2d", "--folds", "0", "--task", "0", "--dry-run"])
+    first, decision = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"task 0 of 1: nnUNetTrainer 2d fold 0: {mode} ")
+    expected = {"train": "--npz", "resume": "--c", "validate": "--val"}
     if mode == "done":
-        assert printed.strip().endswith("finished")
+        assert decision == "nothing to run"
     else:
-        assert printed.split() == ["-m", "nnunet_25d.benchmark.measure", "--record",
-                                   str(fold.fold_folder / "benchmark_resources.json"), "--", *fold.train_args("cuda")]
+        assert decision == shlex.join([sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record",
+                                       str(fold.fold_folder / "benchmark_resources.json"), "--",
+                                       *fold.train_args("cuda", mode)])
+        assert decision.endswith(expected[mode])
 
 
 def _fake_find_best(results_folder: Path):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from nnunet_25d.benchmark.collect import case_id, class_names, validation_seconds_per_case
-from nnunet_25d.benchmark.emit import command_list, slurm_array_script
+from nnunet_25d.benchmark.emit import array_script, command_list
 from nnunet_25d.benchmark.matrix import Variant, build_jobs, parse_variant
+from nnunet_25d.benchmark.resources import Resources
 from nnunet_25d.benchmark.statistics import mean_std
 
 
@@ -47,11 +48,10 @@ def _jobs(tmp_path: Path):
 
 def test_emitted_commands_list_every_variant_and_fold_once(tmp_path):
     jobs = _jobs(tmp_path)
-    commands = command_list(jobs, "cuda")
+    commands = command_list(jobs, ["-d", "525"], python="python")
     assert len(commands) == len(set(commands)) == 15
-    for job, command in zip(jobs, commands):
-        assert f"nnUNetv2_train 525 {job.variant.configuration} {job.fold} -tr {job.variant.trainer_name}" \
-            in command
+    for index, (job, command) in enumerate(zip(jobs, commands)):
+        assert command == f"python -m nnunet_25d.cli benchmark -d 525 --task {index}  # {job.name}"
 
 
 def test_more_than_one_gpu_is_passed_to_nnunet():
@@ -64,20 +64,21 @@ def test_more_than_one_gpu_is_passed_to_nnunet():
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_slurm_array_script_is_valid_bash_with_one_task_per_job(tmp_path):
     jobs = _jobs(tmp_path)
-    script = slurm_array_script(jobs, "cuda", {"nnUNet_raw": "/data/raw", "nnUNet_results": "/data/res"},
-                                gpus_per_task=1)
+    env = {"nnUNet_raw": "/data/raw", "nnUNet_results": "/data/res"}
+    script = array_script(jobs, Resources(gpus=1), ["-d", "525"], env, tmp_path / "logs", prefix=str(tmp_path),
+                          python="echo")
     path = tmp_path / "array.sbatch"
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     assert "#SBATCH --array=0-14" in script and "#SBATCH --gres=gpu:1" in script
-    assert "--gres" not in slurm_array_script(jobs, "cpu", {}, gpus_per_task=1)
-    for job in jobs:
-        assert script.count(f"# {job.name}\n") == 1
-    # the array entries are exactly the commands, in job order
-    array = script[script.index("JOBS=("): script.index("\n)\n") + 3]
-    listing = subprocess.run(["bash", "-c", array + 'printf "%s\\n" "${JOBS[@]}"'], capture_output=True, text=True,
-                             check=True)
-    assert listing.stdout.splitlines() == command_list(jobs, "cuda")
+    assert "--gres" not in array_script(jobs, Resources(gpus=0), ["-d", "525"], {}, tmp_path)
+    for index, job in enumerate(jobs):
+        assert script.count(f"#  {index:>3}: {job.variant.trainer_name} {job.variant.configuration} "
+                            f"fold {job.fold}\n") == 1
+    # array task 7 runs the task entry with index 7 (python replaced by echo: the script prints what it runs)
+    ran = subprocess.run(["bash", str(path)], env={"SLURM_ARRAY_TASK_ID": "7", "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["-m", "nnunet_25d.cli", "benchmark", "-d", "525", "--task", "7"]
 
 
 def test_ensemble_folder_names_follow_nnunet_and_stay_short_enough_for_a_file_system():

@@ -12,11 +12,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_25d.benchmark.collect import collect_fold, read_cases_csv, write_cases_csv
-from nnunet_25d.benchmark.emit import command_list, write_slurm
+from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.statistics import Comparison
 from nnunet_25d.benchmark.summary import VariantSummary, compare_all
+from nnunet_25d.benchmark.task import run_task
 from nnunet_25d.demo import parse_schedule
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
@@ -169,15 +170,13 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans,
                       preprocessed / dataset / "splits_final.json")
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
+    if args.task is not None or args.dry_run:
+        return run_task(args, jobs, out_dir)
 
     preprocess = None if args.collect_only else \
         preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
-    if args.emit == "commands":
-        print("\n".join(([shlex.join(preprocess)] if preprocess else []) + command_list(jobs, args.device)))
-        return None
-    if args.emit == "slurm":
-        print(write_slurm(jobs, args.device, out_dir, benchmark_arguments(args), args.gpus_per_task, preprocess))
-        return None
+    if args.emit or args.launch:
+        return schedule(args, jobs, out_dir, preprocess, benchmark_arguments(args))
 
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
     failures = []
@@ -247,9 +246,9 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--collect-only", action="store_true", help="train nothing; report what is finished")
     parser.add_argument("--emit", choices=["slurm", "commands"],
                         help="write a SLURM job array (+ collect step) or print the commands; run nothing")
-    parser.add_argument("--gpus-per-task", type=int, default=1, help="with --emit slurm")
     parser.add_argument("--no-find-best", dest="find_best", action="store_false",
                         help="skip nnU-Net's find_best_configuration")
     parser.add_argument("--output", default=None,
                         help="report folder (default: nnUNet_results/DatasetXXX/nnunet25d_benchmark)")
+    add_launch_arguments(parser)
     parser.set_defaults(func=run_benchmark)

@@ -1,4 +1,5 @@
-"""Hand the benchmark matrix to a scheduler: a SLURM job array (one task per variant x fold) or a command list."""
+"""Scripts for people who submit by hand: a SLURM job array (one task per variant x fold) with its preprocessing
+and collect jobs, or a plain command list. Every task calls the task entry with its index (see ``task.py``)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,20 @@ import sys
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Job
+from nnunet_25d.benchmark.resources import Resources
 from nnunet_25d.runner import NNUNET_FOLDERS, trainer_lookup_path
+
+TASK_ID = '"$SLURM_ARRAY_TASK_ID"'
+
+
+def activation_lines(prefix: str = sys.prefix, executable: str = sys.executable) -> list[str]:
+    """Activate the environment the benchmark runs in: its ``bin/activate`` (venv), else its python's folder first
+    on PATH (conda, pyenv, system Python)."""
+    activate = Path(prefix) / "bin" / "activate"
+    if activate.is_file():
+        return ["set +u  # activation scripts may read unset variables",
+                f"source {shlex.quote(str(activate))}", "set -u"]
+    return [f'export PATH={shlex.quote(str(Path(executable).parent))}:"$PATH"']
 
 
 def environment_lines(env: dict[str, str]) -> list[str]:
@@ -15,58 +29,95 @@ def environment_lines(env: dict[str, str]) -> list[str]:
     return lines + [f"export nnUNet_extTrainer={shlex.quote(trainer_lookup_path(env.get('nnUNet_extTrainer')))}"]
 
 
-def command_list(jobs: list[Job], device: str, num_gpus: int = 1) -> list[str]:
-    """One shell line per job; each skips, validates, resumes or trains depending on its fold's files."""
-    return [job.shell_command(device, num_gpus=num_gpus) for job in jobs]
+def nnunet_script(name: str, executable: str = sys.executable) -> str:
+    """An nnU-Net console script of the environment the benchmark runs in (installed next to its python)."""
+    script = Path(executable).parent / name
+    return str(script) if script.is_file() else name
 
 
-def slurm_array_script(jobs: list[Job], device: str, env: dict[str, str], gpus_per_task: int = 1,
-                       time_limit: str = "48:00:00", cpus_per_task: int = 8, memory: str = "64G",
-                       log_dir: str = "slurm_logs") -> str:
-    """``sbatch`` script: array task i runs job i of the matrix (GPUs only for ``-device cuda``)."""
-    gpus = gpus_per_task if device == "cuda" else 0
-    lines = [
-        "#!/bin/bash",
-        "#SBATCH --job-name=nnunet25d-benchmark",
-        f"#SBATCH --array=0-{len(jobs) - 1}",
-        f"#SBATCH --cpus-per-task={cpus_per_task}",
-        f"#SBATCH --mem={memory}",
-        f"#SBATCH --time={time_limit}",
-        f"#SBATCH --output={log_dir}/%x_%A_%a.out",
-    ]
-    if gpus > 0:
-        lines.append(f"#SBATCH --gres=gpu:{gpus}")
-    lines += ["set -euo pipefail", *environment_lines(env), "", "JOBS=("]
-    commands = command_list(jobs, device, max(gpus, 1))
-    lines += [f"  {shlex.quote(command)}  # {job.name}" for job, command in zip(jobs, commands)]
-    lines += [")", 'echo "task ${SLURM_ARRAY_TASK_ID}: ${JOBS[$SLURM_ARRAY_TASK_ID]}"',
-              'eval "${JOBS[$SLURM_ARRAY_TASK_ID]}"', ""]
+def with_processes(command: list[str], processes: int) -> list[str]:
+    """nnU-Net preprocessing with ``-np`` set to the CPUs the job is granted."""
+    if "-np" not in command:
+        return command + ["-np", str(processes)]
+    index = command.index("-np")
+    return command[:index + 1] + [str(processes)] + command[index + 2:]
+
+
+def benchmark_command(arguments: list[str], python: str = sys.executable) -> list[str]:
+    return [python, "-m", "nnunet_25d.cli", "benchmark", *arguments]
+
+
+def command_list(jobs: list[Job], task_arguments: list[str], python: str = sys.executable) -> list[str]:
+    """One line per job: the task entry with its index (it decides skip/validate/resume/train when it runs)."""
+    command = benchmark_command(task_arguments, python)
+    return [f"{shlex.join([*command, '--task', str(index)])}  # {job.name}" for index, job in enumerate(jobs)]
+
+
+def header(name: str, resources: Resources, output: str, gpus: bool = False) -> list[str]:
+    return ["#!/bin/bash", f"#SBATCH --job-name={name}", *resources.sbatch_options(gpus), f"#SBATCH --output={output}"]
+
+
+def prologue(env: dict[str, str], prefix: str, python: str) -> list[str]:
+    return ["set -euo pipefail", *activation_lines(prefix, python), *environment_lines(env), ""]
+
+
+def array_script(jobs: list[Job], resources: Resources, task_arguments: list[str], env: dict[str, str],
+                 log_dir: Path, prefix: str = sys.prefix, python: str = sys.executable) -> str:
+    """``sbatch`` script: array task i runs task i of the matrix; preemption requeues it (nnU-Net resumes)."""
+    throttle = f"%{resources.array_parallelism}" if resources.array_parallelism else ""
+    lines = header("nnunet25d-benchmark", resources, f"{log_dir}/%x_%A_%a.out", gpus=True)
+    lines += [f"#SBATCH --array=0-{len(jobs) - 1}{throttle}", "#SBATCH --requeue",
+              "#SBATCH --kill-on-invalid-dep=yes",  # cancelled, not pending forever, if preprocessing fails
+              *prologue(env, prefix, python), "# task: variant fold"]
+    lines += [f"#  {index:>3}: {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}"
+              for index, job in enumerate(jobs)]
+    lines += [f"BENCHMARK=({shlex.join(benchmark_command(task_arguments, python))})",
+              f'"${{BENCHMARK[@]}}" --task {TASK_ID}', ""]
     return "\n".join(lines)
 
 
-def single_job_script(name: str, command: list[str], env: dict[str, str], time_limit: str = "4:00:00") -> str:
-    return "\n".join(["#!/bin/bash", f"#SBATCH --job-name={name}", "#SBATCH --cpus-per-task=8",
-                      f"#SBATCH --time={time_limit}", "set -euo pipefail", *environment_lines(env),
-                      shlex.join(command), ""])
+def collect_script(resources: Resources, matrix_arguments: list[str], env: dict[str, str], log_dir: Path,
+                   prefix: str = sys.prefix, python: str = sys.executable) -> str:
+    lines = header("nnunet25d-collect", resources, f"{log_dir}/%x_%j.out") + prologue(env, prefix, python)
+    return "\n".join(lines + [shlex.join([*benchmark_command(matrix_arguments, python), "--collect-only"]), ""])
 
 
-def write_slurm(jobs: list[Job], device: str, out_dir: Path, benchmark_args: list[str], gpus_per_task: int = 1,
-                preprocess: list[str] | None = None) -> str:
-    """Write the array, the collect job (and a preprocessing job if needed); return how to submit them."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "slurm_logs").mkdir(exist_ok=True)
+def preprocess_script(resources: Resources, preprocess: list[str], env: dict[str, str], log_dir: Path,
+                      prefix: str = sys.prefix, python: str = sys.executable) -> str:
+    command = with_processes([nnunet_script(preprocess[0], python), *preprocess[1:]], resources.cpus)
+    lines = header("nnunet25d-preprocess", resources, f"{log_dir}/%x_%j.out") + prologue(env, prefix, python)
+    lines += ["unset nnUNet_n_proc_DA  # nnU-Net's planner crashes on 0", shlex.join(command), ""]
+    return "\n".join(lines)
+
+
+def submit_script(array: Path, collect: Path, preprocess: Path | None) -> str:
+    """Preprocessing, then the array only if it succeeded (``afterok``), then the report after every task."""
+    lines = ["#!/bin/bash", "set -euo pipefail"]
+    dependency = ""
+    if preprocess is not None:
+        lines.append(f"PRE=$(sbatch --parsable {shlex.quote(str(preprocess))}); PRE=${{PRE%%;*}}")
+        dependency = "--dependency=afterok:$PRE "
+    lines += [f"ARRAY=$(sbatch --parsable {dependency}{shlex.quote(str(array))}); ARRAY=${{ARRAY%%;*}}",
+              f"sbatch --dependency=afterany:$ARRAY {shlex.quote(str(collect))}  # also after failed tasks", ""]
+    return "\n".join(lines)
+
+
+def write_slurm(jobs: list[Job], resources: Resources, out_dir: Path, matrix_arguments: list[str],
+                task_arguments: list[str], preprocess: list[str] | None = None) -> str:
+    """Write the array, the collect job, a preprocessing job if needed and the script submitting them in order;
+    return what was written."""
+    log_dir = out_dir / "slurm_logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     array, collect = out_dir / "benchmark_array.sbatch", out_dir / "benchmark_collect.sbatch"
-    array.write_text(slurm_array_script(jobs, device, env, gpus_per_task, log_dir=str(out_dir / "slurm_logs")))
-    collect_command = [sys.executable, "-m", "nnunet_25d.cli", "benchmark", *benchmark_args, "--collect-only"]
-    collect.write_text(single_job_script("nnunet25d-collect", collect_command, env))
-    lines = ["submit with:"]
-    dependency = ""
+    array.write_text(array_script(jobs, resources, task_arguments, env, log_dir))
+    collect.write_text(collect_script(resources, matrix_arguments, env, log_dir))
+    first = None
     if preprocess:
         first = out_dir / "benchmark_preprocess.sbatch"
-        first.write_text(single_job_script("nnunet25d-preprocess", preprocess, env))
-        lines.append(f"  PRE=$(sbatch --parsable {first})")
-        dependency = "--dependency=afterok:$PRE "
-    lines += [f"  ARRAY=$(sbatch --parsable {dependency}{array})",
-              f"  sbatch --dependency=afterany:$ARRAY {collect}   # also after failed tasks: it reports them"]
-    return "\n".join(lines)
+        first.write_text(preprocess_script(resources, preprocess, env, log_dir))
+    submit = out_dir / "submit_benchmark.sh"
+    submit.write_text(submit_script(array, collect, first))
+    written = [path for path in (first, array, collect) if path is not None]
+    return "\n".join([f"wrote {', '.join(map(str, written))}", f"submit with: bash {submit}",
+                      *("  " + line for line in submit.read_text().splitlines()[2:])])

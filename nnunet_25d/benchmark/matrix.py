@@ -1,9 +1,7 @@
 """The benchmark matrix: (trainer, configuration) variants x folds, and the nnU-Net command of each job."""
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +64,7 @@ class Job:
     model_root: Path  # nnUNet_results/DatasetXXX_Name
     plans: str = "nnUNetPlans"
     splits_file: Path | None = None  # nnUNet_preprocessed/DatasetXXX_Name/splits_final.json
+    num_gpus: int = 1  # nnUNetv2_train -num_gpus (DDP) when more than one
 
     @property
     def model_folder(self) -> Path:
@@ -96,9 +95,10 @@ class Job:
     def mode(self) -> str:
         return fold_mode(self.fold_folder, self.fold, self.splits_file)
 
-    def train_args(self, device: str, mode: str | None = None, num_gpus: int = 1) -> list[str]:
+    def train_args(self, device: str, mode: str | None = None, num_gpus: int | None = None) -> list[str]:
         """nnUNetv2_train arguments for ``mode`` (default: the fold's current one); always ``--npz``."""
         mode = mode or self.mode
+        num_gpus = num_gpus or self.num_gpus
         args = ["nnUNetv2_train", self.dataset_id, self.variant.configuration, str(self.fold),
                 "-tr", self.variant.trainer_name, "-p", self.plans, "-device", device, "--npz"]
         if num_gpus > 1:
@@ -106,24 +106,10 @@ class Job:
         return args + {"resume": ["--c"], "validate": ["--val"]}.get(mode, [])
 
     def measured_args(self, device: str, mode: str | None = None, python: str = sys.executable,
-                      num_gpus: int = 1) -> list[str]:
+                      num_gpus: int | None = None) -> list[str]:
         """The same command, run through :mod:`nnunet_25d.benchmark.measure` to record peak memory."""
         return [python, "-m", "nnunet_25d.benchmark.measure", "--record", str(self.fold_folder / RESOURCES_FILE),
                 "--", *self.train_args(device, mode, num_gpus)]
-
-    def shell_command(self, device: str, python: str = sys.executable, num_gpus: int = 1,
-                      probe_python: str | None = None) -> str:
-        """For schedulers: decides when the task starts whether to skip, validate, resume or train, by the same
-        rule as :func:`fold_mode` (it asks this module)."""
-        def run(mode: str) -> str:
-            return shlex.join(self.measured_args(device, mode, python, num_gpus))
-
-        probe = [probe_python or python, "-m", "nnunet_25d.benchmark.matrix", str(self.fold_folder), str(self.fold)]
-        if self.splits_file is not None:
-            probe += ["--splits", str(self.splits_file)]
-        return (f"case \"$({shlex.join(probe)})\" in "
-                f"done) echo {shlex.quote(self.name + ': finished')};; validate) {run('validate')};; "
-                f"resume) {run('resume')};; train) {run('train')};; *) exit 1;; esac")
 
 
 def validation_cases(fold: int, splits_file: Path | None, summary_file: Path) -> list[str]:
@@ -163,17 +149,3 @@ def build_jobs(variants: list[Variant], folds: list[int], dataset_id: str, model
                plans: str = "nnUNetPlans", splits_file: Path | None = None) -> list[Job]:
     """Variant-major order: all folds of a variant before the next variant."""
     return [Job(v, f, dataset_id, model_root, plans, splits_file) for v in variants for f in folds]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m nnunet_25d.benchmark.matrix FOLD_FOLDER FOLD [--splits FILE]`` prints the fold's mode."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("fold_folder", type=Path)
-    parser.add_argument("fold", type=int)
-    parser.add_argument("--splits", type=Path, default=None)
-    args = parser.parse_args(argv)
-    print(fold_mode(args.fold_folder, args.fold, args.splits))
-
-
-if __name__ == "__main__":
-    main()

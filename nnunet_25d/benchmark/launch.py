@@ -1,0 +1,171 @@
+"""``--launch slurm|local``: the benchmark matrix submitted with submitit (Meta's SLURM launcher; its local executor
+runs the same jobs as processes here): preprocessing first, one job per variant x fold (a job array), then the
+report after every task, failed ones included. ``--emit`` writes the same as scripts instead."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nnunet_25d.benchmark.emit import command_list, nnunet_script, with_processes, write_slurm
+from nnunet_25d.benchmark.matrix import Job
+from nnunet_25d.benchmark.resources import Resources, add_resource_arguments, at_least, resources_from_args
+from nnunet_25d.benchmark.task import granted_cpus
+from nnunet_25d.runner import CommandFailed, NNUNetRunner
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("clusters")
+    group.add_argument("--launch", choices=["slurm", "local"],
+                       help="submit the matrix with submitit: preprocessing, one job per variant x fold (a SLURM "
+                            "job array), then the report after all of them; 'local' runs the same jobs here")
+    group.add_argument("--task", type=at_least(0), default=None, metavar="I",
+                       help="run task I of the matrix (variant by variant, fold by fold): skip, validate, resume "
+                            "or train it; what every launched or emitted task calls")
+    group.add_argument("--dry-run", action="store_true", help="with --task: print the decision, run nothing")
+    add_resource_arguments(parser)
+
+
+def last_line(text: str) -> str:
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), text)
+
+
+def run_benchmark_cli(arguments: list[str]) -> None:
+    """``nnunet25d benchmark ARGUMENTS`` in this process; a failure becomes an exception submitit records."""
+    from nnunet_25d import cli
+
+    try:
+        cli.main(["benchmark", *arguments])
+    except SystemExit as error:
+        if error.code not in (0, None):
+            raise RuntimeError(f"nnunet25d benchmark {shlex.join(arguments)}: {error.code}") from None
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    """A submitit job: task ``index`` of the matrix, through the same entry as the emitted array."""
+
+    arguments: list[str]
+
+    def __call__(self, index: int) -> None:
+        run_benchmark_cli([*self.arguments, "--task", str(index)])
+
+    def checkpoint(self, index: int):
+        """Called by submitit on preemption or timeout: requeue the same task; it resumes the fold with --c."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, index)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    command: list[str]
+    log_dir: Path
+    device: str
+
+    def __call__(self) -> None:
+        try:
+            NNUNetRunner(self.log_dir, device=self.device).run(self.command, "preprocess")
+        except CommandFailed as error:
+            raise RuntimeError(error.summary) from None
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    arguments: list[str]
+
+    def __call__(self) -> None:
+        run_benchmark_cli([*self.arguments, "--collect-only"])
+
+
+def executor(kind: str, folder: Path, resources: Resources, name: str, gpus: int = 0,
+             dependency: str | None = None, array_size: int = 1):
+    import submitit
+
+    parameters = {}
+    if dependency:  # an array that can never start is cancelled, not left pending
+        parameters = {"slurm_dependency": dependency, "slurm_additional_parameters": {"kill-on-invalid-dep": "yes"}}
+    launcher = submitit.AutoExecutor(folder=folder, cluster=kind)
+    launcher.update_parameters(name=name, timeout_min=resources.minutes, cpus_per_task=resources.cpus,
+                               gpus_per_node=gpus or None, slurm_partition=resources.partition,
+                               slurm_account=resources.account, slurm_mem=resources.memory,
+                               slurm_array_parallelism=resources.array_parallelism or array_size, **parameters)
+    return launcher
+
+
+def task_arguments(matrix_arguments: list[str], args: argparse.Namespace, resources: Resources) -> list[str]:
+    """The matrix, and what a task needs of its resources (the GPUs for -num_gpus, the CPUs when not on SLURM)."""
+    cpus = ["--cpus", str(args.cpus)] if args.cpus else []
+    return [*matrix_arguments, *cpus, "--gpus", str(resources.gpus)]
+
+
+def launch(kind: str, jobs: list[Job], resources: Resources, out_dir: Path, matrix_arguments: list[str],
+           tasks: list[str], preprocess: list[str] | None, device: str) -> None:
+    folder = out_dir / "submitit"
+    pre = None
+    if preprocess:
+        command = with_processes([nnunet_script(preprocess[0]), *preprocess[1:]], resources.cpus)
+        pre = executor(kind, folder, resources, "nnunet25d-preprocess").submit(
+            Preprocess(command, out_dir / "logs", device))
+        if kind == "local":
+            wait_for_preprocessing(pre)
+    dependency = f"afterok:{pre.job_id}" if pre is not None and kind == "slurm" else None
+    array = executor(kind, folder, resources, "nnunet25d-benchmark", resources.gpus, dependency, len(jobs))
+    submitted = array.map_array(BenchmarkTask(tasks), range(len(jobs)))
+    if kind == "local":
+        failures = wait_for_tasks(submitted, jobs)
+        CollectReport(matrix_arguments)()  # after every task, failed ones included
+        if failures:
+            raise SystemExit("\n".join(failures))
+        return
+    array_id = submitted[0].job_id.split("_")[0]
+    collect = executor(kind, folder, resources, "nnunet25d-collect", 0, f"afterany:{array_id}").submit(
+        CollectReport(matrix_arguments))
+    at_once = f", at most {resources.array_parallelism} at a time" if resources.array_parallelism else ""
+    print("\n".join([
+        f"submitted with submitit (its logs: {folder})",
+        *([f"  preprocessing  job {pre.job_id}"] if pre is not None else []),
+        f"  tasks          job {array_id}: {len(jobs)} tasks{at_once}"
+        + (" once preprocessing succeeded (cancelled if it fails)" if pre is not None else ""),
+        f"  report         job {collect.job_id} after every task, failed ones too: {out_dir / 'benchmark.md'}",
+        f"training logs: {out_dir / 'logs'}"]))
+
+
+def wait_for_preprocessing(job) -> None:
+    try:
+        job.result()
+    except Exception as error:  # submitit's FailedJobError carries the job's traceback
+        raise SystemExit(f"preprocessing failed, no task was started: {last_line(str(error))} "
+                         f"(submitit log: {job.paths.stderr})")
+
+
+def wait_for_tasks(submitted: list, jobs: list[Job]) -> list[str]:
+    """Wait for every task; one line per failed one."""
+    failures = []
+    for index, (job, matrix_job) in enumerate(zip(submitted, jobs)):
+        try:
+            job.result()
+        except Exception as error:
+            failures.append(f"task {index} ({matrix_job.variant.label} fold {matrix_job.fold}) failed: "
+                            f"{last_line(str(error))} (submitit log: {job.paths.stderr})")
+    return failures
+
+
+def schedule(args: argparse.Namespace, jobs: list[Job], out_dir: Path, preprocess: list[str] | None,
+             matrix_arguments: list[str]) -> None:
+    """``--emit`` or ``--launch``: hand the matrix to a scheduler."""
+    if args.emit and args.launch:
+        raise SystemExit("--emit and --launch exclude each other: --emit writes scripts, --launch submits the jobs")
+    if args.collect_only:
+        raise SystemExit("--collect-only trains nothing: run it without --emit or --launch")
+    resources = resources_from_args(args)
+    if args.launch == "local":  # this machine's CPUs, not a cluster's default
+        resources = replace(resources, cpus=granted_cpus(args.cpus))
+    tasks = task_arguments(matrix_arguments, args, resources)
+    if args.emit == "commands":
+        print("\n".join(([shlex.join(preprocess)] if preprocess else []) + command_list(jobs, tasks)))
+    elif args.emit == "slurm":
+        print(write_slurm(jobs, resources, out_dir, matrix_arguments, tasks, preprocess))
+    else:
+        launch(args.launch, jobs, resources, out_dir, matrix_arguments, tasks, preprocess, args.device)
