@@ -1,4 +1,5 @@
 """nnUNetTrainer25DMorphMLP: the nnU-Net-facing network, the derived configuration, the optimiser, the CLI flow."""
+import copy
 import json
 
 import numpy as np
@@ -6,11 +7,12 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from nnunet_25d.architectures.morph_mlp_chunks import chunk_lengths_for
 from nnunet_25d.architectures.morph_mlp_layers import MorphFCt
 from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES, MorphMLPSlabNetwork
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES
 from nnunet_25d.configuration import ConfigurationError
-from nnunet_25d.training.morph_mlp_trainer import derive_morph_mlp_plans
+from nnunet_25d.training.morph_mlp_trainer import derive_morph_mlp_plans, nnUNetTrainer25DMorphMLP_N
 from nnunet_25d.training.optimisation import WarmupCosineLR, adamw_without_decay_on_norms_and_biases
 
 TRAINER = "nnUNetTrainer25DMorphMLP_N_2epochs_5iters"
@@ -20,7 +22,8 @@ def small_morph_mlp_network(slab_size: int = 3, deep_supervision: bool = False) 
     """Tiny dims; slice mixing given random weights (it starts at zero) so the MorphMLP path sees the slab too."""
     torch.manual_seed(0)
     net = MorphMLPSlabNetwork(1, 3, slab_size, deep_supervision=deep_supervision, depths=(1, 1, 1, 1),
-                              dims=(8, 16, 16, 32), chunk_lengths=(2, 2, 2, 1), conv_features=(4, 8))
+                              dims=(8, 16, 16, 32), chunk_lengths=((2, 2), (2, 2), (2, 4), (2, 2)),
+                              conv_features=(4, 8))
     for module in net.modules():
         if isinstance(module, MorphFCt):
             torch.nn.init.normal_(module.fc.weight, std=0.2)
@@ -46,14 +49,46 @@ def test_derived_configuration(nnunet, tiny_dataset):
     assert all(n % 32 == 0 and n >= m for n, m in zip(patch, source["patch_size"]))
     kwargs = derived["architecture"]["arch_kwargs"]
     assert kwargs["strides"] == MORPH_MLP_STRIDES and kwargs["dims"] == list(MORPH_MLP_SIZES["N"]["dims"])
-    for stage, chunk in enumerate(kwargs["chunk_lengths"]):
-        grid = [n // (4 * 2 ** stage) for n in patch]
-        assert all(g % chunk == 0 for g in grid) and kwargs["dims"][stage] % chunk == 0
+    assert kwargs["chunk_lengths"] == chunk_lengths_for(patch, kwargs["dims"])
+    deepest = [n // 32 for n in patch]
+    assert kwargs["chunk_lengths"][-1] == [deepest[0] * deepest[1]] * 2  # global
     assert derived["data_identifier"] == source["data_identifier"]
     assert derive_morph_mlp_plans(derive_morph_mlp_plans(plans, "2d", 3, "N"), "2d", 3, "N") == \
         derive_morph_mlp_plans(plans, "2d", 3, "N")
     with pytest.raises(ConfigurationError, match="choose one of"):
         derive_morph_mlp_plans(plans, "2d", 3, "XL")
+
+
+@pytest.mark.parametrize("planned, size, patch, lengths", [
+    ([448, 384], "T", [448, 384], [[28, 24], [56, 48], [56, 48], [168, 168]]),
+    ([192, 160], "N", [192, 160], [[12, 10], [24, 20], [24, 20], [30, 30]]),
+    # rounded up to the stride 32; the 4x3 deepest grid (12 tokens) caps the H branch at 8 (one 8-token column)
+    ([100, 90], "S", [128, 96], [[8, 6], [8, 12], [8, 12], [12, 12]]),
+])
+def test_derived_chunk_lengths_at_realistic_patches(nnunet, tiny_dataset, planned, size, patch, lengths):
+    plans = copy.deepcopy(nnunet.plans(tiny_dataset))
+    plans["configurations"]["2d"]["patch_size"] = planned
+    derived = derive_morph_mlp_plans(plans, "2d", 3, size)["configurations"]["2d"]
+    assert derived["patch_size"][1:] == patch
+    assert derived["architecture"]["arch_kwargs"]["chunk_lengths"] == lengths
+
+
+def test_plans_saved_by_older_models_still_build(nnunet, tiny_dataset):
+    """Older plans store one chunk length per stage (both branches); they build the network they were trained with
+    (its checkpoint does not load: the slice mixing now has a projection)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = derive_morph_mlp_plans(nnunet.plans(tiny_dataset), "2d", 3, "N")
+    outputs = []
+    for lengths in ([2, 4, 2, 1], [[2, 2], [4, 4], [2, 2], [1, 1]]):
+        plans["configurations"]["2d"]["architecture"]["arch_kwargs"]["chunk_lengths"] = lengths
+        manager = PlansManager(plans)
+        torch.manual_seed(0)
+        network = nnUNetTrainer25DMorphMLP_N.build_network_architecture(
+            manager, manager.get_configuration("2d"), 1, 3, False).eval()
+        with torch.no_grad():
+            outputs.append(network(torch.randn(1, 1, 4, 32, 32, generator=torch.Generator().manual_seed(1))))
+    assert torch.equal(outputs[0], outputs[1])
 
 
 def test_warmup_then_cosine_decay():

@@ -1,6 +1,8 @@
 """MorphMLP block on slab tokens (N, S, H, W, C): slice mixing, chunked spatial mixing per slice, channel MLP."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
 
@@ -29,17 +31,18 @@ class DropPath(nn.Module):
 
 
 class MorphBlock(nn.Module):
-    """(N, S, H, W, C) -> (N, S, H, W, C), LayerNorms over channels, as in the paper:
+    """(N, S, H, W, C) -> (N, S, H, W, C), LayerNorms over channels, as in the paper and the reference:
 
-    ``x = x_in + dp(FCt(LN(x_in)))`` (slices mix at each pixel),
+    ``x = x_in + FCt(LN(x_in))`` (slices mix at each pixel; no drop path, as in the reference),
     ``y = x_in + dp(FCs(LN(x)))`` (each slice on its own; the residual skips back to the block input),
     ``y = y + dp(MLP(LN(y)))`` with MLP = Linear(C, ratio*C), GELU, Linear(ratio*C, C).
 
-    ``temporal_group_size`` defaults to :func:`default_temporal_group_size` of ``dim``.
+    ``chunk_lengths``: the spatial layer's (L_H, L_W), or one length for both. ``temporal_group_size`` defaults to
+    :func:`default_temporal_group_size` of ``dim``.
     """
 
-    def __init__(self, dim: int, slab_size: int, chunk_length: int, mlp_ratio: float = 3.0, drop_path: float = 0.0,
-                 temporal_group_size: int | None = None):
+    def __init__(self, dim: int, slab_size: int, chunk_lengths: int | Sequence[int], mlp_ratio: float = 3.0,
+                 drop_path: float = 0.0, temporal_group_size: int | None = None):
         super().__init__()
         if temporal_group_size is None:
             temporal_group_size = default_temporal_group_size(dim)
@@ -47,14 +50,12 @@ class MorphBlock(nn.Module):
         self.norm_t = nn.LayerNorm(dim)
         self.fc_t = MorphFCt(dim, slab_size, temporal_group_size)
         self.norm_s = nn.LayerNorm(dim)
-        self.fc_s = MorphFCs(dim, chunk_length)
+        self.fc_s = MorphFCs(dim, chunk_lengths)
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x_in: torch.Tensor) -> torch.Tensor:
-        n, s, h, w, c = x_in.shape
-        x = x_in + self.drop_path(self.fc_t(self.norm_t(x_in)))
-        spatial = self.fc_s(self.norm_s(x).reshape(n * s, h, w, c)).reshape(n, s, h, w, c)
-        y = x_in + self.drop_path(spatial)
+        x = x_in + self.fc_t(self.norm_t(x_in))
+        y = x_in + self.drop_path(self.fc_s(self.norm_s(x)))
         return y + self.drop_path(self.mlp(self.norm_mlp(y)))

@@ -8,10 +8,9 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Sta
 from torch import nn
 
 from nnunet_25d.architectures.morph_mlp_block import MorphBlock
-from nnunet_25d.architectures.morph_mlp_layers import ChunkSizeError, default_temporal_group_size
+from nnunet_25d.architectures.morph_mlp_chunks import PATCH_EMBED_STRIDE, stage_grids
+from nnunet_25d.architectures.morph_mlp_layers import chunk_length_pair, default_temporal_group_size
 from nnunet_25d.architectures.slab_stack import SlabAsChannels
-
-PATCH_EMBED_STRIDE = 4
 
 
 class SlicePatchMerging(nn.Module):
@@ -39,12 +38,15 @@ class MorphMLPSlabEncoder(nn.Module):
     stages. Stochastic depth grows linearly from 0 to ``drop_path_rate`` over all blocks. A stage's skip is its
     centre slice (which has seen the whole slab through the blocks' slice mixing), LayerNorm-ed, channels-first.
 
-    ``temporal_group_size``: one int for all stages, one per stage, or None for
+    ``chunk_lengths``: per stage the spatial layer's (L_H, L_W), e.g. from
+    :func:`~nnunet_25d.architectures.morph_mlp_chunks.chunk_lengths_for` for the planned patch, or one int for both
+    branches (plans of older models). ``temporal_group_size``: one int for all stages, one per stage, or None for
     :func:`~nnunet_25d.architectures.morph_mlp_layers.default_temporal_group_size` of each stage's dim.
 
     The attributes that DNA's ``UNetDecoder`` reads (``output_channels``, ``strides``, ``kernel_sizes``,
     ``conv_op``, ``conv_bias``, norm / dropout / non-linearity and their kwargs) describe the decoder's convolutions.
-    The in-plane size must be divisible by the largest stride and, at each MorphMLP stage, by its chunk length.
+    The in-plane size must be divisible by the largest stride; chunks that do not fit a stage's token grid are
+    zero-padded (see :class:`~nnunet_25d.architectures.morph_mlp_chunks.ChunkLayout`).
     """
 
     def __init__(
@@ -53,7 +55,7 @@ class MorphMLPSlabEncoder(nn.Module):
         slab_size: int,
         depths: Sequence[int],
         dims: Sequence[int],
-        chunk_lengths: Sequence[int],
+        chunk_lengths: Sequence[int | Sequence[int]],
         conv_features: Sequence[int] = (32, 64),
         n_conv_per_stage: int = 2,
         mlp_ratio: float = 3.0,
@@ -79,7 +81,8 @@ class MorphMLPSlabEncoder(nn.Module):
         else:
             group_sizes = list(temporal_group_size)
         self.input_channels, self.slab_size = input_channels, slab_size
-        self.depths, self.dims, self.chunk_lengths = list(depths), list(dims), list(chunk_lengths)
+        self.depths, self.dims = list(depths), list(dims)
+        self.chunk_lengths = [chunk_length_pair(lengths) for lengths in chunk_lengths]
         self.morph_strides = [PATCH_EMBED_STRIDE * 2 ** i for i in range(n_morph)]
 
         # what UNetDecoder reads
@@ -110,29 +113,15 @@ class MorphMLPSlabEncoder(nn.Module):
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             first = sum(depths[:i])
             self.stages.append(nn.Sequential(*(
-                MorphBlock(dim, slab_size, chunk_lengths[i], mlp_ratio, rates[first + b], group_sizes[i])
+                MorphBlock(dim, slab_size, self.chunk_lengths[i], mlp_ratio, rates[first + b], group_sizes[i])
                 for b in range(depth)
             )))
         self.skip_norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
 
     def check_patch_size(self, patch_in_plane: Sequence[int]) -> None:
-        """Raise :class:`ChunkSizeError` unless every MorphMLP stage can cut its token grid into whole chunks."""
-        h, w = patch_in_plane
-        largest = self.morph_strides[-1]
-        if h % largest or w % largest:
-            raise ChunkSizeError(
-                f"in-plane patch size {h}x{w} is not divisible by {largest}, the encoder's largest stride: "
-                f"choose a patch size that is a multiple of {largest} in both axes"
-            )
-        for stage, (stride, chunk, dim) in enumerate(zip(self.morph_strides, self.chunk_lengths, self.dims)):
-            sh, sw = h // stride, w // stride
-            if sh % chunk or sw % chunk:
-                raise ChunkSizeError(
-                    f"in-plane patch size {h}x{w} cannot be chunked at MorphMLP stage {stage} (stride {stride}, "
-                    f"{sh}x{sw} tokens of dim {dim}): chunk length {chunk} must divide both {sh} and {sw}; choose a "
-                    "patch size whose token grid it divides, or chunk lengths from "
-                    "morph_mlp_unet.chunk_lengths_for(patch size, dims)"
-                )
+        """Raise :class:`~nnunet_25d.architectures.morph_mlp_chunks.ChunkSizeError` unless the in-plane patch is a
+        multiple of the encoder's largest stride."""
+        stage_grids(patch_in_plane, len(self.dims))
 
     def forward(self, slabs: torch.Tensor) -> list[torch.Tensor]:
         if slabs.ndim != 5 or slabs.shape[1] != self.input_channels or slabs.shape[2] != self.slab_size:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES
-from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES, chunk_lengths_for
+from nnunet_25d.architectures.morph_mlp_chunks import chunk_lengths_for
+from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES
 from nnunet_25d.configuration import (
     SLAB_KEY,
     ConfigurationError,
@@ -23,8 +24,9 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
     """Plans whose ``configuration`` (a 2d one) trains :class:`MorphMLPSlabNetwork` of table entry ``size``.
 
     Thin patch and batch as the slab trainer's; the in-plane patch is rounded up to a multiple of the encoder's
-    largest stride (32; nnU-Net pads), chunk lengths are chosen to divide the token grid of every stage, the two
-    convolutional levels take the 2d plan's first two feature counts.
+    largest stride (32; nnU-Net pads), so that :func:`chunk_lengths_for` always finds the paper's schedule (per
+    stage the H and W branches' chunk lengths: a quarter line, one line, two lines, global; capped so that they
+    never shrink with depth); the two convolutional levels take the 2d plan's first two feature counts.
     """
     if size not in MORPH_MLP_SIZES:
         raise ConfigurationError(f"MorphMLP size {size!r} is not in the table; choose one of {sorted(MORPH_MLP_SIZES)}")
