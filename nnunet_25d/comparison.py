@@ -1,8 +1,10 @@
-"""Train, predict and evaluate several nnU-Net trainers on one dataset with nnU-Net's own commands, then report."""
+"""Train, predict and evaluate several nnU-Net trainers on one dataset with nnU-Net's own commands, then report
+(through the shared report engine, :mod:`nnunet_25d.report`)."""
 from __future__ import annotations
 
-import csv
 import json
+import math
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nnunet_25d.benchmark.matrix import RESOURCES_FILE
+from nnunet_25d.report.document import report_head, results_sections
+from nnunet_25d.report.figures import overview_figure, save
+from nnunet_25d.report.load import read_load, record_load
+from nnunet_25d.report.machine import this_machine
+from nnunet_25d.report.metrics import DICE
+from nnunet_25d.report.rows import ModelRow, Score, splits_of
+from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
+from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
 from nnunet_25d.runner import NNUNetRunner
 
 
@@ -31,6 +42,9 @@ class ModelResult:
     seconds_per_epoch: float = float("nan")
     seconds_per_case: float = float("nan")
     parameters: int = 0
+    fold: int = 0
+    max_load: float = float("nan")  # highest 1-minute load average during its training and test prediction
+    cores: int | None = None
 
 
 @dataclass
@@ -81,6 +95,14 @@ def count_parameters(checkpoint: dict) -> int:
     return total
 
 
+def train_log_name(spec: ModelSpec, fold: int) -> str:
+    return f"train_{spec.trainer}_{spec.configuration}_fold{fold}"
+
+
+def predict_log_name(spec: ModelSpec) -> str:
+    return f"predict_{spec.trainer}_{spec.configuration}"
+
+
 def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int) -> Path:
     """nnUNetv2_train with --npz; finished folds are skipped, interrupted ones resumed with --c."""
     fold_dir = paths.model_folder(spec) / f"fold_{fold}"
@@ -90,9 +112,17 @@ def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int)
             "-device", runner.device, "--npz"]
     if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
         args.append("--c")
-    runner.run(args, f"train_{spec.trainer}_{spec.configuration}_fold{fold}", training=True,
-               total_epochs=spec.epochs or None)
+    runner.run(args, train_log_name(spec, fold), training=True, total_epochs=spec.epochs or None)
     return fold_dir
+
+
+def record_training_loads(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int) -> None:
+    """Keep the load each training of this run saw next to its checkpoints (the benchmark's resource record), so a
+    rerun that skips the training still reports it."""
+    for spec in specs:
+        peak = runner.peak_loads.get(train_log_name(spec, fold))
+        if peak is not None:
+            record_load(paths.model_folder(spec) / f"fold_{fold}" / RESOURCES_FILE, peak)
 
 
 def predict_startup_seconds(runner: NNUNetRunner) -> float:
@@ -116,7 +146,7 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
                        "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
                        "-npp", "1", "-nps", "1", "--disable_progress_bar"]
                       + (["--save_probabilities"] if save_probabilities else []),
-                      f"predict_{spec.trainer}_{spec.configuration}")
+                      predict_log_name(spec))
     per_case = max(wall - startup, 0.0) / n_cases
     if not labels.is_dir():
         return {}, per_case
@@ -131,108 +161,69 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
     fold_dir = paths.model_folder(spec) / f"fold_{fold}"
     checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     dataset_json = json.loads((paths.model_folder(spec) / "dataset.json").read_text())
+    load, cores = read_load(fold_dir / RESOURCES_FILE)
     result = ModelResult(spec.label, spec.trainer, spec.configuration,
                          validation_dice=dice_from_summary(fold_dir / "validation" / "summary.json",
                                                            labels_by_value(dataset_json)),
                          seconds_per_epoch=seconds_per_epoch(checkpoint),
-                         parameters=count_parameters(checkpoint))
+                         parameters=count_parameters(checkpoint), fold=fold, max_load=load, cores=cores)
     return result, training_curves(checkpoint)
 
 
-def reported_dice(result: ModelResult) -> dict[str, float]:
-    """Test Dice where the dataset has labelled test cases, else the fold's validation Dice."""
-    return result.test_dice or result.validation_dice
+def add_load(result: ModelResult, peak: float | None) -> None:
+    """Fold a further run's peak load (e.g. the test prediction's) into the result's."""
+    if peak is not None and not math.isnan(peak):
+        result.max_load = peak if math.isnan(result.max_load) else max(result.max_load, peak)
+        result.cores = result.cores or os.cpu_count()
 
 
-def reported_classes(results: list[ModelResult]) -> list[str]:
-    return list(dict.fromkeys(c for r in results for c in reported_dice(r)))
+def is_nnunet_baseline(trainer: str) -> bool:
+    """nnU-Net's own trainer (with or without a schedule suffix): what the 2.5D models are compared with."""
+    return trainer == "nnUNetTrainer" or trainer.startswith("nnUNetTrainer_")
 
 
-def render_markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+def model_row(result: ModelResult, curves: dict[str, list[float]] | None = None,
+              baseline: bool | None = None) -> ModelRow:
+    """The report engine's row: Dice per class on the test set ("test") and the fold's validation ("cv")."""
+    scores = [Score(split, DICE.key, name, value, per_fold={result.fold: value})
+              for split, dice in (("test", result.test_dice), ("cv", result.validation_dice))
+              for name, value in dice.items()]
+    return ModelRow(result.label, result.trainer, result.configuration, scores, result.seconds_per_epoch,
+                    result.seconds_per_case, result.parameters, max_load=result.max_load, cores=result.cores,
+                    curves=curves or {}, folds=(result.fold,),
+                    baseline=is_nnunet_baseline(result.trainer) if baseline is None else baseline)
+
+
+def report_setting(paths: DatasetPaths, specs: list[ModelSpec], fold: int, subtitle: str,
+                   device: str = "cpu") -> ReportSetting:
+    dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
+    return ReportSetting(paths.name, schedules_of([s.trainer for s in specs]), (fold,),
+                         classes_of_dataset(dataset_json), (this_machine(cuda=device == "cuda"),),
+                         dataset_json.get("description", ""),
+                         "test-set prediction, start-up subtracted", subtitle)
 
 
 def markdown_table(results: list[ModelResult], baseline: ModelResult | None = None) -> str:
-    classes = reported_classes(results)
-    source = "test" if any(r.test_dice for r in results) else "validation"
-    header = ["model", "trainer", "configuration"] + [f"Dice {c} ({source})" for c in classes] + \
-        ["s/epoch", "s/case", "params (M)"]
-    if baseline is not None:
-        header += ["epoch time vs 2d", "case time vs 2d"]
-    rows = []
-    for r in results:
-        dice = reported_dice(r)
-        row = [r.label, f"`{r.trainer}`", r.configuration]
-        row += [f"{dice.get(c, float('nan')):.3f}" for c in classes]
-        row += [f"{r.seconds_per_epoch:.2f}", f"{r.seconds_per_case:.2f}", f"{r.parameters / 1e6:.2f}"]
-        if baseline is not None:
-            row += [f"{r.seconds_per_epoch / baseline.seconds_per_epoch:.2f}x",
-                    f"{r.seconds_per_case / baseline.seconds_per_case:.2f}x"]
-        rows.append(row)
-    return render_markdown(header, rows)
-
-
-def write_csv(results: list[ModelResult], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["label", "trainer", "configuration", "split", "class", "dice", "seconds_per_epoch",
-                         "seconds_per_case", "parameters"])
-        for r in results:
-            for split, dice in (("test", r.test_dice), ("validation", r.validation_dice)):
-                for cls, value in dice.items():
-                    writer.writerow([r.label, r.trainer, r.configuration, split, cls, f"{value:.4f}",
-                                     f"{r.seconds_per_epoch:.3f}", f"{r.seconds_per_case:.3f}", r.parameters])
-
-
-def plot_report(results: list[ModelResult], curves: dict[str, dict[str, list[float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_dice, ax_cost, ax_curve) = plt.subplots(1, 3, figsize=(16, 4.5))
-    classes = reported_classes(results)
-    width = 0.8 / max(len(results), 1)
-    for i, r in enumerate(results):
-        dice = reported_dice(r)
-        x = np.arange(len(classes)) + i * width
-        ax_dice.bar(x, [dice.get(c, 0.0) for c in classes], width, label=r.label)
-    ax_dice.set_xticks(np.arange(len(classes)) + width * (len(results) - 1) / 2, classes)
-    ax_dice.set_ylim(0, 1)
-    ax_dice.set_ylabel("Dice")
-    ax_dice.set_title("Dice per class")
-    ax_dice.legend(fontsize=8)
-
-    labels = [r.label for r in results]
-    x = np.arange(len(results))
-    ax_cost.bar(x - 0.2, [r.seconds_per_epoch for r in results], 0.4, label="s / epoch")
-    ax_cost.bar(x + 0.2, [r.seconds_per_case for r in results], 0.4, label="s / case (inference)")
-    ax_cost.set_xticks(x, labels, rotation=20, fontsize=8)
-    ax_cost.set_title("Cost")
-    ax_cost.legend(fontsize=8)
-
-    for index, (label, curve) in enumerate(curves.items()):
-        colour = f"C{index}"
-        ax_curve.plot(curve["ema_fg_dice"], color=colour, label=f"{label}: pseudo Dice (EMA)")
-        ax_curve.plot(curve["val_losses"], color=colour, ls="--", label=f"{label}: val loss")
-    ax_curve.set_xlabel("epoch")
-    ax_curve.set_title("Training curves")
-    ax_curve.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """Dice per class (test set where there is one, else validation) and the cost table, for scripts that make
+    their own report."""
+    rows = [model_row(r, baseline=None if baseline is None else r is baseline) for r in results]
+    split = "test" if any(r.test_dice for r in results) else "cv"
+    return f"{scores_table(rows, split, [DICE])}\n\n{cost_table(rows)}"
 
 
 def write_report(results: list[ModelResult], curves: dict[str, dict[str, list[float]]], out_dir: Path,
-                 title: str) -> str:
-    """Markdown + CSV + PNG into ``out_dir``; returns the Markdown."""
+                 setting: ReportSetting) -> str:
+    """``report.md`` (reading, data, machine, load, tables), ``results.csv``, ``results.json`` and ``report.png``
+    into ``out_dir``; returns the Markdown."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    baseline = next((r for r in results if r.trainer.startswith("nnUNetTrainer_") or r.trainer == "nnUNetTrainer"),
-                    None)
-    markdown = f"## {title}\n\n{markdown_table(results, baseline)}\n\n![report](report.png)\n"
+    rows = [model_row(r, curves.get(r.label)) for r in results]
+    splits, metrics = splits_of(rows), [DICE]
+    markdown = "\n".join([report_head(f"{setting.dataset}: {setting.subtitle}", rows, setting, metrics, splits),
+                          results_sections(rows, setting, metrics, splits), "![report](report.png)", ""])
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
-    write_csv(results, out_dir / "results.csv")
-    plot_report(results, curves, out_dir / "report.png")
+    write_scores_csv(rows, metrics, out_dir / "results.csv")
+    save(overview_figure(rows, setting, metrics, splits), out_dir / "report.png")
     return markdown
+
+

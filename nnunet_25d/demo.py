@@ -10,9 +10,13 @@ from nnunet_25d.comparison import (
     DatasetPaths,
     ModelResult,
     ModelSpec,
+    add_load,
     collect,
     predict_and_evaluate,
+    predict_log_name,
     predict_startup_seconds,
+    record_training_loads,
+    report_setting,
     train,
     write_report,
 )
@@ -115,6 +119,7 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     started = time.perf_counter()
     runner, paths, work = prepare(args, specs, started)
     train_all(runner, paths, specs, args.fold, started)
+    record_training_loads(runner, paths, specs, args.fold)
 
     _step("measuring nnUNetv2_predict's start-up time (subtracted from s/case)", started)
     startup = predict_startup_seconds(runner)
@@ -124,6 +129,7 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
+        add_load(result, runner.peak_loads.get(predict_log_name(spec)))
         collected.append(result)
         curves[spec.label] = curve
     return collected, curves, runner, paths, work
@@ -133,7 +139,8 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
     """Plan (if needed), train, predict and evaluate ``specs`` on the demo's or the user's dataset; report."""
     started = time.perf_counter()
     collected, curves, _, paths, work = train_and_test(args, specs)
-    markdown = write_report(collected, curves, work / "report", f"{paths.name}: {title}, fold {args.fold}")
+    setting = report_setting(paths, specs, args.fold, title, args.device)
+    markdown = write_report(collected, curves, work / "report", setting)
     print("\n" + markdown)
     _step(f"done; report, CSV and plot in {work / 'report'}", started)
     return markdown
@@ -141,8 +148,7 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
 
 def run_demo(args: argparse.Namespace) -> str:
     epochs, iterations = args.schedule
-    return compare(args, models(epochs, iterations, args.slab_trainer),
-                   f"nnU-Net 2d vs 2.5D, {epochs} epochs x {iterations} iterations")
+    return compare(args, models(epochs, iterations, args.slab_trainer), "nnU-Net 2d vs 2.5D")
 
 
 def add_comparison_arguments(parser: argparse.ArgumentParser) -> None:

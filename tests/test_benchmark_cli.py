@@ -115,7 +115,7 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
     information = json.loads((nnunet.results / DATASET / "inference_information.json").read_text())
     assert information["folds"] == [0, 1]
     assert {m["trainer"] for m in information["considered_models"]} == set(TRAINERS)
-    for picture in ("dice_per_case.png", "training_curves.png"):
+    for picture in ("dice_per_case.png", "benchmark.png"):
         assert (out / picture).stat().st_size > 10_000
 
 

@@ -1,132 +1,95 @@
-"""The benchmark's report: Markdown and CSV tables, box plots of per-case Dice, training curves."""
+"""The benchmark's report through the shared engine (:mod:`nnunet_25d.report`): ``benchmark.md`` (reading, data,
+machine, load, tables, comparisons), ``benchmark.csv``, ``comparisons.csv``, ``benchmark.png`` (scores, cost,
+curves) and per-case box plots."""
 from __future__ import annotations
 
-import csv
-import math
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from nnunet_25d.benchmark.collect import FoldResult
+from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.benchmark.statistics import Comparison
 from nnunet_25d.benchmark.summary import VariantSummary
-from nnunet_25d.comparison import render_markdown
+from nnunet_25d.report.document import report_head, results_sections
+from nnunet_25d.report.figures import overview_figure, per_case_figure, save
+from nnunet_25d.report.load import CORES_KEY, LOAD_KEY
+from nnunet_25d.report.machine import Machine, this_machine
+from nnunet_25d.report.metrics import DICE, Metric, metric
+from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, splits_of
+from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
+from nnunet_25d.report.tables import differences_table, write_differences_csv, write_scores_csv
+
+CURVES = ("train_losses", "val_losses", "ema_fg_dice")
 
 
-def _number(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+def fold_resources(fold: FoldResult) -> dict:
+    """The fold's record of its measured runs (peak memory, load, cores, machine); {} for runs made elsewhere."""
+    path = fold.job.fold_folder / RESOURCES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _p_value(p: float) -> str:
-    if math.isnan(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def all_class_names(summaries: list[VariantSummary]) -> list[str]:
-    return list(dict.fromkeys(name for s in summaries for name in s.class_names))
-
-
-def markdown_table(summaries: list[VariantSummary], baselines: list[str]) -> str:
-    names = all_class_names(summaries)
-    header = ["variant", "folds"] + [f"Dice {n}" for n in names] + ["s/epoch", "s/case", "params (M)",
-                                                                      "peak mem (MiB)"]
-    rows = []
-    for s in summaries:
-        row = [s.variant.label + (" (baseline)" if s.variant.key in baselines else ""),
-               ",".join(map(str, s.fold_ids))]
-        row += [f"{_number(s.dice[n][0])} ± {_number(s.dice[n][1])}" if n in s.dice else "n/a" for n in names]
-        row += [_number(s.seconds_per_epoch, 2), _number(s.seconds_per_case, 2), f"{s.parameters / 1e6:.2f}",
-                _number(s.peak_memory_mib, 0)]
-        rows.append(row)
-    return render_markdown(header, rows)
-
-
-def _difference(c: Comparison) -> str:
-    if c.n_pairs == 0:
-        return "n/a"
-    interval = "" if math.isnan(c.ci_low) else f" [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-    return f"{c.mean_difference:+.3f}{interval}"
-
-
-def comparisons_table(comparisons: list[Comparison]) -> str:
-    header = ["class", "variant", "baseline", "n", "Δ Dice [95% CI]", "Wilcoxon p", "Holm p"]
-    rows = [[c.class_name, c.variant, c.baseline, str(c.n_pairs), _difference(c), _p_value(c.p_value),
-             _p_value(c.p_holm)] for c in comparisons]
-    return render_markdown(header, rows)
-
-
-def write_csv(summaries: list[VariantSummary], path: Path) -> None:
-    """One row per variant x fold x class (plus the fold-independent columns), ready for pandas."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["trainer", "configuration", "fold", "class", "dice", "dice_mean_over_folds",
-                         "dice_std_over_folds", "seconds_per_epoch", "seconds_per_case", "parameters",
-                         "peak_memory_mib"])
-        for s in summaries:
-            for fold in s.folds:
-                for name in s.class_names:
-                    writer.writerow([
-                        s.variant.trainer_name, s.variant.configuration, fold.job.fold, name,
-                        f"{s.fold_dice(name).get(fold.job.fold, float('nan')):.4f}",
-                        f"{s.dice[name][0]:.4f}", f"{s.dice[name][1]:.4f}",
-                        f"{fold.seconds_per_epoch:.3f}", f"{fold.seconds_per_case:.3f}", fold.parameters,
-                        "" if fold.peak_memory_mib is None else f"{fold.peak_memory_mib:.0f}",
-                    ])
-
-
-def write_comparisons_csv(comparisons: list[Comparison], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["variant", "baseline", "class", "n_pairs", "mean_difference", "ci95_low", "ci95_high",
-                         "wilcoxon_p", "holm_p"])
-        for c in comparisons:
-            writer.writerow([c.variant, c.baseline, c.class_name, c.n_pairs, *(f"{v:.6g}" for v in (
-                c.mean_difference, c.ci_low, c.ci_high, c.p_value, c.p_holm))])
-
-
-def plot_dice_boxes(summaries: list[VariantSummary], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = all_class_names(summaries)
-    fig, axes = plt.subplots(1, len(names), figsize=(1.2 + 1.1 * len(summaries) * len(names), 4.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        data = [[v.score for v in s.scores(name).values() if not v.absent] for s in summaries]
-        ax.boxplot(data, showmeans=True)
-        ax.set_xticks(np.arange(1, len(summaries) + 1), [s.variant.label for s in summaries], rotation=30,
-                      ha="right", fontsize=8)
-        ax.set_ylim(0, 1.02)
-        ax.set_title(f"Dice per case: {name}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_training_curves(summaries: list[VariantSummary], path: Path) -> None:
-    """Pseudo Dice (EMA) and validation loss per epoch, mean over folds (folds of unequal length are truncated)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_dice, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for index, s in enumerate(summaries):
-        for ax, key in ((ax_dice, "ema_fg_dice"), (ax_loss, "val_losses")):
-            curves = [f.curves[key] for f in s.folds if f.curves.get(key)]
-            if not curves:
-                continue
+def mean_curves(folds: list[FoldResult]) -> dict[str, list[float]]:
+    """Each curve's mean over folds (folds of unequal length are truncated to the shortest)."""
+    means = {}
+    for key in CURVES:
+        curves = [f.curves[key] for f in folds if f.curves.get(key)]
+        if curves:
             length = min(map(len, curves))
-            ax.plot(np.mean([c[:length] for c in curves], axis=0), color=f"C{index % 10}", label=s.variant.label)
-    ax_dice.set_title("pseudo Dice (EMA), mean over folds")
-    ax_loss.set_title("validation loss, mean over folds")
-    for ax in (ax_dice, ax_loss):
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+            means[key] = list(np.mean([c[:length] for c in curves], axis=0))
+    return means
+
+
+def variant_scores(summary: VariantSummary) -> list[Score]:
+    """Every split x metric x class of the variant: mean (± std over folds for the CV), per fold, per case."""
+    return [Score(split, metric_key, name, mean, std,
+                  per_fold=summary.fold_means(name, metric_key) if split == "cv" else {},
+                  per_case=tuple(summary.case_values(split, metric_key, name).values()))
+            for (split, metric_key), by_class in summary.means.items() for name, (mean, std) in by_class.items()]
+
+
+def variant_row(summary: VariantSummary, baselines: list[str]) -> ModelRow:
+    load, cores = heaviest_load(summary.folds)
+    return ModelRow(summary.variant.label, summary.variant.trainer_name, summary.variant.configuration,
+                    variant_scores(summary), summary.seconds_per_epoch, summary.seconds_per_case,
+                    summary.parameters, summary.peak_memory_mib, load, cores, mean_curves(summary.folds),
+                    summary.variant.key in baselines, tuple(summary.fold_ids), key=summary.variant.key)
+
+
+def heaviest_load(folds: list[FoldResult]) -> tuple[float, int | None]:
+    """(peak load, cores) of the fold whose load was highest for its machine's cores; (NaN, None) if none
+    recorded."""
+    recorded = [(r[LOAD_KEY], r.get(CORES_KEY) or os.cpu_count()) for r in map(fold_resources, folds)
+                if LOAD_KEY in r]
+    return max(recorded, key=lambda pair: pair[0] / pair[1], default=(float("nan"), None))
+
+
+def difference(c: Comparison) -> Difference:
+    return Difference(c.variant, c.baseline, c.split, c.metric, c.class_name, c.n_pairs, c.mean_difference,
+                      c.ci_low, c.ci_high, c.p_value, c.p_holm)
+
+
+def machines(summaries: list[VariantSummary]) -> tuple[Machine, ...]:
+    """The machines the folds' measured runs recorded; this one where none did."""
+    recorded = [fold_resources(f).get("machine") for s in summaries for f in s.folds]
+    found = tuple(dict.fromkeys(Machine.from_dict(r) for r in recorded if r))
+    return found or (this_machine(),)
+
+
+def benchmark_setting(summaries: list[VariantSummary], baselines: list[str]) -> ReportSetting:
+    first = summaries[0].folds[0].job
+    dataset_json = json.loads((first.model_folder / "dataset.json").read_text())
+    folds = tuple(sorted({f for s in summaries for f in s.fold_ids}))
+    return ReportSetting(first.model_root.name, schedules_of([s.variant.trainer_name for s in summaries]), folds,
+                         classes_of_dataset(dataset_json), machines(summaries), dataset_json.get("description", ""),
+                         "validation inference", _compared(summaries, baselines))
+
+
+def _compared(summaries: list[VariantSummary], baselines: list[str]) -> str:
+    names = [s.variant.label for s in summaries if s.variant.key in baselines]
+    return f"{len(summaries)} models" + (f", each against {' and '.join(names)}" if names else "")
 
 
 def best_configuration_section(information: dict | None) -> str:
@@ -145,25 +108,56 @@ def best_configuration_section(information: dict | None) -> str:
 
 
 STATISTICS_NOTE = (
-    "Dice: mean ± std over folds of each fold's mean over its validation cases (nnU-Net's summary.json). A class "
-    "absent from both reference and prediction is left out; present in exactly one of them, it scores 0. "
+    "Dice: mean ± std over folds of each fold's mean over its validation cases (nnU-Net's summary.json); HD95 (mm) "
+    "and NSD the same way; test set: mean over the test cases predicted by the ensemble of the folds. A class "
+    "absent from both reference and prediction is left out; present in exactly one of them, it scores 0 (HD95: "
+    "the image diagonal). "
     "Comparisons: every variant against every baseline, per class, paired over the n cases both validated; a "
     "pair is left out only when both models correctly predicted the class absent; if only one of them paints it "
     "into an empty case, that one scores 0 and the other 1. Δ: mean paired difference (variant − baseline) with a "
     "95 % bootstrap CI (SciPy, BCa, 9999 resamples of the pairs); p: two-sided Wilcoxon signed-rank (SciPy); Holm "
     "p: adjusted for all comparisons of the table (statsmodels). s/case: validation inference (sliding window, "
-    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise.")
+    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise. Load: the highest "
+    "1-minute load average during the fold's measured runs.")
+
+
+def comparisons_sections(differences: list[Difference], metrics: list[Metric], setting: ReportSetting) -> list[str]:
+    """A table per split x metric that has comparisons."""
+    parts = []
+    for split in dict.fromkeys(d.split for d in differences):
+        for m in metrics:
+            chosen = [d for d in differences if d.split == split and d.metric == m.key]
+            if chosen:
+                parts += [f"### Each variant against each baseline: {m.label}, {setting.split_title(split)}", "",
+                          differences_table(chosen, m), ""]
+    return parts
+
+
+def per_case_file(m: Metric, split: str) -> str:
+    """``dice_per_case.png`` for the CV, ``dice_per_case_test.png`` for the test set."""
+    return f"{m.key}_per_case{'' if split == 'cv' else '_' + split}.png"
 
 
 def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
                  failures: list[str] | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [f"## {title}", "", STATISTICS_NOTE, "", markdown_table(summaries, baselines), ""]
-    if comparisons:
-        parts += ["### Each variant against each baseline", "", comparisons_table(comparisons), ""]
-    parts += ["Per-case Dice: `cases.csv`; comparisons: `comparisons.csv`.", "",
-              "![Dice per case](dice_per_case.png)", "", "![Training curves](training_curves.png)", ""]
+    rows = [variant_row(s, baselines) for s in summaries]
+    differences = [difference(c) for c in comparisons]
+    metrics = [metric(key) for key in metrics_of(rows)] or [DICE]
+    splits = splits_of(rows)
+    parts = []
+    if rows:
+        setting = benchmark_setting(summaries, baselines)
+        parts += [report_head(title, rows, setting, metrics, splits, differences), STATISTICS_NOTE, "",
+                  results_sections(rows, setting, metrics, splits)]
+        parts += comparisons_sections(differences, metrics, setting)
+        parts += ["Per-case scores: `cases.csv`; comparisons: `comparisons.csv`; per model, split, fold and class: "
+                  "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]
+        parts += [f"![{m.label} per case, {setting.split_title(split)}]({per_case_file(m, split)})"
+                  for split in splits for m in metrics] + [""]
+    else:
+        parts += [f"## {title}", "", "No finished runs to report yet.", ""]
     section = best_configuration_section(best_configuration)
     if section:
         parts += [section]
@@ -171,9 +165,11 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         parts += ["### Failed runs", ""] + [f"- {failure}" for failure in failures] + [""]
     markdown = "\n".join(parts)
     (out_dir / "benchmark.md").write_text(markdown)
-    write_csv(summaries, out_dir / "benchmark.csv")
-    write_comparisons_csv(comparisons, out_dir / "comparisons.csv")
-    if summaries:
-        plot_dice_boxes(summaries, out_dir / "dice_per_case.png")
-        plot_training_curves(summaries, out_dir / "training_curves.png")
+    write_scores_csv(rows, metrics, out_dir / "benchmark.csv")
+    write_differences_csv(differences, out_dir / "comparisons.csv")
+    if rows:
+        save(overview_figure(rows, setting, metrics, splits), out_dir / "benchmark.png")
+        for split in splits:
+            for m in metrics:
+                save(per_case_figure(rows, setting, m, split), out_dir / per_case_file(m, split))
     return markdown

@@ -1,0 +1,16 @@
+"""One report engine for the demo (``report.md``/``report.png``) and the benchmark (``benchmark.md``/``benchmark.png``).
+
+Callers turn their results into :class:`~nnunet_25d.report.rows.ModelRow` s (scores per split x metric x class,
+costs, curves, load) and a :class:`~nnunet_25d.report.setting.ReportSetting` (dataset, schedule, folds, classes,
+machine); the engine renders them:
+
+- ``metrics``: how a metric is named, formatted and which direction is better
+- ``rows``: the data model (scores, model rows, paired differences)
+- ``setting``: dataset, schedule, folds, splits and classes, and the title built from them
+- ``machine``: CPU/GPU model, cores, torch and nnU-Net versions
+- ``load``: the 1-minute load average sampled while nnU-Net runs, and the "load > cores" flag
+- ``tables``: Markdown and CSV tables
+- ``figures``: the overview figure and per-case box plots
+- ``interpretation``: the two sentences that open a report
+- ``document``: the Markdown head (title, reading, data, classes, machine, load warning)
+"""

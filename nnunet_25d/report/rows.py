@@ -1,0 +1,99 @@
+"""What a report shows, independent of where it came from: per model its scores (split x metric x class), costs,
+training curves and the load its timings were taken under; paired differences between models."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from nnunet_25d.report.load import exceeds_cores
+
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Score:
+    """One metric of one class on one split, e.g. ("cv", "dice", "nodule")."""
+
+    split: str  # "cv" (validation folds) or "test" (imagesTs), as in cases.csv's split column
+    metric: str  # a metric key, e.g. "dice", "hd95"
+    class_name: str
+    mean: float  # over folds (one fold: its value)
+    std: float = NAN  # over folds
+    per_fold: Mapping[int, float] = field(default_factory=dict)
+    per_case: tuple[float, ...] = ()  # for box plots
+
+
+@dataclass
+class ModelRow:
+    label: str
+    trainer: str
+    configuration: str
+    scores: list[Score] = field(default_factory=list)
+    seconds_per_epoch: float = NAN
+    seconds_per_case: float = NAN
+    parameters: int = 0
+    peak_memory_mib: float = NAN
+    max_load: float = NAN  # highest 1-minute load average seen while its timings were taken
+    cores: int | None = None  # logical cores of the machine that took them
+    curves: dict[str, list[float]] = field(default_factory=dict)  # nnU-Net's logging: train_losses, val_losses, ...
+    baseline: bool = False
+    folds: tuple[int, ...] = ()
+    key: str = ""  # how paired differences name this model (default: its label)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.label
+
+    def score(self, split: str, metric: str, class_name: str) -> Score | None:
+        return next((s for s in self.scores if (s.split, s.metric, s.class_name) == (split, metric, class_name)),
+                    None)
+
+    def value(self, split: str, metric: str, class_name: str) -> float:
+        found = self.score(split, metric, class_name)
+        return NAN if found is None else found.mean
+
+    @property
+    def loaded(self) -> bool:
+        """Its timings were taken while the load exceeded the cores."""
+        return exceeds_cores(self.max_load, self.cores)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A model against a baseline on one split, metric and class, paired over the cases both have."""
+
+    variant: str
+    baseline: str
+    split: str
+    metric: str
+    class_name: str
+    n: int
+    mean: float  # variant minus baseline
+    ci_low: float
+    ci_high: float
+    p: float  # unadjusted (Wilcoxon signed-rank)
+    p_adjusted: float  # over the whole table (Holm)
+
+
+def splits_of(rows: list[ModelRow]) -> list[str]:
+    return list(dict.fromkeys(s.split for r in rows for s in r.scores))
+
+
+def metrics_of(rows: list[ModelRow]) -> list[str]:
+    """The metrics with at least one value (a metric nobody computed stays out of tables and figures)."""
+    return list(dict.fromkeys(s.metric for r in rows for s in r.scores if finite(s.mean)))
+
+
+def classes_of(rows: list[ModelRow], split: str | None = None, metric: str | None = None) -> list[str]:
+    return list(dict.fromkeys(s.class_name for r in rows for s in r.scores
+                              if split in (None, s.split) and metric in (None, s.metric)))
+
+
+def finite(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def reference_row(rows: list[ModelRow]) -> ModelRow | None:
+    """The baseline that time ratios are taken against: the first 2d baseline, else the first baseline."""
+    baselines = [r for r in rows if r.baseline]
+    return next((r for r in baselines if r.configuration == "2d"), baselines[0] if baselines else None)

@@ -1,0 +1,139 @@
+"""Markdown and CSV tables of model rows and paired differences, for any metrics and splits passed in."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from nnunet_25d.report.metrics import Metric
+from nnunet_25d.report.rows import Difference, ModelRow, Score, classes_of, finite, reference_row, splits_of
+
+
+def render_markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if finite(value) else "n/a"
+
+
+def p_value(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def model_name(row: ModelRow) -> str:
+    return row.label + (" (baseline)" if row.baseline else "")
+
+
+def _score_cell(row: ModelRow, split: str, metric: Metric, class_name: str) -> str:
+    score = row.score(split, metric.key, class_name)
+    if score is None or not finite(score.mean):
+        return "n/a"
+    spread = f" ± {metric.format(score.std)}" if finite(score.std) and len(score.per_fold) > 1 else ""
+    return metric.format(score.mean) + spread
+
+
+def scores_table(rows: list[ModelRow], split: str, metrics: list[Metric]) -> str:
+    """One row per model; a column per metric x class of ``split`` (mean ± std over folds where several)."""
+    columns = [(m, c) for m in metrics for c in classes_of(rows, split, m.key)]
+    header = ["model", "trainer", "configuration", "folds"] + [f"{m.label} {c}" for m, c in columns]
+    body = [[model_name(r), f"`{r.trainer}`", r.configuration, ",".join(map(str, r.folds))]
+            + [_score_cell(r, split, m, c) for m, c in columns] for r in rows]
+    return render_markdown(header, body)
+
+
+def ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if finite(value) and finite(reference) and reference > 0 else "n/a"
+
+
+def load_cell(row: ModelRow) -> str:
+    if not finite(row.max_load):
+        return "not recorded"
+    cores = f" / {row.cores} cores" if row.cores else ""
+    return f"{row.max_load:.1f}{cores}" + (" ⚠ load > cores" if row.loaded else "")
+
+
+def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
+    """Time per epoch and per case (and ratios to the reference baseline), size, memory, and the load the
+    timings were taken under."""
+    reference = reference_row(rows)
+    with_memory = any(finite(r.peak_memory_mib) for r in rows)
+    header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else [])
+    if reference is not None:
+        header += [f"epoch time vs {reference.label}", f"case time vs {reference.label}"]
+    header.append("max 1-min load during the runs")
+    body = []
+    for r in rows:
+        line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
+                f"{r.parameters / 1e6:.2f}"] + ([number(r.peak_memory_mib, 0)] if with_memory else [])
+        if reference is not None:
+            line += [ratio(r.seconds_per_epoch, reference.seconds_per_epoch),
+                     ratio(r.seconds_per_case, reference.seconds_per_case)]
+        body.append(line + [load_cell(r)])
+    return render_markdown(header, body)
+
+
+def _difference(d: Difference, metric: Metric) -> str:
+    if d.n == 0 or not finite(d.mean):
+        return "n/a"
+    interval = "" if not finite(d.ci_low) else f" [{metric.format(d.ci_low, True)}, {metric.format(d.ci_high, True)}]"
+    return metric.format(d.mean, True) + interval
+
+
+def differences_table(differences: list[Difference], metric: Metric) -> str:
+    """One row per (class, variant, baseline): n, mean paired difference with its 95 % CI, Wilcoxon and Holm p."""
+    header = ["class", "variant", "baseline", "n", f"Δ {metric.label} [95% CI]", "Wilcoxon p", "Holm p"]
+    body = [[d.class_name, d.variant, d.baseline, str(d.n), _difference(d, metric), p_value(d.p),
+             p_value(d.p_adjusted)] for d in differences]
+    return render_markdown(header, body)
+
+
+def _csv_number(value: float | None, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if finite(value) else ""
+
+
+SCORE_KEYS = ["label", "trainer", "configuration", "split", "fold", "class"]
+COST_KEYS = ["seconds_per_epoch", "seconds_per_case", "parameters", "peak_memory_mib", "max_load_1min", "cores",
+             "load_exceeds_cores"]
+
+
+def _folds(row: ModelRow, split: str) -> list[int | str]:
+    folds = dict.fromkeys(f for s in row.scores if s.split == split for f in s.per_fold)
+    return list(folds) or [""]
+
+
+def _metric_values(score: Score | None, fold: int | str) -> list[str]:
+    """In the fold (the mean where there are no per-fold values), mean and std over folds."""
+    if score is None:
+        return ["", "", ""]
+    return [_csv_number(score.per_fold.get(fold, score.mean)), _csv_number(score.mean), _csv_number(score.std)]
+
+
+def write_scores_csv(rows: list[ModelRow], metrics: list[Metric], path: Path) -> None:
+    """One row per model x split x fold x class: per metric its value in the fold and mean/std over folds, then
+    the model's costs and load (ready for pandas)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(SCORE_KEYS + [f"{m.key}{suffix}" for m in metrics
+                                      for suffix in ("", "_mean_over_folds", "_std_over_folds")] + COST_KEYS)
+        for r in rows:
+            costs = [_csv_number(r.seconds_per_epoch, 3), _csv_number(r.seconds_per_case, 3), r.parameters,
+                     _csv_number(r.peak_memory_mib, 0), _csv_number(r.max_load, 2), r.cores or "", int(r.loaded)]
+            for split in splits_of([r]):
+                for fold in _folds(r, split):
+                    for name in classes_of([r], split):
+                        values = [v for m in metrics for v in _metric_values(r.score(split, m.key, name), fold)]
+                        writer.writerow([r.label, r.trainer, r.configuration, split, fold, name] + values + costs)
+
+
+def write_differences_csv(differences: list[Difference], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "baseline", "split", "metric", "class", "n_pairs", "mean_difference",
+                         "ci95_low", "ci95_high", "wilcoxon_p", "holm_p"])
+        for d in differences:
+            writer.writerow([d.variant, d.baseline, d.split, d.metric, d.class_name, d.n,
+                             *(f"{v:.6g}" for v in (d.mean, d.ci_low, d.ci_high, d.p, d.p_adjusted))])
