@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -36,11 +37,15 @@ def _installed(package: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def cpu_model() -> str:
-    """The CPU's brand string, from py-cpuinfo (Linux, macOS and Windows alike)."""
+    """The CPU's brand string, from py-cpuinfo (Linux, macOS and Windows alike); the platform's processor name if
+    py-cpuinfo cannot read it (a record must not fail a finished training)."""
     import cpuinfo
 
-    info = cpuinfo.get_cpu_info()
-    return info.get("brand_raw") or info.get("arch_string_raw") or "unknown CPU"
+    try:
+        info = cpuinfo.get_cpu_info()
+    except Exception:  # py-cpuinfo probes the OS in many ways; any of them may fail in a sandbox
+        info = {}
+    return info.get("brand_raw") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def this_machine(cuda: bool = False) -> Machine:
