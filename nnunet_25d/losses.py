@@ -1,10 +1,16 @@
-"""Hardness-weighted Dice (Wang et al., MICCAI 2019): voxels the network gets wrong count more."""
+"""The losses of Wang et al. (MICCAI 2019): hardness-weighted Dice (voxels the network gets wrong count more) and
+attention supervision (every spatial-attention map is pulled towards the downsampled foreground)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from torch import nn
+
+from nnunet_25d.architectures.aniso_unet import AttentionOutput
 
 
 class HardnessWeightedDiceLoss(MemoryEfficientSoftDiceLoss):
@@ -34,3 +40,86 @@ class HardnessWeightedDiceLoss(MemoryEfficientSoftDiceLoss):
             if loss_mask is not None:
                 weight = weight * loss_mask
         return super().forward(probs, y, loss_mask=weight)
+
+
+def foreground_and_labelled(target: torch.Tensor, ignore_label: int | None = None,
+                            has_regions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(foreground, labelled) as float (N, 1, *spatial) maps from nnU-Net's full-resolution target.
+
+    Foreground: any label but background (label maps) or any region (region targets, whose last channel is the
+    ignore mask when there is an ignore label). Labelled: voxels not carrying the ignore label (None without one).
+    """
+    if has_regions:
+        regions = target[:, :-1] if ignore_label is not None else target
+        labelled = 1 - target[:, -1:].float() if ignore_label is not None else None
+        return (regions > 0).any(1, keepdim=True).float(), labelled
+    labelled = (target != ignore_label) if ignore_label is not None else None
+    foreground = target > 0 if labelled is None else (target > 0) & labelled
+    return foreground.float(), None if labelled is None else labelled.float()
+
+
+def max_pool_to(volume: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
+    """``volume`` (N, C, *spatial) max-pooled in blocks down to ``spatial_shape``: a block is 1 if any voxel is
+    (as the group's VS_Seg code downsamples the ground truth; a small structure never vanishes at coarse levels)."""
+    full, small = volume.shape[2:], tuple(spatial_shape)
+    if any(f % s for f, s in zip(full, small)):
+        raise ValueError(f"attention map of spatial shape {small} does not tile the target's {tuple(full)}: the "
+                         f"patch size must be divisible by the network's total stride along every axis")
+    block = [f // s for f, s in zip(full, small)]
+    pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(block)]
+    return pool(volume, kernel_size=block, stride=block)
+
+
+class AttentionDiceLoss(nn.Module):
+    """Mean over attention maps of ``1 - Dice(map, foreground max-pooled to the map's grid)`` (Wang et al.: every
+    attention map supervised by the downsampled ground truth, equal weights as in VS_Seg).
+
+    The Dice is nnU-Net's soft Dice (:class:`MemoryEfficientSoftDiceLoss` on the single-channel map, so
+    ``batch_dice``, ``smooth`` and DDP gathering behave as in nnU-Net's own Dice term). With an ignore label, only
+    blocks without ignored voxels count.
+    """
+
+    def __init__(self, batch_dice: bool = False, smooth: float = 1e-5, ddp: bool = False,
+                 ignore_label: int | None = None, has_regions: bool = False):
+        super().__init__()
+        self.dice = MemoryEfficientSoftDiceLoss(apply_nonlin=None, batch_dice=batch_dice, do_bg=True,
+                                                smooth=smooth, ddp=ddp)
+        self.ignore_label, self.has_regions = ignore_label, has_regions
+
+    def forward(self, attention_maps: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            foreground, labelled = foreground_and_labelled(target, self.ignore_label, self.has_regions)
+        losses = []
+        for attention in attention_maps:
+            grid = attention.shape[2:]
+            with torch.no_grad():
+                block_foreground = max_pool_to(foreground, grid)
+                # a block counts only if all its voxels are labelled: min-pool = -max-pool(-x)
+                block_labelled = None if labelled is None else -max_pool_to(-labelled, grid)
+            losses.append(1 + self.dice(attention, block_foreground, loss_mask=block_labelled))
+        return torch.stack(losses).mean()
+
+
+class AttentionSupervisedLoss(DeepSupervisionWrapper):
+    """nnU-Net's deep-supervised segmentation loss plus ``attention_weight`` x ``attention_loss`` on the attention
+    maps of an :class:`AttentionOutput` (the paper's total loss with weight 1, as in VS_Seg).
+
+    A :class:`DeepSupervisionWrapper`, so code that reaches nnU-Net's compound loss through ``.loss`` keeps
+    working. ``weight_factors=None``: the network has no deep supervision (one output, one target). Outputs
+    without attention maps (eval mode: nnU-Net's validation loss) get the segmentation loss only.
+    """
+
+    def __init__(self, loss: nn.Module, weight_factors: Sequence[float] | None, attention_loss: nn.Module,
+                 attention_weight: float = 1.0):
+        super().__init__(loss, (1.0,) if weight_factors is None else weight_factors)
+        self.deep_supervision = weight_factors is not None
+        self.attention_loss, self.attention_weight = attention_loss, attention_weight
+
+    def forward(self, output, target) -> torch.Tensor:
+        segmentation, maps = output if isinstance(output, AttentionOutput) else (output, None)
+        if not self.deep_supervision:
+            segmentation, target = [segmentation], [target]
+        loss = super().forward(segmentation, target)
+        if maps is not None and self.attention_weight != 0:
+            loss = loss + self.attention_weight * self.attention_loss(maps, target[0])
+        return loss

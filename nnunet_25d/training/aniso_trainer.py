@@ -1,4 +1,4 @@
-"""nnUNetTrainer25DAniso: 2D stages first, 3D after (Wang et al., MICCAI 2019), with spatial attention."""
+"""nnUNetTrainer25DAniso: 2D stages first, 3D after (Wang et al., MICCAI 2019), with supervised spatial attention."""
 from __future__ import annotations
 
 import torch
@@ -6,9 +6,9 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_25d.augmentation import configure_in_plane_augmentation
-from nnunet_25d.anisotropy import anisotropic_topology
+from nnunet_25d.anisotropy import PAPER_SWITCH_RATIO, anisotropic_topology
 from nnunet_25d.configuration import SLAB_KEY, resolved_source, store_derived
-from nnunet_25d.losses import HardnessWeightedDiceLoss
+from nnunet_25d.losses import AttentionDiceLoss, AttentionSupervisedLoss, HardnessWeightedDiceLoss
 from nnunet_25d.slab import slab_batch
 from nnunet_25d.training.slab_trainer import require_preprocessed_data
 
@@ -16,14 +16,19 @@ ANISO_NETWORK = "nnunet_25d.architectures.aniso_unet.AnisoUNet"
 THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice slab model's
 
 
-def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, max_features: int = 320) -> dict:
-    """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing.
+def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, attention_supervision: bool = True,
+                       switch_ratio: float = PAPER_SWITCH_RATIO, max_features: int = 320) -> dict:
+    """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing
+    (``switch_ratio``: see :func:`anisotropic_topology`; the paper's rule by default).
 
     From ``3d_fullres`` (or any 3D configuration) the patch, batch and data stay nnU-Net's. From ``2d`` the patch
     becomes a thin 3D slab of the 2d plan's in-plane size on the 2d plan's data (slice spacing: the dataset's
-    median), so the model costs about what nnU-Net's 2d costs per step.
+    median), so the model costs about what nnU-Net's 2d costs per step. ``attention_supervision`` makes the network
+    hand its attention maps to the training loss (nothing changes at inference).
     """
-    marker = {"network": ANISO_NETWORK, "attention": attention}
+    supervised = attention and attention_supervision
+    marker = {"network": ANISO_NETWORK, "attention": attention, "attention_supervision": supervised,
+              "switch_ratio": switch_ratio}
     derived, source = resolved_source(plans, configuration, marker)
     if source is None:
         return derived
@@ -37,7 +42,8 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
         marker["thin_slab"] = True
     else:
         spacing = source["spacing"]
-    topology = anisotropic_topology(spacing, source["patch_size"], max_stages=len(kwargs_2d_or_3d["strides"]))
+    topology = anisotropic_topology(spacing, source["patch_size"], max_stages=len(kwargs_2d_or_3d["strides"]),
+                                    switch_ratio=switch_ratio)
     n = len(topology.kernel_sizes)
     base = kwargs_2d_or_3d["features_per_stage"][0]
     source["architecture"] = {
@@ -58,6 +64,7 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
             "nonlin": "torch.nn.LeakyReLU",
             "nonlin_kwargs": {"inplace": True},
             "attention": attention,
+            "return_attention_maps": supervised,
         },
         "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
     }
@@ -65,19 +72,40 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
 
 
 class nnUNetTrainer25DAniso(nnUNetTrainer):
-    """Anisotropy-aware U-Net: in-plane stages until the spacings match, 3D stages after, attention in the decoder.
+    """Anisotropy-aware U-Net: in-plane stages until the in-plane spacing reaches the slice spacing, 3D stages
+    after, spatial attention at the bottleneck and after every decoder stage, each attention map supervised by a
+    Dice loss against the downsampled foreground (added to nnU-Net's deep-supervised Dice + CE).
 
     Trains on ``3d_fullres`` (nnU-Net's patch and data) or on ``2d`` (a thin slab of the 2d plan's data, in-plane
     augmentation as nnUNetTrainer25D).
     """
 
     attention: bool = True
+    attention_supervision: bool = True
+    attention_loss_weight: float = 1.0  # VS_Seg adds the mean attention Dice loss to the segmentation loss as is
+    switch_ratio: float = PAPER_SWITCH_RATIO
     default_configuration: str = "3d_fullres"
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        plans = derive_aniso_plans(plans, configuration, attention=self.attention)
+        plans = derive_aniso_plans(plans, configuration, attention=self.attention,
+                                   attention_supervision=self.attention_supervision, switch_ratio=self.switch_ratio)
         super().__init__(plans, configuration, fold, dataset_json, device)
+
+    @property
+    def supervises_attention(self) -> bool:
+        return self.attention and self.attention_supervision
+
+    def _build_loss(self):
+        loss = super()._build_loss()
+        if not self.supervises_attention:
+            return loss
+        attention_loss = AttentionDiceLoss(batch_dice=self.configuration_manager.batch_dice, smooth=1e-5,
+                                           ddp=self.is_ddp, ignore_label=self.label_manager.ignore_label,
+                                           has_regions=self.label_manager.has_regions)
+        if isinstance(loss, DeepSupervisionWrapper):
+            return AttentionSupervisedLoss(loss.loss, loss.weight_factors, attention_loss, self.attention_loss_weight)
+        return AttentionSupervisedLoss(loss, None, attention_loss, self.attention_loss_weight)
 
     def initialize(self) -> None:
         require_preprocessed_data(self)
@@ -94,11 +122,21 @@ class nnUNetTrainer25DAniso(nnUNetTrainer):
 
 
 class nnUNetTrainer25DAniso_NoAttention(nnUNetTrainer25DAniso):
+    """Ablation: no attention blocks (and so no attention loss)."""
+
     attention = False
 
 
+class nnUNetTrainer25DAniso_NoAttentionLoss(nnUNetTrainer25DAniso):
+    """Ablation: the attention blocks without their supervision (the attention maps learn from the segmentation
+    loss alone)."""
+
+    attention_supervision = False
+
+
 class nnUNetTrainer25DAniso_HardnessDice(nnUNetTrainer25DAniso):
-    """Dice term replaced by :class:`HardnessWeightedDiceLoss` (CE and deep supervision as in nnU-Net)."""
+    """Dice term replaced by :class:`HardnessWeightedDiceLoss` (CE, deep and attention supervision as in
+    nnUNetTrainer25DAniso): the paper's full method."""
 
     hardness: float = 0.6
 

@@ -14,6 +14,7 @@ from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso,
     nnUNetTrainer25DAniso_HardnessDice,
     nnUNetTrainer25DAniso_NoAttention,
+    nnUNetTrainer25DAniso_NoAttentionLoss,
 )
 from nnunet_25d.training.fusion_trainer import nnUNetTrainer25DFusion
 from nnunet_25d.training.morph_mlp_trainer import (
@@ -37,7 +38,8 @@ from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTraine
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
-ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_HardnessDice)
+ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
+                  nnUNetTrainer25DAniso_HardnessDice)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 
 
