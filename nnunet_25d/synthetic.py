@@ -108,9 +108,10 @@ def write_dataset(
     spec: SyntheticSpec = SyntheticSpec(),
     seed: int = 0,
 ) -> Path:
-    """Write ``DatasetXXX_name`` (imagesTr/labelsTr/imagesTs/labelsTs, dataset.json) and return its folder."""
+    """Write ``DatasetXXX_name`` (imagesTr/labelsTr, dataset.json, and with ``n_test`` > 0 a labelled test set in
+    imagesTs/labelsTs, which ``nnunet25d benchmark`` scores) and return its folder."""
     folder = Path(raw_root) / f"Dataset{dataset_id:03d}_{name}"
-    for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+    for sub in ("imagesTr", "labelsTr") + (("imagesTs", "labelsTs") if n_test > 0 else ()):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for index in range(n_train + n_test):

@@ -1,5 +1,6 @@
 """`nnunet25d benchmark` end to end on tiny data: plans, trains two variants x two folds with nnUNetv2_train,
-survives being killed, and reports from nnU-Net's own summary.json files."""
+survives being killed, predicts the test set with each variant's fold ensemble, and reports from nnU-Net's own
+summary.json files and the surface metrics of the label images."""
 import csv
 import json
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from conftest import TINY_SPEC
 from scipy.stats import wilcoxon
 
@@ -34,7 +36,7 @@ def finished(folder: Path) -> bool:
 @pytest.fixture(scope="module")
 def benchmark_run(nnunet) -> dict:
     """Start the benchmark on an unplanned dataset, kill it after its first finished run, run it again."""
-    write_dataset(nnunet.raw, DATASET_ID, n_train=6, n_test=0, spec=TINY_SPEC, seed=5)
+    write_dataset(nnunet.raw, DATASET_ID, n_train=6, n_test=2, spec=TINY_SPEC, seed=5)
     env = dict(nnunet.env, nnUNet_n_proc_DA="0")  # a CPU user's setting; the benchmark must not plan with it
     first = subprocess.Popen(["nnunet25d", "benchmark", *MATRIX, "--no-find-best"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -67,6 +69,29 @@ def test_rerun_after_kill_trains_only_what_is_missing(nnunet, benchmark_run):
             assert finished(folder)
             resources = json.loads((folder / "benchmark_resources.json").read_text())
             assert resources["peak_host_memory_mib"] > 100
+
+
+def test_the_test_set_is_predicted_by_each_fold_ensemble_and_scored(nnunet, benchmark_run):
+    for trainer in TRAINERS:  # nnUNetv2_predict with both folds, through the benchmark's runner
+        assert f"-tr {trainer} -p nnUNetPlans -f 0 1 -device cpu" in benchmark_run["stdout"]
+    out = nnunet.results / DATASET / "nnunet25d_benchmark"
+    rows = [r for r in csv.DictReader(open(out / "cases.csv")) if r["split"] == "test"]
+    assert {(r["variant"], r["fold"], r["case"], r["class"]) for r in rows} == {
+        (v, "-1", c, n) for v in ("nnUNetTrainer:2d", "nnUNetTrainer25D:2d") for c in ("case_006", "case_007")
+        for n in ("tube", "nodule")}
+    for row in rows:
+        labels = sitk.ReadImage(str(nnunet.raw / DATASET / "labelsTs" / f"{row['case']}.nii.gz"))
+        diagonal = float(np.linalg.norm(np.multiply(labels.GetSize(), labels.GetSpacing())))
+        n_ref, n_pred, hd95, nsd = int(row["n_ref"]), int(row["n_pred"]), float(row["hd95"]), float(row["nsd"])
+        assert n_ref > 0  # every synthetic case has tubes and nodules
+        assert float(row["nsd_tolerance_mm"]) == 1.0  # the default
+        if n_pred == 0:  # missed entirely: the worst distance, no surface within tolerance
+            assert (hd95, nsd) == (pytest.approx(diagonal, rel=1e-6), 0.0)
+        else:
+            assert 0 <= hd95 < diagonal and 0 <= nsd <= 1
+    comparisons = [r for r in csv.DictReader(open(out / "comparisons.csv")) if r["split"] == "test"]
+    assert {(r["metric"], r["class"], r["n_pairs"]) for r in comparisons} == {
+        (m, n, "2") for m in ("dice", "hd95", "nsd") for n in ("tube", "nodule")}
 
 
 def _summary(nnunet, trainer: str, fold: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:

@@ -1,4 +1,5 @@
-"""Which folds count as done, which resume, and that find_best leaves the user's files alone."""
+"""Which folds count as done, which resume, which test-set predictions are redone, continued or skipped, and that
+find_best leaves the user's files alone."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmark_tree import LABELS, fake_checkpoint, job, present, write_fold, write_splits
+from benchmark_tree import (LABELS, ensemble, fake_checkpoint, job, make_test_set, present, write_fold, write_splits,
+                            write_test_prediction)
 
 from nnunet_25d.benchmark import find_best
 from nnunet_25d.benchmark.find_best import users_files_kept
+from nnunet_25d.benchmark.testset import EnsemblePrediction, find_test_set, predict_test_sets
+from nnunet_25d.runner import NNUNetRunner
 
 VAL = ["c0", "c1", "c2"]
 
@@ -158,3 +162,91 @@ def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
         (results / "inference_information.json").write_text("new")
     assert (results / "inference_information.json").read_text() == "users"
     assert (out / "inference_information.json").read_text() == "new"
+
+
+TEST_CASES = ["t0", "t1", "t2"]
+
+
+@pytest.fixture
+def prediction(tmp_path: Path) -> EnsemblePrediction:
+    """Folds 0 and 1 of a trained model and the (not yet written) prediction of their ensemble."""
+    folds = [job(tmp_path, "nnUNetTrainer", "2d", fold) for fold in (0, 1)]
+    for fold_job in folds:
+        write_fold(fold_job, {f"c{fold_job.fold}": {"organ": present(0.8)}})
+        _age(fold_job.fold_folder / "checkpoint_final.pth", 3600)
+    return ensemble(folds, make_test_set(tmp_path, TEST_CASES), tmp_path / "report")
+
+
+def _predicted(prediction: EnsemblePrediction, cases: list[str] = TEST_CASES) -> None:
+    write_test_prediction(prediction, {case: {"organ": present(0.9)} for case in cases})
+
+
+class RecordingRunner(NNUNetRunner):
+    """Records the commands the benchmark would start (the decision is what is tested, not nnU-Net)."""
+
+    def __init__(self, log_dir: Path):
+        super().__init__(log_dir)
+        self.commands: list[list[str]] = []
+
+    def run(self, args: list[str], log_name: str, training: bool = False, total_epochs: int | None = None) -> float:
+        self.commands.append(args)
+        return 0.0
+
+
+def test_a_complete_evaluated_test_prediction_is_skipped(prediction, tmp_path):
+    _predicted(prediction)
+    assert prediction.mode == "done" and prediction.evaluated
+    runner = RecordingRunner(tmp_path / "logs")
+    assert predict_test_sets(runner, [prediction], "cpu") == [] and runner.commands == []
+
+
+def test_a_partial_test_prediction_continues_and_is_then_evaluated(prediction, tmp_path):
+    _predicted(prediction, TEST_CASES[:1])  # killed after the first case
+    assert prediction.mode == "continue" and not prediction.evaluated
+    runner = RecordingRunner(tmp_path / "logs")
+    predict_test_sets(runner, [prediction], "cpu")
+    predict, evaluate = runner.commands
+    assert predict[:3] == ["nnUNetv2_predict", "-i", str(prediction.test_set.images)]
+    assert predict[predict.index("-f") + 1:predict.index("-device")] == ["0", "1"]  # the ensemble of the folds
+    assert predict[-1] == "--continue_prediction"
+    assert evaluate[:3] == ["nnUNetv2_evaluate_folder", str(prediction.test_set.labels), str(prediction.folder)]
+
+
+def test_a_prediction_older_than_a_retrained_fold_is_redone(prediction):
+    _predicted(prediction)
+    fake_checkpoint(prediction.model_folder / "fold_1" / "checkpoint_final.pth")  # fold 1 trained again
+    _age(prediction.model_folder / "fold_1" / "checkpoint_final.pth", -60)
+    assert prediction.mode == "predict" and not prediction.evaluated
+    assert "--continue_prediction" not in prediction.predict_args("cpu")
+
+
+def test_a_prediction_by_other_folds_is_redone(prediction):
+    _predicted(prediction)
+    (prediction.folder / "benchmark_prediction.json").write_text(json.dumps({"folds": [0]}))
+    assert prediction.mode == "predict"
+    (prediction.folder / "benchmark_prediction.json").unlink()  # not made by the benchmark: which folds is unknown
+    assert prediction.mode == "predict"
+
+
+def test_a_summary_older_than_a_prediction_is_evaluated_again(prediction, tmp_path):
+    _predicted(prediction)
+    _age(prediction.summary_file, 60)
+    assert prediction.mode == "done" and not prediction.evaluated
+    runner = RecordingRunner(tmp_path / "logs")
+    predict_test_sets(runner, [prediction], "cpu")
+    assert [c[0] for c in runner.commands] == ["nnUNetv2_evaluate_folder"]
+
+
+def test_the_test_set_needs_the_same_cases_in_images_and_labels(tmp_path):
+    raw = tmp_path / "raw" / "Dataset999_Toy"
+    dataset_json = {"file_ending": ".nii.gz"}
+    assert find_test_set(raw, dataset_json) == (None, "Dataset999_Toy has no imagesTs and labelsTs")
+    for folder, names in (("imagesTs", ["a_0000", "a_0001", "b_0000"]), ("labelsTs", ["a"])):
+        (raw / folder).mkdir(parents=True)
+        for name in names:
+            (raw / folder / f"{name}.nii.gz").write_bytes(b"")
+    test_set, problem = find_test_set(raw, dataset_json)
+    assert test_set is None and problem.startswith("1 test images without labels (e.g. b)")
+    (raw / "labelsTs" / "b.nii.gz").write_bytes(b"")
+    test_set, _ = find_test_set(raw, dataset_json)
+    assert test_set.cases == ("a", "b") and test_set.images == raw / "imagesTs"

@@ -1,5 +1,6 @@
 """The benchmark's comparisons on hand-built results trees: no baseline picked after looking, false positives on
-empty cases counted, n / CI / Holm reported, everything computed from the per-case CSV."""
+empty cases counted (in Dice, HD95 and NSD alike), n / CI / Holm reported per split, the test set's ensemble
+predictions beside cross-validation, everything computed from the per-case CSV."""
 from __future__ import annotations
 
 import csv
@@ -8,17 +9,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmark_tree import ABSENT, FALSE_POSITIVE, job, present, write_fold, write_splits
+from benchmark_tree import (ABSENT, FALSE_POSITIVE, SHAPE, SPACING, ensemble, gt_folder, job, make_test_set, present,
+                            write_fold, write_splits, write_test_prediction)
 from scipy.stats import bootstrap, wilcoxon
 from statsmodels.stats.multitest import multipletests
 
-from nnunet_25d.benchmark.collect import read_cases_csv
+from nnunet_25d.benchmark.collect import Scoring, read_cases_csv
 from nnunet_25d.benchmark.command import summarise
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.statistics import CaseScore, Comparison, bootstrap_ci, compare, holm, paired_scores
+from nnunet_25d.benchmark.surface import image_diagonal_mm
 
 FOLDS = [[f"c{i:02d}" for i in range(6)], [f"c{i:02d}" for i in range(6, 12)]]
-LESION_CASES = FOLDS[0]  # fold 1's six cases have no lesion
+TEST_CASES = [f"t{i:02d}" for i in range(8)]
+LESION_CASES = FOLDS[0] + TEST_CASES[:4]  # fold 1's six cases and half the test cases have no lesion
+DIAGONAL = image_diagonal_mm(SHAPE, SPACING)  # the HD95 of a class painted into an empty case
 BASELINES = ["nnUNetTrainer:2d", "nnUNetTrainer:3d_fullres"]
 # per model: (organ Dice, lesion Dice where there is a lesion, lesion outcome on a lesion-free case)
 MODELS = {
@@ -29,25 +34,39 @@ MODELS = {
 }
 
 
-def _cases(organ: float, lesion: float, on_empty: tuple, fold: int) -> dict:
-    return {case: {"organ": present(organ + 0.003 * i),
-                   "lesion": present(lesion + 0.004 * i) if case in LESION_CASES else on_empty}
-            for i, case in enumerate(FOLDS[fold])}
+def _cases(organ: float, lesion: float, on_empty: tuple, fold: int | None) -> dict:
+    """A fold's validation cases, or with ``fold=None`` the test cases (a little better: an ensemble)."""
+    cases, bonus = (FOLDS[fold], 0.0) if fold is not None else (TEST_CASES, 0.01)
+    return {case: {"organ": present(organ + bonus + 0.003 * i),
+                   "lesion": present(lesion + bonus + 0.004 * i) if case in LESION_CASES else on_empty}
+            for i, case in enumerate(cases)}
+
+
+def _key(c: Comparison) -> tuple:
+    return c.split, c.metric, c.variant, c.baseline, c.class_name
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp_path = tmp_path_factory.mktemp("tree")
     splits = write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", FOLDS)
-    jobs = []
+    test_set, out = make_test_set(tmp_path, TEST_CASES), tmp_path / "report"
+    jobs, predictions = [], []
     for (trainer, configuration), outcomes in MODELS.items():
         for fold in (0, 1):
             jobs.append(job(tmp_path, trainer, configuration, fold, splits))
             write_fold(jobs[-1], _cases(*outcomes, fold))
+        predictions.append(ensemble(jobs[-2:], test_set, out))
+        write_test_prediction(predictions[-1], _cases(*outcomes, None))
     variants = list(dict.fromkeys(j.variant for j in jobs))
-    summaries, comparisons = summarise(jobs, variants, BASELINES, tmp_path / "report")
-    return {"jobs": jobs, "summaries": {s.variant.key: s for s in summaries}, "out": tmp_path / "report",
-            "comparisons": {(c.variant, c.baseline, c.class_name): c for c in comparisons}}
+    summaries, comparisons = summarise(jobs, variants, BASELINES, out, Scoring(gt_folder(jobs[0]), (2.0,)),
+                                       predictions)
+    return {"jobs": jobs, "summaries": {s.variant.key: s for s in summaries}, "out": out,
+            "table": comparisons, "comparisons": {_key(c): c for c in comparisons}}
+
+
+def _dice(comparisons: dict, variant: str, baseline: str, class_name: str, split: str = "cv") -> Comparison:
+    return comparisons[(split, "dice", variant, baseline, class_name)]
 
 
 def test_the_old_best_baseline_pick_hid_a_loss_that_the_full_table_shows(tree):
@@ -55,12 +74,14 @@ def test_the_old_best_baseline_pick_hid_a_loss_that_the_full_table_shows(tree):
     foreground = {key: np.mean([summaries[key].dice[n][0] for n in ("organ", "lesion")]) for key in BASELINES}
     assert max(foreground, key=foreground.get) == "nnUNetTrainer:3d_fullres"  # the old rule's pick
     comparisons = tree["comparisons"]
-    versus_3d = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")]
-    versus_2d = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:2d", "lesion")]
+    versus_3d = _dice(comparisons, "nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")
+    versus_2d = _dice(comparisons, "nnUNetTrainer25D:2d", "nnUNetTrainer:2d", "lesion")
     assert versus_3d.mean_difference == pytest.approx(0.06) and versus_3d.ci_low > 0
     assert versus_2d.mean_difference == pytest.approx(-0.06) and versus_2d.ci_high < 0
-    # every non-baseline variant against every baseline, per class; baselines are not compared with each other
-    assert set(comparisons) == {(v, b, n) for v in ("nnUNetTrainer25D:2d", "nnUNetTrainer25DPainter:2d")
+    # every non-baseline variant against every baseline, per split, metric and class; baselines are not compared
+    # with each other
+    assert set(comparisons) == {(split, m, v, b, n) for split in ("cv", "test") for m in ("dice", "hd95", "nsd")
+                                for v in ("nnUNetTrainer25D:2d", "nnUNetTrainer25DPainter:2d")
                                 for b in BASELINES for n in ("organ", "lesion")}
 
 
@@ -75,8 +96,8 @@ def test_false_positives_on_empty_cases_count_as_failures(tree):
     baseline = summaries["nnUNetTrainer:3d_fullres"].scores("lesion")
     clean, painter = (summaries[k].scores("lesion") for k in ("nnUNetTrainer25D:2d", "nnUNetTrainer25DPainter:2d"))
     assert _old_rule(clean, baseline) == _old_rule(painter, baseline)  # the defect: the painting was invisible
-    clean_test = comparisons[("nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")]
-    painter_test = comparisons[("nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    clean_test = _dice(comparisons, "nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")
+    painter_test = _dice(comparisons, "nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")
     assert clean_test.n_pairs == 6  # the lesion-free cases: both correctly empty, left out
     assert painter_test.n_pairs == 12  # ... unless one side paints: it scores 0, the clean side 1
     assert painter_test.mean_difference == pytest.approx((6 * 0.06 - 6 * 1.0) / 12)
@@ -101,14 +122,18 @@ def test_only_cases_both_validated_are_paired(tmp_path):
     for j in jobs:
         write_fold(j, _cases(0.8, 0.7, ABSENT, j.fold))
     summaries, comparisons = summarise(jobs, list(dict.fromkeys(j.variant for j in jobs)), ["nnUNetTrainer:2d"],
-                                       tmp_path / "report")
-    assert {c.class_name: c.n_pairs for c in comparisons} == {"organ": 6, "lesion": 6}
+                                       tmp_path / "report", Scoring(gt_folder(jobs[0])))
+    assert {(c.metric, c.class_name): c.n_pairs for c in comparisons} == \
+        {(m, n): 6 for m in ("dice", "hd95", "nsd") for n in ("organ", "lesion")}
+    assert {c.split for c in comparisons} == {"cv"}  # no test predictions: no test rows
 
 
-def test_holm_over_the_whole_table_matches_statsmodels(tree):
-    table = list(tree["comparisons"].values())
-    expected = multipletests([c.p_value for c in table], method="holm")[1]
-    assert [c.p_holm for c in table] == pytest.approx(list(expected))
+def test_holm_over_the_whole_table_of_a_split_matches_statsmodels(tree):
+    for split in ("cv", "test"):  # the family: every metric, class, variant and baseline of one split
+        table = [c for c in tree["table"] if c.split == split]
+        assert len(table) == 3 * 2 * 2 * 2
+        expected = multipletests([c.p_value for c in table if not math.isnan(c.p_value)], method="holm")[1]
+        assert [c.p_holm for c in table if not math.isnan(c.p_value)] == pytest.approx(list(expected))
     # by hand: sorted p 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
     made = [Comparison("v", "b", "x", 6, 0.1, 0, 0.2, p) for p in (0.01, 0.04, 0.03, float("nan"))]
     assert [c.p_holm for c in holm(made)][:3] == pytest.approx([0.03, 0.06, 0.06])
@@ -137,12 +162,19 @@ def test_compare_with_no_pairs_or_no_differences_is_undefined_not_an_error():
 
 def test_cases_csv_holds_every_case_and_is_what_the_statistics_use(tree):
     rows = list(csv.DictReader(open(tree["out"] / "cases.csv")))
-    assert list(rows[0]) == ["variant", "fold", "case", "class", "dice", "n_ref", "n_pred"]
-    assert len(rows) == len(MODELS) * 12 * 2
-    painted = [r for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["case"] == "c07"
+    assert list(rows[0]) == ["variant", "split", "fold", "case", "class", "dice", "hd95", "nsd", "n_ref", "n_pred",
+                             "nsd_tolerance_mm"]
+    assert len(rows) == len(MODELS) * (12 + 8) * 2
+    painted = [r for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["case"] in ("c07", "t05")
                and r["class"] == "lesion"]
-    assert painted == [{"variant": "nnUNetTrainer25DPainter:2d", "fold": "1", "case": "c07", "class": "lesion",
-                        "dice": "0.0", "n_ref": "0", "n_pred": "40"}]
+    assert [float(r.pop("hd95")) for r in painted] == pytest.approx([DIAGONAL] * 2)  # spacing read as float32
+    assert painted == [{"variant": "nnUNetTrainer25DPainter:2d", "split": split, "fold": fold, "case": case,
+                        "class": "lesion", "dice": "0.0", "nsd": "0.0", "n_ref": "0", "n_pred": "40",
+                        "nsd_tolerance_mm": "2.0"}
+                       for split, fold, case in (("cv", "1", "c07"), ("test", "-1", "t05"))]
+    absent = [r for r in rows
+              if r["variant"] == "nnUNetTrainer25D:2d" and r["case"] == "c07" and r["class"] == "lesion"]
+    assert (absent[0]["dice"], absent[0]["hd95"], absent[0]["nsd"]) == ("", "", "")  # both empty: left out
     scores = read_cases_csv(tree["out"] / "cases.csv")
     ours = [repr(s) for s in scores if s.variant == "nnUNetTrainer25D:2d"]  # repr: NaN == NaN
     assert ours == [repr(s) for s in tree["summaries"]["nnUNetTrainer25D:2d"].cases]
@@ -153,10 +185,76 @@ def test_report_names_n_and_ci_of_every_comparison(tree):
     markdown = write_report(summaries, comparisons, BASELINES, tree["out"], "toy")
     assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetTrainer 3d_fullres (baseline)" in markdown
     for c in comparisons:
-        row = f"| {c.class_name} | {c.variant} | {c.baseline} | {c.n_pairs} | {c.mean_difference:+.3f} " \
-              f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}] |"
-        assert row in markdown
+        if c.metric == "dice":
+            row = f"| {c.class_name} | {c.variant} | {c.baseline} | {c.n_pairs} | {c.mean_difference:+.3f} " \
+                  f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}] |"
+            assert row in markdown
     rows = list(csv.DictReader(open(tree["out"] / "comparisons.csv")))
-    assert len(rows) == len(comparisons) == 8
+    assert len(rows) == len(comparisons) == 2 * 3 * 8
     assert {r["n_pairs"] for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["class"] == "lesion"} \
-        == {"12"}
+        == {"12", "8"}  # cross-validation, test set
+
+
+def test_surface_metrics_count_false_positives_on_empty_cases_like_dice(tree):
+    comparisons, summaries = tree["comparisons"], tree["summaries"]
+    baseline = summaries["nnUNetTrainer:3d_fullres"].scores("lesion")
+    painter = summaries["nnUNetTrainer25DPainter:2d"].scores("lesion")
+    for metric, painted, clean in (("hd95", DIAGONAL, 0.0), ("nsd", 0.0, 1.0)):
+        test = comparisons[("cv", metric, "nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+        assert test.n_pairs == 12
+        cases, ours, theirs = paired_scores(painter, baseline, metric)
+        empty = [i for i, case in enumerate(cases) if case not in LESION_CASES]
+        assert len(empty) == 6 and all(ours[i] == pytest.approx(painted) and theirs[i] == clean for i in empty)
+        on_lesions = [painter[c].value(metric) - baseline[c].value(metric) for c in LESION_CASES if c in painter]
+        assert test.mean_difference == pytest.approx((sum(on_lesions) + 6 * (painted - clean)) / 12)
+        clean_test = comparisons[("cv", metric, "nnUNetTrainer25D:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+        assert clean_test.n_pairs == 6
+    # the sign is variant minus baseline for every metric: painting is worse, a larger HD95 and a smaller NSD
+    hd95 = comparisons[("cv", "hd95", "nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    nsd = comparisons[("cv", "nsd", "nnUNetTrainer25DPainter:2d", "nnUNetTrainer:3d_fullres", "lesion")]
+    assert hd95.mean_difference > 0 and not hd95.higher_is_better
+    assert nsd.mean_difference < 0 and nsd.higher_is_better
+
+
+def test_surface_rule_on_a_single_case():
+    painted = CaseScore("v", 0, "c", "lesion", 0.0, 0, 12, hd95=21.7, nsd=0.0)
+    missed = CaseScore("v", 0, "c", "lesion", 0.0, 30, 0, hd95=21.7, nsd=float("nan"))
+    absent = CaseScore("v", 0, "c", "lesion", float("nan"), 0, 0)
+    assert (painted.value("hd95"), painted.value("nsd")) == (21.7, 0.0)
+    assert missed.value("nsd") == 0.0  # from the voxel counts, whatever was stored
+    assert all(math.isnan(absent.value(m)) for m in ("dice", "hd95", "nsd"))
+    # paired with a model that correctly left the class out: that one gets the perfect value
+    assert [list(a) for a in paired_scores({"c": absent}, {"c": painted}, "hd95")[1:]] == [[0.0], [21.7]]
+    assert [list(a) for a in paired_scores({"c": absent}, {"c": painted}, "nsd")[1:]] == [[1.0], [0.0]]
+
+
+def test_the_test_set_is_the_fold_ensemble_scored_like_cross_validation(tree):
+    summary = tree["summaries"]["nnUNetTrainer25D:2d"]
+    baseline = tree["summaries"]["nnUNetTrainer:2d"]
+    assert summary.splits == ["cv", "test"]
+    test_cases = [s for s in summary.cases if s.split == "test"]
+    assert {s.fold for s in test_cases} == {-1} and sorted({s.case for s in test_cases}) == TEST_CASES
+    organ = summary.scores("organ", "test")
+    assert summary.means[("test", "dice")]["organ"][0] == pytest.approx(np.mean([organ[c].dice for c in TEST_CASES]))
+    assert math.isnan(summary.means[("test", "dice")]["organ"][1])  # one model: no spread over folds
+    lesion = summary.means[("test", "hd95")]["lesion"][0]
+    assert lesion == pytest.approx(np.mean([summary.scores("lesion", "test")[c].hd95 for c in TEST_CASES[:4]]))
+    comparison = tree["comparisons"][("test", "dice", "nnUNetTrainer25D:2d", "nnUNetTrainer:2d", "organ")]
+    assert comparison.n_pairs == 8
+    assert comparison.mean_difference == pytest.approx(0.96 - 0.80)
+    ours, theirs = (np.array([s.scores("organ", "test")[c].dice for c in TEST_CASES]) for s in (summary, baseline))
+    assert comparison.p_value == pytest.approx(wilcoxon(ours, theirs).pvalue)
+
+
+def test_cross_validation_means_per_metric_are_over_folds(tree):
+    summary = tree["summaries"]["nnUNetTrainer25D:2d"]
+    rows = [r for r in csv.DictReader(open(tree["out"] / "cases.csv"))
+            if r["variant"] == "nnUNetTrainer25D:2d" and r["split"] == "cv" and r["class"] == "organ"]
+    fold_means = [np.mean([float(r["hd95"]) for r in rows if r["fold"] == str(fold)]) for fold in (0, 1)]
+    assert summary.fold_means("organ", "hd95") == {0: pytest.approx(fold_means[0]), 1: pytest.approx(fold_means[1])}
+    assert summary.means[("cv", "hd95")]["organ"] == (pytest.approx(np.mean(fold_means)),
+                                                       pytest.approx(np.std(fold_means, ddof=1)))
+    assert summary.dice == summary.means[("cv", "dice")]
+    lesion = summary.fold_means("lesion", "hd95")
+    assert lesion[0] > 0  # the hand-built lesions are 36 voxels off: a real surface distance
+    assert math.isnan(lesion[1])  # fold 1 has no lesion, and the model painted none

@@ -1,19 +1,22 @@
-"""Read a finished fold from nnU-Net's own files: validation ``summary.json``, checkpoint logging, training log;
-the per-case CSV that the benchmark's statistics are computed from."""
+"""Read a finished fold from nnU-Net's own files (validation ``summary.json``, checkpoint logging, training log)
+and a variant's test-set predictions; score the surfaces of both; write and read the per-case CSV that the
+benchmark's statistics are computed from."""
 from __future__ import annotations
 
 import csv
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
-from nnunet_25d.benchmark.statistics import CaseScore
+from nnunet_25d.benchmark.statistics import ENSEMBLE_FOLD, CaseScore
+from nnunet_25d.benchmark.surface import scorer_for
 from nnunet_25d.comparison import count_parameters, seconds_per_epoch, training_curves
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
@@ -80,10 +83,29 @@ def validation_seconds_per_case(fold_folder: Path) -> float:
     return float("nan")
 
 
-def collect_fold(job: Job) -> FoldResult:
+@dataclass(frozen=True)
+class Scoring:
+    """What the predictions are scored against beside nnU-Net's Dice: the references of the validation cases and
+    the NSD tolerance(s) in mm (``--nsd-tolerance``: one for all classes or one per class)."""
+
+    references: Path  # nnUNet_preprocessed/DatasetXXX/gt_segmentations, what nnU-Net's validation compared with
+    tolerances_mm: tuple[float, ...] | None = None  # None: surface.DEFAULT_TOLERANCE_MM
+
+
+def with_surfaces(cases: list[CaseScore], dataset_json: dict, predictions: Path, references: Path,
+                  tolerances_mm: Sequence[float] | None) -> list[CaseScore]:
+    """The cases with HD95 and NSD from the predicted and reference label images."""
+    scorer = scorer_for(dataset_json, tolerances_mm)
+    surfaces = scorer.score(list(dict.fromkeys(c.case for c in cases)), predictions, references)
+    return [replace(c, hd95=surfaces[c.case][c.class_name].hd95, nsd=surfaces[c.case][c.class_name].nsd,
+                    nsd_tolerance_mm=scorer.tolerances_mm[c.class_name]) for c in cases]
+
+
+def collect_fold(job: Job, scoring: Scoring) -> FoldResult:
     folder = job.fold_folder
-    names = class_names(json.loads((job.model_folder / "dataset.json").read_text()))
-    cases = read_summary(folder / "validation" / "summary.json", names, job.variant.key, job.fold)
+    dataset_json = json.loads((job.model_folder / "dataset.json").read_text())
+    cases = read_summary(folder / "validation" / "summary.json", class_names(dataset_json), job.variant.key, job.fold)
+    cases = with_surfaces(cases, dataset_json, folder / "validation", scoring.references, scoring.tolerances_mm)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     resources_file = folder / RESOURCES_FILE
     resources = json.loads(resources_file.read_text()) if resources_file.exists() else {}
@@ -98,21 +120,41 @@ def collect_fold(job: Job) -> FoldResult:
     )
 
 
-CASE_COLUMNS = ["variant", "fold", "case", "class", "dice", "n_ref", "n_pred"]
+def collect_test(variant_key: str, predictions: Path, references: Path, scoring: Scoring) -> list[CaseScore]:
+    """The test cases of one variant's fold ensemble: nnU-Net's Dice from ``summary.json`` that
+    ``nnUNetv2_evaluate_folder`` wrote into the prediction folder, surfaces against ``labelsTs``."""
+    dataset_json = json.loads((predictions / "dataset.json").read_text())
+    cases = [replace(c, split="test") for c in read_summary(predictions / "summary.json", class_names(dataset_json),
+                                                              variant_key, ENSEMBLE_FOLD)]
+    return with_surfaces(cases, dataset_json, predictions, references, scoring.tolerances_mm)
+
+
+CASE_COLUMNS = ["variant", "split", "fold", "case", "class", "dice", "hd95", "nsd", "n_ref", "n_pred",
+                "nsd_tolerance_mm"]
+
+
+def _number(value: float) -> str:
+    return "" if math.isnan(value) else repr(float(value))
+
+
+def _read_number(text: str) -> float:
+    return float(text) if text else float("nan")
 
 
 def write_cases_csv(scores: list[CaseScore], path: Path) -> None:
-    """One row per variant x fold x case x class: nnU-Net's Dice (empty where undefined) and the voxel counts."""
+    """One row per variant x split x fold x case x class: nnU-Net's Dice, HD95 (mm) and NSD (empty where undefined:
+    reference and prediction both empty), the voxel counts, the NSD tolerance (mm). Test rows have fold -1."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CASE_COLUMNS)
         for s in scores:
-            writer.writerow([s.variant, s.fold, s.case, s.class_name, "" if math.isnan(s.dice) else repr(s.dice),
-                             s.n_ref, s.n_pred])
+            writer.writerow([s.variant, s.split, s.fold, s.case, s.class_name, _number(s.dice), _number(s.hd95),
+                             _number(s.nsd), s.n_ref, s.n_pred, _number(s.nsd_tolerance_mm)])
 
 
 def read_cases_csv(path: Path) -> list[CaseScore]:
     with open(path, newline="") as f:
-        return [CaseScore(row["variant"], int(row["fold"]), row["case"], row["class"],
-                          float(row["dice"]) if row["dice"] else float("nan"), int(row["n_ref"]), int(row["n_pred"]))
+        return [CaseScore(row["variant"], int(row["fold"]), row["case"], row["class"], _read_number(row["dice"]),
+                          int(row["n_ref"]), int(row["n_pred"]), _read_number(row["hd95"]),
+                          _read_number(row["nsd"]), row["split"], _read_number(row["nsd_tolerance_mm"]))
                 for row in csv.DictReader(f)]

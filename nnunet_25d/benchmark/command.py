@@ -11,12 +11,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nnunet_25d.benchmark.collect import collect_fold, read_cases_csv, write_cases_csv
+from nnunet_25d.benchmark.collect import Scoring, collect_fold, collect_test, read_cases_csv, write_cases_csv
 from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.statistics import Comparison
 from nnunet_25d.benchmark.summary import VariantSummary, compare_all
+from nnunet_25d.benchmark.surface import dataset_labels, tolerances_per_class
+from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet, ensemble_predictions, find_test_set, \
+    predict_test_sets
 from nnunet_25d.benchmark.task import run_task
 from nnunet_25d.demo import parse_schedule
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
@@ -129,18 +132,52 @@ def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> li
     return list(dict.fromkeys(wanted))
 
 
-def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path
+def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path, scoring: Scoring,
+              test_predictions: list[EnsemblePrediction] | None = None
               ) -> tuple[list[VariantSummary], list[Comparison]]:
-    """Collect the finished folds, write their per-case scores to ``cases.csv`` and compute everything from it."""
-    folds = {variant: [collect_fold(job) for job in jobs if job.variant == variant and job.finished]
+    """Collect the finished folds and the evaluated test-set predictions, write their per-case scores to
+    ``cases.csv`` and compute everything from it."""
+    folds = {variant: [collect_fold(job, scoring) for job in jobs if job.variant == variant and job.finished]
              for variant in variants}
+    tests = [case for p in test_predictions or [] if p.evaluated
+             for case in collect_test(p.variant.key, p.folder, p.test_set.labels, scoring)]
     cases_file = out_dir / "cases.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_cases_csv([case for results in folds.values() for fold in results for case in fold.cases], cases_file)
+    write_cases_csv([case for results in folds.values() for fold in results for case in fold.cases] + tests,
+                    cases_file)
     cases = read_cases_csv(cases_file)
     summaries = [VariantSummary(variant, results, [c for c in cases if c.variant == variant.key])
                  for variant, results in folds.items() if results]
     return summaries, compare_all(summaries, baselines)
+
+
+def dataset_json_of(dataset: str, preprocessed: Path, raw: Path) -> dict:
+    for folder in (preprocessed / dataset, raw / dataset):
+        if (folder / "dataset.json").is_file():
+            return json.loads((folder / "dataset.json").read_text())
+    raise SystemExit(f"no dataset.json in {preprocessed / dataset} or {raw / dataset}: check the nnU-Net folders")
+
+
+def resolve_test_set(args: argparse.Namespace, raw_dataset: Path, dataset_json: dict) -> TestSet | None:
+    """``--test`` requires a usable imagesTs/labelsTs, ``--no-test`` skips it, the default uses it if there."""
+    if args.test is False:
+        return None
+    test_set, problem = find_test_set(raw_dataset, dataset_json)
+    if test_set is None and args.test:
+        raise SystemExit(f"--test: {problem}; fix the test folders or run with --no-test")
+    if test_set is None and (raw_dataset / "imagesTs").is_dir():
+        print(f"test set skipped: {problem}", flush=True)
+    return test_set
+
+
+def fold_ensembles(jobs: list[Job], test_set: TestSet | None, out_dir: Path, folds: list[int],
+                        plans: str) -> list[EnsemblePrediction]:
+    """The fold ensemble of every variant that finished all benchmarked folds."""
+    if test_set is None:
+        return []
+    complete = [v for v in dict.fromkeys(j.variant for j in jobs) if all(j.finished for j in jobs if j.variant == v)]
+    folders = {j.variant: j.model_folder for j in jobs}
+    return ensemble_predictions(complete, folds, folders, test_set, out_dir, jobs[0].dataset_id, plans)
 
 
 def run_find_best(runner: NNUNetRunner, dataset_id: str, summaries: list[VariantSummary], folds: list[int],
@@ -170,6 +207,10 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans,
                       preprocessed / dataset / "splits_final.json")
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
+    dataset_json = dataset_json_of(dataset, preprocessed, raw)
+    tolerances_per_class(args.nsd_tolerance, list(dataset_labels(dataset_json)))  # a wrong count stops here
+    scoring = Scoring(preprocessed / dataset / "gt_segmentations",
+                      tuple(args.nsd_tolerance) if args.nsd_tolerance else None)
     if args.task is not None or args.dry_run:
         return run_task(args, jobs, out_dir)
 
@@ -185,7 +226,11 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
         failures = train_missing(runner, jobs, args.device)
-    summaries, comparisons = summarise(jobs, variants, baselines, out_dir)
+    test_set = resolve_test_set(args, raw / dataset, dataset_json)
+    test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
+    if not args.collect_only:
+        failures += predict_test_sets(runner, test_predictions, args.device)
+    summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions)
     information = None
     if args.find_best and summaries:
         try:
@@ -194,6 +239,8 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
     missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
                for job in jobs if not job.finished]
+    missing += [f"{p.variant.label} test set: not predicted (run without --collect-only to predict it)"
+                for p in test_predictions if not p.evaluated]
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
@@ -218,6 +265,10 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--output", str(args.output)]
     if not args.find_best:
         out.append("--no-find-best")
+    if args.nsd_tolerance:
+        out += ["--nsd-tolerance", *map(str, args.nsd_tolerance)]
+    if args.test is not None:
+        out.append("--test" if args.test else "--no-test")
     return out
 
 
@@ -248,6 +299,13 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
                         help="write a SLURM job array (+ collect step) or print the commands; run nothing")
     parser.add_argument("--no-find-best", dest="find_best", action="store_false",
                         help="skip nnU-Net's find_best_configuration")
+    parser.add_argument("--test", action=argparse.BooleanOptionalAction, default=None,
+                        help="after the folds, predict imagesTs with each variant's ensemble of the benchmarked folds "
+                             "(nnUNetv2_predict -f ...), score it against labelsTs and compare it like the "
+                             "cross-validation (default: on when the raw dataset has imagesTs and labelsTs)")
+    parser.add_argument("--nsd-tolerance", type=float, nargs="+", metavar="MM", default=None,
+                        help="tolerance of the normalised surface Dice in mm: one value for every class or one per "
+                             "class in dataset.json's order (default: 1 mm)")
     parser.add_argument("--output", default=None,
                         help="report folder (default: nnUNet_results/DatasetXXX/nnunet25d_benchmark)")
     add_launch_arguments(parser)

@@ -1,5 +1,5 @@
-"""Benchmark statistics: per-case scores with an explicit absent/present rule, paired comparisons of a variant
-with a baseline (bootstrap CI, Wilcoxon), Holm's correction over a table of comparisons."""
+"""Benchmark statistics: per-case scores (Dice, HD95, NSD) with one absent/present rule, paired comparisons of a
+variant with a baseline (bootstrap CI, Wilcoxon), Holm's correction over a table of comparisons."""
 from __future__ import annotations
 
 import math
@@ -11,11 +11,28 @@ from scipy.stats import bootstrap, wilcoxon
 
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0  # a fixed seed: the same per-case data give the same report
+ENSEMBLE_FOLD = -1  # the fold of a test-set score: the ensemble of the benchmarked folds predicted it
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-case metric (a column of cases.csv) and how it enters paired comparisons."""
+
+    key: str
+    higher_is_better: bool
+    perfect: float  # what a correct absence scores when paired with a model that painted the class
+
+
+METRICS = {"dice": Metric("dice", True, 1.0), "hd95": Metric("hd95", False, 0.0), "nsd": Metric("nsd", True, 1.0)}
+SPLITS = ("cv", "test")  # cross-validation (each fold's validation cases), the test set (imagesTs/labelsTs)
 
 
 @dataclass(frozen=True)
 class CaseScore:
-    """One class in one validation case of one model, from nnU-Net's ``summary.json`` ``metric_per_case``."""
+    """One class in one case of one model: a validation case of a fold (``split="cv"``, Dice from nnU-Net's
+    ``summary.json`` ``metric_per_case``) or a test case predicted by the ensemble of the folds (``split="test"``,
+    fold :data:`ENSEMBLE_FOLD`). HD95 and NSD come from :mod:`nnunet_25d.benchmark.surface`, which already applies
+    the absent/present rule (NaN / image diagonal and 0)."""
 
     variant: str  # TRAINER:CONFIGURATION
     fold: int
@@ -24,6 +41,10 @@ class CaseScore:
     dice: float  # nnU-Net's Dice (NaN when reference and prediction are both empty)
     n_ref: int  # voxels of the class in the reference
     n_pred: int  # voxels of the class in the prediction
+    hd95: float = float("nan")  # mm
+    nsd: float = float("nan")
+    split: str = "cv"
+    nsd_tolerance_mm: float = float("nan")
 
     @property
     def absent(self) -> bool:
@@ -40,6 +61,17 @@ class CaseScore:
             return 0.0
         return self.dice
 
+    def value(self, metric: str = "dice") -> float:
+        """``metric`` under the absent/present rule: NaN when both are empty; when exactly one is, Dice and NSD 0
+        and HD95 the image diagonal (stored so by the surface metrics); the metric otherwise."""
+        if metric == "dice":
+            return self.score
+        if self.absent:
+            return float("nan")
+        if metric == "nsd" and (self.n_ref == 0 or self.n_pred == 0):
+            return 0.0
+        return float(getattr(self, metric))
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for a single value), ignoring NaN."""
@@ -49,32 +81,41 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else 0.0
 
 
-def mean_score(scores: Sequence[CaseScore]) -> float:
-    """Mean Dice of cases under the absent/present rule (NaN if every case is a correct absence)."""
-    values = [s.score for s in scores if not s.absent]
+def mean_score(scores: Sequence[CaseScore], metric: str = "dice") -> float:
+    """Mean of ``metric`` over cases under the absent/present rule (NaN if every case is a correct absence)."""
+    values = [v for v in (s.value(metric) for s in scores if not s.absent) if not math.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
-def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore]
+def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], metric: str = "dice"
                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Cases both validated, with their scores as pairs.
+    """Cases both scored, with their ``metric`` as pairs.
 
-    A pair is left out only when both models correctly predicted an empty class. When the reference is empty and
-    one model paints the class, that model scores 0 and the other 1: a false positive on an empty case counts as a
-    failure here, where leaving the correct side out (its Dice is undefined) would hide it.
+    A pair is left out only when both models correctly predicted an empty class (or a value is missing). When the
+    reference is empty and one model paints the class, that model gets the failure value (Dice and NSD 0, HD95 the
+    image diagonal) and the other the perfect one (1, 1, 0 mm): a false positive on an empty case counts as a
+    failure here, where leaving the correct side out (its metric is undefined) would hide it.
     """
-    cases = sorted(c for c in variant.keys() & baseline.keys() if not (variant[c].absent and baseline[c].absent))
-    return (cases, np.asarray([_paired_score(variant[c]) for c in cases], dtype=float),
-            np.asarray([_paired_score(baseline[c]) for c in cases], dtype=float))
+    cases, ours, theirs = [], [], []
+    for case in sorted(variant.keys() & baseline.keys()):
+        if variant[case].absent and baseline[case].absent:
+            continue
+        pair = _paired_score(variant[case], metric), _paired_score(baseline[case], metric)
+        if not any(math.isnan(v) for v in pair):
+            cases.append(case)
+            ours.append(pair[0])
+            theirs.append(pair[1])
+    return cases, np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
 
 
-def _paired_score(score: CaseScore) -> float:
-    return 1.0 if score.absent else score.score
+def _paired_score(score: CaseScore, metric: str = "dice") -> float:
+    return METRICS[metric].perfect if score.absent else score.value(metric)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A variant against a baseline for one class, paired over the cases both validated."""
+    """A variant against a baseline for one class, split and metric, paired over the cases both scored. The
+    difference is always variant minus baseline: positive is better for Dice and NSD, negative for HD95."""
 
     variant: str
     baseline: str
@@ -85,16 +126,22 @@ class Comparison:
     ci_high: float
     p_value: float  # two-sided Wilcoxon signed-rank; NaN where undefined (no pairs, all differences zero)
     p_holm: float = float("nan")  # Holm-adjusted over the comparisons of one table
+    metric: str = "dice"
+    split: str = "cv"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric].higher_is_better
 
 
 def compare(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], variant_name: str = "",
-            baseline_name: str = "", class_name: str = "") -> Comparison:
-    cases, ours, theirs = paired_scores(variant, baseline)
+            baseline_name: str = "", class_name: str = "", metric: str = "dice", split: str = "cv") -> Comparison:
+    cases, ours, theirs = paired_scores(variant, baseline, metric)
     differences = ours - theirs
     mean = float(differences.mean()) if cases else float("nan")
     low, high = bootstrap_ci(ours, theirs)
     return Comparison(variant_name, baseline_name, class_name, len(cases), mean, low, high,
-                      wilcoxon_p(ours, theirs))
+                      wilcoxon_p(ours, theirs), metric=metric, split=split)
 
 
 def wilcoxon_p(ours: np.ndarray, theirs: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""Aggregate the folds of each variant and compare every variant with every baseline, class by class."""
+"""Aggregate each variant's cases (cross-validation folds and the test set) per split, metric and class, and
+compare every variant with every baseline on each of them."""
 from __future__ import annotations
 
 import math
@@ -8,36 +9,67 @@ import numpy as np
 
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import Variant
-from nnunet_25d.benchmark.statistics import CaseScore, Comparison, compare, holm, mean_score, mean_std
+from nnunet_25d.benchmark.statistics import (METRICS, SPLITS, CaseScore, Comparison, compare, holm, mean_score,
+                                             mean_std)
 
 
 @dataclass
 class VariantSummary:
+    """One variant's results. Scores are read per split ("cv", "test"), metric ("dice", "hd95", "nsd") and class,
+    always under the absent/present rule; ``means`` holds them all, ``dice`` the cross-validation Dice."""
+
     variant: Variant
     folds: list[FoldResult]  # resources and curves
-    cases: list[CaseScore]  # the per-case CSV's rows of this variant: Dice is computed from these
-    dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> (mean, std) over folds
+    cases: list[CaseScore]  # the per-case CSV's rows of this variant (both splits): every score comes from these
+    dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> CV (mean, std over folds)
+    # (split, metric) -> class -> (mean, std): cv: mean and std over folds of each fold's mean over its cases;
+    # test: mean over the test cases of the fold ensemble's prediction, std NaN (one model, no folds)
+    means: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in self.class_names:
-            self.dice[name] = mean_std(list(self.fold_dice(name).values()))
+        for split in self.splits:
+            for metric in METRICS:
+                self.means[(split, metric)] = {name: self.mean_std(split, metric, name) for name in self.class_names}
+        self.dice.update(self.means.get(("cv", "dice"), {}))
 
     @property
     def class_names(self) -> list[str]:
         return list(dict.fromkeys(s.class_name for s in self.cases))
 
     @property
+    def splits(self) -> list[str]:
+        """The splits this variant has scores on, in the order of :data:`SPLITS`."""
+        present = {s.split for s in self.cases}
+        return [split for split in SPLITS if split in present]
+
+    @property
     def fold_ids(self) -> list[int]:
         return [f.job.fold for f in self.folds]
 
-    def fold_dice(self, name: str) -> dict[int, float]:
-        """Per fold: mean Dice of class ``name`` over the fold's cases (absent/present rule)."""
-        return {fold: mean_score([s for s in self.cases if s.fold == fold and s.class_name == name])
-                for fold in dict.fromkeys(s.fold for s in self.cases)}
+    def fold_means(self, name: str, metric: str = "dice") -> dict[int, float]:
+        """Per cross-validation fold: mean ``metric`` of class ``name`` over the fold's cases (absent/present rule;
+        NaN for a fold where every case is a correct absence)."""
+        cv = [s for s in self.cases if s.split == "cv" and s.class_name == name]
+        folds = dict.fromkeys(s.fold for s in cv)
+        return {fold: mean_score([s for s in cv if s.fold == fold], metric) for fold in folds}
 
-    def scores(self, name: str) -> dict[str, CaseScore]:
-        """Class ``name`` in every validated case (each case is validated in exactly one fold)."""
-        return {s.case: s for s in self.cases if s.class_name == name}
+    def fold_dice(self, name: str) -> dict[int, float]:
+        return self.fold_means(name, "dice")
+
+    def case_values(self, split: str, metric: str, name: str) -> dict[str, float]:
+        """Case -> ``metric`` of class ``name`` under the absent/present rule; correct absences left out (for box
+        plots and means over cases)."""
+        return {case: s.value(metric) for case, s in self.scores(name, split).items() if not s.absent}
+
+    def mean_std(self, split: str, metric: str, name: str) -> tuple[float, float]:
+        """See ``means``."""
+        if split == "cv":
+            return mean_std(list(self.fold_means(name, metric).values()))
+        return mean_score(list(self.scores(name, split).values()), metric), float("nan")
+
+    def scores(self, name: str, split: str = "cv") -> dict[str, CaseScore]:
+        """Class ``name`` in every case of ``split`` (each CV case is validated in exactly one fold)."""
+        return {s.case: s for s in self.cases if s.class_name == name and s.split == split}
 
     def _fold_mean(self, attribute: str) -> float:
         values = [getattr(f, attribute) for f in self.folds]
@@ -63,12 +95,19 @@ class VariantSummary:
 
 
 def compare_all(summaries: list[VariantSummary], baselines: list[str]) -> list[Comparison]:
-    """Per class, every variant that is not a baseline against every baseline (``TRAINER:CONFIGURATION``),
-    each over the cases both validated; p-values Holm-adjusted over the whole table. No baseline is picked
-    from the results, so none can be picked to suit a class."""
+    """Per split, metric and class, every variant that is not a baseline against every baseline
+    (``TRAINER:CONFIGURATION``), each over the cases both scored; p-values Holm-adjusted over the whole table of a
+    split (all its metrics, classes, variants and baselines). No baseline is picked from the results, so none can
+    be picked to suit a class."""
     by_key = {s.variant.key: s for s in summaries}
     references = [by_key[key] for key in baselines if key in by_key]
     names = list(dict.fromkeys(name for s in summaries for name in s.class_names))
-    comparisons = [compare(s.scores(name), b.scores(name), s.variant.key, b.variant.key, name)
-                   for name in names for s in summaries if s.variant.key not in baselines for b in references]
-    return holm(comparisons)
+    splits = [split for split in SPLITS if any(split in s.splits for s in summaries)]
+    table = []
+    for split in splits:
+        table += holm([compare(s.scores(name, split), b.scores(name, split), s.variant.key, b.variant.key, name,
+                               metric, split)
+                       for metric in METRICS for name in names
+                       for s in summaries if s.variant.key not in baselines and split in s.splits
+                       for b in references if split in b.splits])
+    return table
