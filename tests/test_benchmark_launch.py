@@ -193,7 +193,7 @@ def test_local_launch_trains_and_collects_the_report_after_a_failed_task(nnunet,
     out = tmp_path / "report"
     result = nnunet.run("nnunet25d", "benchmark", *ARGS, "--output", str(out), "--launch", "local", check=False)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "task 1 (nnUNetTrainer 2d fold 1) failed" in result.stderr
+    assert "task 1 (nnUNetTrainer 2d fold 1) failed: RuntimeError: nnUNetTrainer 2d fold 1 failed" in result.stderr
     summary = json.loads((nnunet.model_folder(tiny_dataset, "nnUNetTrainer_2epochs_5iters") / "fold_0" / "validation"
                           / "summary.json").read_text())
     validated = {Path(case["reference_file"]).name.removesuffix(".nii.gz") for case in summary["metric_per_case"]}
@@ -212,6 +212,7 @@ def test_local_launch_stops_before_any_task_when_preprocessing_fails(nnunet, tmp
     result = nnunet.run("nnunet25d", "benchmark", "-d", "979", "--variants", "nnUNetTrainer:2d", "--folds", "0",
                         "-device", "cpu", "--output", str(out), "--launch", "local", check=False)
     assert result.returncode == 1
-    assert "preprocessing failed, no task was started" in result.stderr
+    assert "preprocessing failed, no task was started: RuntimeError: " in result.stderr
+    assert "nnUNetv2_plan_and_preprocess failed (exit 1)" in result.stderr
     assert len(list((out / "submitit").glob("*_submitted.pkl"))) == 1  # the preprocessing job only
     assert not (out / "benchmark.md").exists()

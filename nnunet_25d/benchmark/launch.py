@@ -27,8 +27,12 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     add_resource_arguments(parser)
 
 
-def last_line(text: str) -> str:
-    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), text)
+def failure_line(error: Exception) -> str:
+    """The exception a submitit job raised, from the error submitit gives back (its traceback between rules)."""
+    text = str(error)
+    parts = text.split("-" * 22)
+    trace = parts[1] if len(parts) >= 3 else text
+    return next((line.strip() for line in reversed(trace.splitlines()) if line.strip()), text)
 
 
 def run_benchmark_cli(arguments: list[str]) -> None:
@@ -39,7 +43,7 @@ def run_benchmark_cli(arguments: list[str]) -> None:
         cli.main(["benchmark", *arguments])
     except SystemExit as error:
         if error.code not in (0, None):
-            raise RuntimeError(f"nnunet25d benchmark {shlex.join(arguments)}: {error.code}") from None
+            raise RuntimeError(str(error.code)) from None  # the message names the fold and its log
 
 
 @dataclass(frozen=True)
@@ -100,43 +104,52 @@ def task_arguments(matrix_arguments: list[str], args: argparse.Namespace, resour
     return [*matrix_arguments, *cpus, "--gpus", str(resources.gpus)]
 
 
-def launch(kind: str, jobs: list[Job], resources: Resources, out_dir: Path, matrix_arguments: list[str],
-           tasks: list[str], preprocess: list[str] | None, device: str) -> None:
+def submit_preprocessing(kind: str, folder: Path, resources: Resources, preprocess: list[str], out_dir: Path,
+                         device: str):
+    command = with_processes([nnunet_script(preprocess[0]), *preprocess[1:]], resources.cpus)
+    return executor(kind, folder, resources, "nnunet25d-preprocess").submit(
+        Preprocess(command, out_dir / "logs", device))
+
+
+def launch_local(jobs: list[Job], resources: Resources, out_dir: Path, matrix_arguments: list[str],
+                 tasks: list[str], preprocess: list[str] | None, device: str) -> None:
+    """Preprocess, run every task, wait for all of them, then collect (failed tasks included)."""
     folder = out_dir / "submitit"
-    pre = None
     if preprocess:
-        command = with_processes([nnunet_script(preprocess[0]), *preprocess[1:]], resources.cpus)
-        pre = executor(kind, folder, resources, "nnunet25d-preprocess").submit(
-            Preprocess(command, out_dir / "logs", device))
-        if kind == "local":
-            wait_for_preprocessing(pre)
-    dependency = f"afterok:{pre.job_id}" if pre is not None and kind == "slurm" else None
-    array = executor(kind, folder, resources, "nnunet25d-benchmark", resources.gpus, dependency, len(jobs))
-    submitted = array.map_array(BenchmarkTask(tasks), range(len(jobs)))
-    if kind == "local":
-        failures = wait_for_tasks(submitted, jobs)
-        CollectReport(matrix_arguments)()  # after every task, failed ones included
-        if failures:
-            raise SystemExit("\n".join(failures))
-        return
-    array_id = submitted[0].job_id.split("_")[0]
-    collect = executor(kind, folder, resources, "nnunet25d-collect", 0, f"afterany:{array_id}").submit(
+        wait_for_preprocessing(submit_preprocessing("local", folder, resources, preprocess, out_dir, device))
+    array = executor("local", folder, resources, "nnunet25d-benchmark", resources.gpus, array_size=len(jobs))
+    failures = wait_for_tasks(array.map_array(BenchmarkTask(tasks), range(len(jobs))), jobs)
+    CollectReport(matrix_arguments)()
+    if failures:
+        raise SystemExit("\n".join(failures))
+
+
+def launch_slurm(jobs: list[Job], resources: Resources, out_dir: Path, matrix_arguments: list[str],
+                 tasks: list[str], preprocess: list[str] | None, device: str) -> None:
+    """Submit preprocessing, the array (``afterok`` on preprocessing) and the collect job (``afterany`` on the
+    array), and return: SLURM keeps the order."""
+    folder = out_dir / "submitit"
+    pre = submit_preprocessing("slurm", folder, resources, preprocess, out_dir, device) if preprocess else None
+    array = executor("slurm", folder, resources, "nnunet25d-benchmark", resources.gpus,
+                     f"afterok:{pre.job_id}" if pre is not None else None, len(jobs))
+    array_id = array.map_array(BenchmarkTask(tasks), range(len(jobs)))[0].job_id.split("_")[0]
+    collect = executor("slurm", folder, resources, "nnunet25d-collect", 0, f"afterany:{array_id}").submit(
         CollectReport(matrix_arguments))
     at_once = f", at most {resources.array_parallelism} at a time" if resources.array_parallelism else ""
-    print("\n".join([
-        f"submitted with submitit (its logs: {folder})",
-        *([f"  preprocessing  job {pre.job_id}"] if pre is not None else []),
-        f"  tasks          job {array_id}: {len(jobs)} tasks{at_once}"
-        + (" once preprocessing succeeded (cancelled if it fails)" if pre is not None else ""),
-        f"  report         job {collect.job_id} after every task, failed ones too: {out_dir / 'benchmark.md'}",
-        f"training logs: {out_dir / 'logs'}"]))
+    after = " once preprocessing succeeded (cancelled if it fails)" if pre is not None else ""
+    print("\n".join([f"submitted with submitit (its logs: {folder})",
+                     *([f"  preprocessing  job {pre.job_id}"] if pre is not None else []),
+                     f"  tasks          job {array_id}: {len(jobs)} tasks{at_once}{after}",
+                     f"  report         job {collect.job_id} after every task, failed ones too: "
+                     f"{out_dir / 'benchmark.md'}",
+                     f"training logs: {out_dir / 'logs'}"]))
 
 
 def wait_for_preprocessing(job) -> None:
     try:
         job.result()
     except Exception as error:  # submitit's FailedJobError carries the job's traceback
-        raise SystemExit(f"preprocessing failed, no task was started: {last_line(str(error))} "
+        raise SystemExit(f"preprocessing failed, no task was started: {failure_line(error)} "
                          f"(submitit log: {job.paths.stderr})")
 
 
@@ -148,7 +161,7 @@ def wait_for_tasks(submitted: list, jobs: list[Job]) -> list[str]:
             job.result()
         except Exception as error:
             failures.append(f"task {index} ({matrix_job.variant.label} fold {matrix_job.fold}) failed: "
-                            f"{last_line(str(error))} (submitit log: {job.paths.stderr})")
+                            f"{failure_line(error)} (submitit log: {job.paths.stderr})")
     return failures
 
 
@@ -168,4 +181,5 @@ def schedule(args: argparse.Namespace, jobs: list[Job], out_dir: Path, preproces
     elif args.emit == "slurm":
         print(write_slurm(jobs, resources, out_dir, matrix_arguments, tasks, preprocess))
     else:
-        launch(args.launch, jobs, resources, out_dir, matrix_arguments, tasks, preprocess, args.device)
+        launcher = launch_local if args.launch == "local" else launch_slurm
+        launcher(jobs, resources, out_dir, matrix_arguments, tasks, preprocess, args.device)
