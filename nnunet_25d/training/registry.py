@@ -16,6 +16,7 @@ from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso_NoAttention,
     nnUNetTrainer25DAniso_NoAttentionLoss,
 )
+from nnunet_25d.training.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrainer25DDeepLab
 from nnunet_25d.training.fusion_trainer import nnUNetTrainer25DFusion
 from nnunet_25d.training.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP,
@@ -25,6 +26,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
 )
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
+from nnunet_25d.training.uv_net_trainer import nnUNetTrainer25DUVNet
 from nnunet_25d.training.variants import (
     CPU_SCHEDULES,
     EPOCHS,
@@ -37,6 +39,7 @@ from nnunet_25d.training.variants import (
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
+SLAB_TRAINERS += (nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_HardnessDice)

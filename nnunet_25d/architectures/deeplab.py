@@ -1,0 +1,52 @@
+"""DeepLabV3Plus2D: segmentation_models_pytorch's DeepLabV3+ (DPN encoder, ASPP, DeepLabv3+ decoder) as the 2D network
+of a :class:`~nnunet_25d.architectures.slab_network.SlabNetwork` (the slab's slices are its input channels)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+
+class DeepLabV3Plus2D(nn.Module):
+    """(N, input_channels, H, W) -> (N, num_classes, H, W) logits; H and W must be multiples of
+    ``encoder_output_stride`` (the trainer rounds the planned patch up).
+
+    ``smp.DeepLabV3Plus`` with nnU-Net's constructor names. The encoder (``encoder_name``, any smp encoder; ``dpn68``
+    by default, a Dual Path Network as in the 2.5D kidney-tumour paper) starts from random weights: nnU-Net's
+    commands run without network access, so ImageNet weights (which expect 3 RGB channels anyway) are never
+    downloaded. ASPP (``atrous_rates``) sits on the encoder's stride-``encoder_output_stride`` features; the decoder
+    fuses its output with the stride-4 features and upsamples bilinearly to the input size.
+
+    There is one output: DeepLabV3+ has no per-scale heads, so ``deep_supervision=True`` is refused (the trainer
+    switches nnU-Net's deep supervision off). ``decoder`` is smp's decoder, where nnU-Net sets its
+    ``deep_supervision`` flag; the flag has no effect. Normalisation is the BatchNorm of DPN and DeepLab.
+    """
+
+    def __init__(self, input_channels: int, num_classes: int, deep_supervision: bool = False,
+                 encoder_name: str = "dpn68", encoder_output_stride: int = 16,
+                 atrous_rates: Sequence[int] = (6, 12, 18), decoder_channels: int = 256,
+                 aspp_separable: bool = True, aspp_dropout: float = 0.5):
+        super().__init__()
+        if deep_supervision:
+            raise ValueError("DeepLabV3Plus2D has a single output and no deep supervision heads: build it with "
+                             "deep_supervision=False (nnUNetTrainer25DDeepLab switches nnU-Net's deep supervision off)")
+        self.network = smp.DeepLabV3Plus(
+            encoder_name=encoder_name, encoder_weights=None, encoder_output_stride=encoder_output_stride,
+            decoder_atrous_rates=tuple(atrous_rates), decoder_channels=decoder_channels,
+            decoder_aspp_separable=aspp_separable, decoder_aspp_dropout=aspp_dropout,
+            in_channels=input_channels, classes=num_classes,
+        )
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.network.decoder
+
+    @property
+    def aspp(self) -> nn.Module:
+        """smp's ASPP: ``convs`` = [1x1, one 3x3 branch per atrous rate, image pooling], then ``project``."""
+        return self.network.decoder.aspp[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
