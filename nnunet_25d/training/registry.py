@@ -16,6 +16,7 @@ from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso_NoAttention,
     nnUNetTrainer25DAniso_NoAttentionLoss,
 )
+from nnunet_25d.training.border_loss_trainer import border_loss_variants
 from nnunet_25d.training.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrainer25DDeepLab
 from nnunet_25d.training.fusion_trainer import nnUNetTrainer25DFusion
 from nnunet_25d.training.morph_mlp_trainer import (
@@ -24,6 +25,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP_N_SGD,
     nnUNetTrainer25DMorphMLP_S,
 )
+from nnunet_25d.training.pe_attention_trainer import nnUNetTrainer25DPEAttention
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.uv_net_trainer import nnUNetTrainer25DUVNet
@@ -44,14 +46,21 @@ VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_HardnessDice)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
+PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
+# <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
+BORDER_SLAB_TRAINERS = border_loss_variants(SLAB_TRAINERS, module=__name__)
+BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
+    ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS, module=__name__)
 
 
 def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
     sized = tuple(with_slab_size(base, n, module=__name__) for base in SLAB_TRAINERS for n in SLAB_SIZES)
+    sized += tuple(with_slab_size(base, n, module=__name__) for base in BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
     return SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
+PLUGIN_TRAINERS += PE_ATTENTION_TRAINERS + BORDER_LOSS_TRAINERS
 # what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
 BENCHMARK_VARIANTS = (
     ("nnUNetTrainer25D", "2d"),
@@ -71,6 +80,7 @@ __all__ = sorted(TRAINERS)
 
 PLUGIN_PREFIX = "nnUNetTrainer25D"
 BASE_TRAINERS = {cls.__name__: cls for cls in SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS}
+BASE_TRAINERS.update({cls.__name__: cls for cls in PE_ATTENTION_TRAINERS + BORDER_LOSS_TRAINERS})
 NNUNET_BASE = nnUNetTrainer.__name__
 
 
