@@ -1,5 +1,6 @@
 import pytest
 import torch
+from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
 from nnunet_25d.architectures.slab_network import SlabNetwork, in_plane
@@ -115,3 +116,57 @@ def test_interior_mode_computes_only_slices_whose_slab_is_inside_the_patch(deep_
     for full, inner in zip(every, interior):
         assert inner.shape[2] == 5 and torch.allclose(inner, full[:, :, 2:7], atol=1e-6)
     assert passes == [18, 10], "2 patches x 5 interior slices, not 2 x 9"
+
+
+@pytest.mark.parametrize("deep_supervision", [False, True])
+def test_an_all_zero_volume_takes_one_pass_of_the_zero_slab(deep_supervision):
+    net = small_slab_network(3, deep_supervision=deep_supervision, slices_per_forward=2)
+    passes = []
+    net.network_2d.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+    with torch.no_grad():
+        outputs = net(torch.zeros(2, 1, 5, 16, 16))
+        zero_slab = net.network_2d(net.stem(torch.zeros(1, 1, 3, 16, 16)))
+    outputs, zero_slab = (outputs, zero_slab) if deep_supervision else ([outputs], [zero_slab])
+    assert passes == [1, 1]
+    for output, expected in zip(outputs, zero_slab):
+        assert output.shape[:3] == (2, 3, 5)
+        assert torch.equal(output, expected[:, :, None].expand_as(output))
+
+
+def test_slab_axis_2_is_the_axis_0_network_on_the_transposed_volume():
+    """Kernels and strides store a 1 at the slab axis; the network is the same 2D network on the other two axes."""
+    common = dict(input_channels=1, num_classes=3, slab_size=3, n_stages=2, features_per_stage=[4, 8],
+                  conv_op=nn.Conv2d, n_conv_per_stage=[1, 1], n_conv_per_stage_decoder=[1], conv_bias=True,
+                  norm_op=nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True}, nonlin=nn.LeakyReLU)
+    torch.manual_seed(0)
+    along_x = SlabNetwork(slab_axis=2, kernel_sizes=[[3, 3, 1]] * 2, strides=[[1, 1, 1], [2, 2, 1]], **common).eval()
+    torch.manual_seed(0)
+    along_z = SlabNetwork(kernel_sizes=[[1, 3, 3]] * 2, strides=[[1, 1, 1], [1, 2, 2]], **common).eval()
+    x = torch.randn(2, 1, 8, 12, 5)  # (B, C, Z, Y, X)
+    with torch.no_grad():
+        expected = along_z(x.permute(0, 1, 4, 2, 3)).permute(0, 1, 3, 4, 2)
+        assert torch.allclose(along_x(x), expected, atol=1e-6)
+
+
+def test_without_deep_supervision_by_default():
+    net = SlabNetwork(1, 2, 3, "torch.nn.Identity")
+    assert isinstance(net(torch.randn(1, 1, 4, 5, 6)), torch.Tensor)
+
+
+def test_unknown_2d_network_is_named():
+    with pytest.raises(ImportError, match=r"^2D network class 'no_such_module\.Network' cannot be imported$"):
+        SlabNetwork(1, 2, 3, "no_such_module.Network")
+
+
+def test_initialize_is_the_2d_networks_own():
+    """nnU-Net calls network.apply(network.initialize): PlainConvUNet's He initialisation of every conv."""
+    net, reference = small_slab_network(), small_slab_network()
+    before = [p.clone() for p in net.parameters()]
+    torch.manual_seed(1)
+    net.apply(net.initialize)
+    torch.manual_seed(1)
+    reference.network_2d.apply(InitWeights_He(1e-2))
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), reference.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(net.parameters(), before))
+    identity = SlabNetwork(1, 2, 3, "torch.nn.Identity")
+    identity.apply(identity.initialize)  # a 2D network without its own initialisation is left as it is

@@ -6,6 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -15,7 +18,7 @@ from nnunet_25d.training.view_trainer import derive_view_plans
 from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
 from nnunet_25d.synthetic import write_nifti
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
-from nnunet_25d.views import from_view, permute_spatial, to_view
+from nnunet_25d.views import from_view, permute_spatial, plane_axes, slab_axis_of, to_view
 
 INDEX_ID, INDEX_NAME, SHAPE = 977, "Dataset977_IndexAlongY", (12, 24, 20)
 TRAINERS = {"coronal": nnUNetTrainer25DCoronal, "sagittal": nnUNetTrainer25DSagittal}
@@ -28,16 +31,55 @@ def test_view_permutations_are_inverse(axis):
     assert torch.equal(permute_spatial(permute_spatial(x, to_view(axis)), from_view(axis)), x)
 
 
-def test_training_pipeline_enters_the_view_first_and_leaves_it_before_deep_supervision():
-    from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
-    from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+def test_view_axes_and_planes_by_hand():
+    assert [slab_axis_of(view) for view in ("axial", "coronal", "sagittal")] == [0, 1, 2]
+    assert [plane_axes(axis) for axis in (0, 1, 2)] == [(1, 2), (0, 2), (0, 1)]
+    assert [to_view(axis) for axis in (0, 1, 2)] == [(0, 1, 2), (1, 0, 2), (2, 0, 1)]
+    assert [from_view(axis) for axis in (0, 1, 2)] == [(0, 1, 2), (1, 0, 2), (1, 2, 0)]
 
-    pipeline = in_view_layout(ComposeTransforms([DownsampleSegForDSTransform([[1, 1, 1]])]), (1, 0, 2), (1, 0, 2))
-    first, back, ds = pipeline.transforms
-    assert isinstance(first, PermuteSpatialAxesTransform) and isinstance(back, PermuteSpatialAxesTransform)
-    assert isinstance(ds, DownsampleSegForDSTransform)
-    image = torch.randn(1, 3, 4, 5)
-    assert first(image=image.clone())["image"].shape == (1, 4, 3, 5)
+
+def test_unknown_view_names_the_choices():
+    with pytest.raises(ValueError, match=r"^unknown view 'transverse'; choose one of axial, coronal, sagittal$"):
+        slab_axis_of("transverse")
+
+
+def test_sagittal_view_moves_x_first_and_back():
+    """Axis 2's permutation is not its own inverse (to_view = (2, 0, 1), from_view = (1, 2, 0)): applying the
+    forward permutation twice, or the inverse first, would not give the data back."""
+    x = torch.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # one leading (channel) axis, spatial (z, y, x) = (3, 4, 5)
+    in_view = permute_spatial(x, to_view(2))
+    assert in_view.shape == (2, 5, 3, 4) and in_view[1, 4, 2, 3] == x[1, 2, 3, 4]
+    assert torch.equal(permute_spatial(in_view, from_view(2)), x)
+    assert permute_spatial(in_view, to_view(2)).shape != x.shape
+
+
+class RecordShape(BasicTransform):
+    """Records the image and segmentation shapes it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def apply(self, data_dict, **params):
+        self.seen.append((tuple(data_dict["image"].shape), tuple(data_dict["segmentation"].shape)))
+        return data_dict
+
+
+@pytest.mark.parametrize("deep_supervision", [True, False])
+def test_training_pipeline_enters_the_view_first_and_leaves_it_before_deep_supervision(deep_supervision):
+    """Sagittal: a permutation that is not its own inverse, so entering and leaving the view cannot be swapped."""
+    inside, scales = RecordShape(), [[1, 1, 1], [1, 0.5, 0.5]]
+    steps = [inside, DownsampleSegForDSTransform(scales)] if deep_supervision else [inside]
+    pipeline = in_view_layout(ComposeTransforms(steps), to_view(2), from_view(2))
+    image, segmentation = torch.randn(1, 3, 4, 6), torch.randint(0, 3, (1, 3, 4, 6))
+    out = pipeline(image=image.clone(), segmentation=segmentation.clone())
+    assert inside.seen == [((1, 6, 3, 4), (1, 6, 3, 4))], "the view's own steps see the slab axis first"
+    assert torch.equal(out["image"], image)
+    expected = DownsampleSegForDSTransform(scales)(segmentation=segmentation)["segmentation"] if deep_supervision \
+        else [segmentation]
+    received = out["segmentation"] if deep_supervision else [out["segmentation"]]
+    assert [s.shape for s in received] == [s.shape for s in expected], "deep supervision scales the data's layout"
+    assert all(torch.equal(a, b) for a, b in zip(received, expected))
 
 
 @pytest.fixture(scope="module")
