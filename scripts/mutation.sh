@@ -43,7 +43,7 @@ if [[ -z $name ]]; then
         *) name=selection ;;
     esac
 fi
-[[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || fail "--name $name: use letters, digits, _ . - only"
+[[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || fail "--name $name: use letters, digits, _ . - (not first) only"
 
 mkdir -p mutants
 exec 9>mutants/.lock
