@@ -100,16 +100,18 @@ def _legend_or_note(ax: Axes) -> None:
 
 def overview_figure(rows: list[ModelRow], setting: ReportSetting, metrics: list[Metric],
                     splits: list[str]) -> Figure:
-    """Top: a panel per split (row) x metric (column) with the scores per class; bottom: s/epoch, s/case, loss
-    and pseudo-Dice, each on its own labelled axis."""
+    """Top: a panel per split (row) x metric (column) with the scores per class (one metric: the splits side by
+    side); bottom: s/epoch, s/case, loss and pseudo-Dice, each on its own labelled axis."""
     splits, metrics = splits or ["cv"], metrics or []
-    fig = Figure(figsize=(max(16.0, 5.5 * len(metrics)), 4.6 * (len(splits) + 1)), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[len(splits), 1])
-    score_axes = top.subplots(len(splits), max(len(metrics), 1), squeeze=False)
-    for split, axes in zip(splits, score_axes):
-        for ax, m in zip(axes, metrics):
-            if classes_of(rows, split, m.key):
-                draw_scores(ax, rows, split, m, setting)
+    grid = [[(split, m) for m in metrics] for split in splits] if len(metrics) > 1 else \
+        [[(split, m) for split in splits for m in metrics]]
+    columns = max(max(len(line) for line in grid), 1)
+    fig = Figure(figsize=(max(16.0, 5.5 * columns), 4.6 * (len(grid) + 1)), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[len(grid), 1])
+    for line, axes in zip(grid, top.subplots(len(grid), columns, squeeze=False)):
+        for ax, panel in zip(axes, line + [None] * (columns - len(line))):
+            if panel is not None and classes_of(rows, panel[0], panel[1].key):
+                draw_scores(ax, rows, panel[0], panel[1], setting)
             else:
                 ax.set_axis_off()
     ax_epoch, ax_case, ax_loss, ax_dice = bottom.subplots(1, 4)
