@@ -40,8 +40,8 @@ from nnunet_25d.training.variants import (
 )
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
-SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP)
-SLAB_TRAINERS += (nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet)
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP,
+                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_HardnessDice)
@@ -54,13 +54,13 @@ BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
 
 
 def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
-    sized = tuple(with_slab_size(base, n, module=__name__) for base in SLAB_TRAINERS for n in SLAB_SIZES)
-    sized += tuple(with_slab_size(base, n, module=__name__) for base in BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
-    return SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS
+    sized = tuple(with_slab_size(base, n, module=__name__)
+                  for base in SLAB_TRAINERS + BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
+    return (SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS
+            + BORDER_LOSS_TRAINERS)
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
-PLUGIN_TRAINERS += PE_ATTENTION_TRAINERS + BORDER_LOSS_TRAINERS
 # what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
 BENCHMARK_VARIANTS = (
     ("nnUNetTrainer25D", "2d"),
