@@ -57,12 +57,10 @@ def anisotropic_topology(spacing: list[float], patch_size: list[int], max_stages
         in_plane_only = in_plane_only and is_in_plane_stage(current_spacing[0], min(current_spacing[1:]),
                                                             switch_ratio)
         kernels.append([1, 3, 3] if in_plane_only else [3, 3, 3])
-        if stage == max_stages - 1:
-            break
         stride = [1 if (in_plane_only and axis == 0) or size[axis] // 2 < min_feature_size else 2 for axis in range(3)]
         if stride == [1, 1, 1]:
             break
         strides.append(stride)
         size = [s // st for s, st in zip(size, stride)]
         current_spacing = [sp * st for sp, st in zip(current_spacing, stride)]
-    return StageTopology(kernels, strides[: len(kernels)])
+    return StageTopology(kernels, strides[: len(kernels)])  # the last stage's stride leads nowhere

@@ -42,20 +42,20 @@ class HardnessWeightedDiceLoss(MemoryEfficientSoftDiceLoss):
         return super().forward(probs, y, loss_mask=weight)
 
 
-def foreground_and_labelled(target: torch.Tensor, ignore_label: int | None = None,
-                            has_regions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+def foreground_and_labelled(target: torch.Tensor, ignore_label: int | None,
+                            has_regions: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(foreground, labelled) as float (N, 1, *spatial) maps from nnU-Net's full-resolution target.
 
     Foreground: any label but background (label maps) or any region (region targets, whose last channel is the
-    ignore mask when there is an ignore label). Labelled: voxels not carrying the ignore label (None without one).
+    ignore mask when there is an ignore label). Labelled: voxels not carrying the ignore label (None without one);
+    ignored voxels may count as foreground here, the loss masks them out.
     """
     if has_regions:
         regions = target[:, :-1] if ignore_label is not None else target
         labelled = 1 - target[:, -1:].float() if ignore_label is not None else None
         return (regions > 0).any(1, keepdim=True).float(), labelled
-    labelled = (target != ignore_label) if ignore_label is not None else None
-    foreground = target > 0 if labelled is None else (target > 0) & labelled
-    return foreground.float(), None if labelled is None else labelled.float()
+    labelled = None if ignore_label is None else (target != ignore_label).float()
+    return (target > 0).float(), labelled
 
 
 def max_pool_to(volume: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Tensor:
@@ -66,8 +66,7 @@ def max_pool_to(volume: torch.Tensor, spatial_shape: Sequence[int]) -> torch.Ten
         raise ValueError(f"attention map of spatial shape {small} does not tile the target's {tuple(full)}: the "
                          f"patch size must be divisible by the network's total stride along every axis")
     block = [f // s for f, s in zip(full, small)]
-    pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(block)]
-    return pool(volume, kernel_size=block, stride=block)
+    return getattr(F, f"max_pool{len(block)}d")(volume, kernel_size=block)  # stride = kernel: disjoint blocks
 
 
 class AttentionDiceLoss(nn.Module):
@@ -82,8 +81,7 @@ class AttentionDiceLoss(nn.Module):
     def __init__(self, batch_dice: bool = False, smooth: float = 1e-5, ddp: bool = False,
                  ignore_label: int | None = None, has_regions: bool = False):
         super().__init__()
-        self.dice = MemoryEfficientSoftDiceLoss(apply_nonlin=None, batch_dice=batch_dice, do_bg=True,
-                                                smooth=smooth, ddp=ddp)
+        self.dice = MemoryEfficientSoftDiceLoss(batch_dice=batch_dice, do_bg=True, smooth=smooth, ddp=ddp)
         self.ignore_label, self.has_regions = ignore_label, has_regions
 
     def forward(self, attention_maps: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:

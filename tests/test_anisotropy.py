@@ -21,7 +21,9 @@ POOL_IN_PLANE, POOL_3D, NO_POOL = [1, 2, 2], [2, 2, 2], [1, 1, 1]
         ((5.0, 0.5, 0.5), (8, 128, 128), 4),  # 0.5 -> 1 -> 2 -> 4 (< 5) -> 8
         ((1.6, 0.4, 0.4), (16, 64, 64), 2),  # 0.4 -> 0.8 -> 1.6: reached exactly
         ((1.6001, 0.4, 0.4), (16, 64, 64), 2),  # header rounding noise still counts as reached
+        ((1.001, 1.0, 1.0), (16, 64, 64), 0),  # the tolerance's edge (0.1 %) counts as reached
         ((40.0, 0.5, 0.5), (6, 128, 128), 6),  # never reached within 5 poolings: in-plane only
+        ((3.0, 1.0, 2.0), (32, 64, 64), 2),  # y 1 -> 2 (< 3) -> 4: the finest in-plane axis decides
     ],
 )
 def test_switch_stage_follows_the_paper(spacing, patch, switch):
@@ -64,6 +66,12 @@ def test_once_3d_always_3d():
     assert topology.kernel_sizes[topology.switch_stage:] == [FULL_3D] * (6 - topology.switch_stage)
 
 
+def test_at_most_six_stages_by_default_and_none_that_cannot_pool():
+    assert len(anisotropic_topology([1.0, 1.0, 1.0], [256, 256, 256]).kernel_sizes) == 6
+    small = anisotropic_topology([1.0, 1.0, 1.0], [8, 8, 8])  # 8 -> 4, then no axis can pool: two stages
+    assert small.kernel_sizes == [FULL_3D, FULL_3D] and small.strides == [NO_POOL, POOL_3D]
+
+
 def test_feature_maps_never_pool_below_the_minimum():
     topology = anisotropic_topology([1.0, 1.0, 1.0], [8, 64, 64])
     depth = 8
@@ -75,20 +83,28 @@ def test_feature_maps_never_pool_below_the_minimum():
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="3D spacing"):
         anisotropic_topology([1.0, 1.0], [64, 64])
+    with pytest.raises(ValueError, match="3D spacing"):
+        anisotropic_topology([4.0, 1.0, 1.0], [64, 64])
+    with pytest.raises(ValueError, match="spacing and switch_ratio must be positive"):
+        anisotropic_topology([0.0, 1.0, 1.0], [8, 64, 64])
     with pytest.raises(ValueError, match="switch_ratio must be positive"):
         anisotropic_topology([4.0, 1.0, 1.0], [8, 64, 64], switch_ratio=0)
+
+
+def unet_kwargs(topology, deep_supervision: bool = True) -> dict:
+    n = len(topology.kernel_sizes)
+    return dict(input_channels=1, n_stages=n, features_per_stage=[4 * 2 ** i for i in range(n)],
+                conv_op=nn.Conv3d, kernel_sizes=topology.kernel_sizes, strides=topology.strides,
+                n_conv_per_stage=[1] * n, num_classes=3, n_conv_per_stage_decoder=[1] * (n - 1),
+                conv_bias=True, norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
+                nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision)
 
 
 def aniso_net(attention: bool, topology, return_attention_maps: bool = False,
               deep_supervision: bool = True) -> AnisoUNet:
     torch.manual_seed(0)
-    n = len(topology.kernel_sizes)
-    return AnisoUNet(input_channels=1, n_stages=n, features_per_stage=[4 * 2 ** i for i in range(n)],
-                     conv_op=nn.Conv3d, kernel_sizes=topology.kernel_sizes, strides=topology.strides,
-                     n_conv_per_stage=[1] * n, num_classes=3, n_conv_per_stage_decoder=[1] * (n - 1),
-                     conv_bias=True, norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
-                     nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True}, deep_supervision=deep_supervision,
-                     attention=attention, return_attention_maps=return_attention_maps).eval()
+    return AnisoUNet(**unet_kwargs(topology, deep_supervision), attention=attention,
+                     return_attention_maps=return_attention_maps).eval()
 
 
 ANISO = anisotropic_topology([4.0, 0.8, 0.8], [8, 32, 32], max_stages=4)  # 3 in-plane stages, 3D bottleneck
@@ -118,6 +134,38 @@ def test_attention_output_formula_by_hand():
     assert attention.flatten().tolist() == pytest.approx(a)
     assert features.flatten().tolist() == pytest.approx([1 * (1 + a[0]), 4 * (1 + a[1]),
                                                         2 * (1 + a[0]), 1 * (1 + a[1])])
+
+
+def test_attention_block_defaults_follow_the_paper():
+    block = SpatialAttention(nn.Conv3d, channels=8)
+    assert block.squeeze.out_channels == 4, "C/2 hidden channels"
+    assert block.squeeze.kernel_size == block.score.kernel_size == (3, 3, 3)
+    wide = SpatialAttention(nn.Conv3d, channels=8, kernel_size=[1, 5, 5], reduction=4)
+    assert wide.squeeze.out_channels == 2
+    features, attention = wide(torch.randn(1, 8, 2, 6, 6))
+    assert features.shape == (1, 8, 2, 6, 6) and attention.shape == (1, 1, 2, 6, 6), "same padding"
+
+
+def test_aniso_unet_defaults_and_reduction():
+    torch.manual_seed(0)
+    net = AnisoUNet(**unet_kwargs(ANISO)).train()
+    assert len(net.attention_blocks) == len(ANISO.kernel_sizes), "attention on by default"
+    assert isinstance(net(torch.randn(1, 1, 8, 32, 32)), list), "maps returned only when asked"
+    bottleneck_channels = net.encoder.output_channels[-1]
+    assert net.attention_blocks[0].squeeze.out_channels == bottleneck_channels // 2
+    quarter = AnisoUNet(**unet_kwargs(ANISO), attention_reduction=4)
+    assert quarter.attention_blocks[0].squeeze.out_channels == bottleneck_channels // 4
+
+
+def test_without_attention_it_is_nnunets_plain_unet():
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    net = aniso_net(False, ANISO)
+    plain = PlainConvUNet(**unet_kwargs(ANISO)).eval()
+    plain.load_state_dict(net.state_dict())
+    x = torch.randn(1, 1, 8, 32, 32)
+    for a, b in zip(net(x), plain(x)):
+        torch.testing.assert_close(a, b)
 
 
 def test_attention_at_the_bottleneck_and_every_decoder_stage_with_the_stage_kernel():
@@ -164,7 +212,8 @@ def test_training_mode_returns_the_attention_maps_and_the_same_segmentation():
 def test_attention_maps_are_not_returned_unless_asked():
     net = aniso_net(True, ANISO).train()
     assert isinstance(net(torch.randn(1, 1, 8, 32, 32)), list)
-    with pytest.raises(ValueError, match="needs attention=True"):
+    with pytest.raises(ValueError, match=r"^return_attention_maps=True needs attention=True \(a network without "
+                                         r"attention has no attention maps\)$"):
         aniso_net(False, ANISO, return_attention_maps=True)
 
 

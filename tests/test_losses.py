@@ -6,7 +6,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.helpers import softmax_helper_dim1
 
 from nnunet_25d.architectures.aniso_unet import AttentionOutput
-from nnunet_25d.losses import AttentionDiceLoss, AttentionSupervisedLoss, HardnessWeightedDiceLoss
+from nnunet_25d.losses import AttentionDiceLoss, AttentionSupervisedLoss, HardnessWeightedDiceLoss, max_pool_to
 
 KWARGS = {"batch_dice": True, "do_bg": False, "smooth": 1e-5, "ddp": False}
 
@@ -37,6 +37,26 @@ def test_wrong_voxels_get_more_gradient_than_with_plain_dice():
 def test_hardness_outside_unit_interval_is_refused():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         HardnessWeightedDiceLoss(hardness=1.5)
+    assert HardnessWeightedDiceLoss(hardness=1.0).hardness == 1.0
+    assert HardnessWeightedDiceLoss().hardness == 0.6, "the paper's lambda"
+
+
+def test_defaults_are_nnunets_dice():
+    x, y = torch.randn(2, 3, 4, 8, 8), torch.randint(0, 3, (2, 1, 4, 8, 8))
+    plain = MemoryEfficientSoftDiceLoss(softmax_helper_dim1, ddp=False)(x, y)
+    torch.testing.assert_close(HardnessWeightedDiceLoss(softmax_helper_dim1, ddp=False, hardness=0.0)(x, y), plain)
+
+
+def test_hardness_dice_accepts_every_target_layout_and_masks():
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 3, 3, 4, 4), torch.randint(0, 3, (2, 1, 3, 4, 4))
+    loss = HardnessWeightedDiceLoss(softmax_helper_dim1, **KWARGS)
+    reference = loss(x, y)
+    torch.testing.assert_close(loss(x, y[:, 0]), reference)  # no channel axis
+    torch.testing.assert_close(loss(x, torch.zeros_like(x).scatter_(1, y, 1)), reference)  # one-hot
+    mask = torch.ones_like(y, dtype=torch.float32)
+    mask[..., -1] = 0  # as DC_and_CE_loss passes an ignore mask: the last column counts nowhere
+    torch.testing.assert_close(loss(x, y, loss_mask=mask), loss(x[..., :-1], y[..., :-1]))
 
 
 def test_hardness_weighted_dice_by_hand():
@@ -96,6 +116,17 @@ def test_attention_supervision_leaves_ignored_voxels_out():
     assert loss([attention], target).item() == pytest.approx(1 - dice)
 
 
+def test_attention_supervision_defaults_per_case_dice_and_batch_dice():
+    """Defaults: Dice per case (then averaged), smooth 1e-5; batch_dice pools the cases' sums first."""
+    target = torch.cat([attention_target(), torch.zeros(1, 1, 1, 2, 4, dtype=torch.long)])  # case 2: empty
+    attention = torch.tensor([[0.5, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]]).view(1, 1, 1, 2, 4).repeat(2, 1, 1, 1, 1)
+    eps = 1e-5
+    per_case = [(2 * 1.5 + eps) / (2.0 + 2 + eps), (0 + eps) / (2.0 + 0 + eps)]
+    assert AttentionDiceLoss()([attention], target).item() == pytest.approx(1 - sum(per_case) / 2)
+    batch = (2 * 1.5 + eps) / (4.0 + 2 + eps)
+    assert AttentionDiceLoss(batch_dice=True)([attention], target).item() == pytest.approx(1 - batch)
+
+
 def test_attention_supervision_with_regions():
     regions = torch.zeros(1, 2, 1, 2, 4)
     regions[0, 0, 0, 0, 1] = 1
@@ -103,6 +134,22 @@ def test_attention_supervision_with_regions():
     attention = torch.tensor([[0.5, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0]]).view(1, 1, 1, 2, 4)
     loss = AttentionDiceLoss(batch_dice=False, smooth=0.0, has_regions=True)
     assert loss([attention], regions).item() == pytest.approx(0.25)
+
+
+def test_attention_supervision_with_regions_and_ignore_channel():
+    regions = torch.zeros(1, 3, 1, 2, 4)  # two regions, then nnU-Net's ignore channel
+    regions[0, 0, 0, 0, 1] = 1
+    regions[0, 1, 0, 1, 2] = 1
+    regions[0, 2, 0, 1, 3] = 1  # an ignored voxel, where the map says 0.5
+    attention = torch.tensor([[0.5, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]).view(1, 1, 1, 2, 4)
+    loss = AttentionDiceLoss(batch_dice=False, smooth=0.0, ignore_label=3, has_regions=True)
+    assert loss([attention], regions).item() == pytest.approx(1 - 2 * 1.5 / (2.0 + 2))
+
+
+def test_max_pool_to_in_2d_and_3d():
+    plane = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).view(1, 1, 2, 4)
+    assert max_pool_to(plane, (1, 2)).flatten().tolist() == [1.0, 0.0]
+    assert max_pool_to(plane[:, :, None], (1, 1, 2)).flatten().tolist() == [1.0, 0.0]
 
 
 def test_attention_map_must_tile_the_target():

@@ -20,7 +20,7 @@ class AttentionOutput(NamedTuple):
 
 
 class AnisoUNet(PlainConvUNet):
-    """PlainConvUNet (every argument as in dynamic-network-architectures) plus, with ``attention``, one
+    """PlainConvUNet (every argument as in dynamic-network-architectures, by keyword as nnU-Net passes them) plus, with ``attention``, one
     :class:`SpatialAttention` at the bottleneck and one after every decoder stage (Wang et al., Fig. 2), each with
     its stage's kernel size.
 
@@ -30,9 +30,9 @@ class AnisoUNet(PlainConvUNet):
     store (see :func:`nnunet_25d.anisotropy.anisotropic_topology`).
     """
 
-    def __init__(self, *args, attention: bool = True, attention_reduction: int = 2,
-                 return_attention_maps: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *, attention: bool = True, attention_reduction: int = 2, return_attention_maps: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
         if return_attention_maps and not attention:
             raise ValueError("return_attention_maps=True needs attention=True (a network without attention has no "
                              "attention maps)")
