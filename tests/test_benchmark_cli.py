@@ -42,7 +42,8 @@ def benchmark_run(nnunet) -> dict:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     first_run = fold_folder(nnunet, TRAINERS[0], 0)
     deadline = time.time() + 600
-    while not finished(first_run):
+    # finished, and its resources recorded (written after nnU-Net returns, with the machine: slow under load)
+    while not (finished(first_run) and (first_run / "benchmark_resources.json").exists()):
         assert first.poll() is None, "the benchmark ended before its first run finished"
         assert time.time() < deadline
         time.sleep(0.2)
@@ -115,9 +116,14 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
     out = nnunet.results / DATASET / "nnunet25d_benchmark"
     assert "find_best_configuration" in result.stdout
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
-    assert len(rows) == 2 * 2 * 2  # variants x folds x classes
-    for row in rows:
+    cv, test = ([r for r in rows if r["split"] == split] for split in ("cv", "test"))
+    assert len(cv) == 2 * 2 * 2 and len(test) == 2 * 2  # variants x folds x classes; variants x classes
+    for row in cv:
         means, _ = _summary(nnunet, row["trainer"], int(row["fold"]))
+        assert float(row["dice"]) == pytest.approx(means[row["class"]], abs=1e-4)
+    for row in test:  # nnUNetv2_evaluate_folder's mean over the test cases
+        summary = out / "test_predictions" / f"{row['trainer']}__nnUNetPlans__2d" / "summary.json"
+        means = {{"1": "tube", "2": "nodule"}[k]: v["Dice"] for k, v in json.loads(summary.read_text())["mean"].items()}
         assert float(row["dice"]) == pytest.approx(means[row["class"]], abs=1e-4)
     # the 2.5D model against nnU-Net 2d: Wilcoxon over both folds' cases; both-empty pairs out, one-empty = 0
     comparisons = list(csv.DictReader(open(out / "comparisons.csv")))
@@ -129,8 +135,8 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
         cases = sorted(c for c in per_case[0] if not (np.isnan(per_case[0][c]) and np.isnan(per_case[1][c])))
         variant, baseline = ([1.0 if np.isnan(per_case[i][c]) else per_case[i][c] for c in cases] for i in (1, 0))
         differences = np.subtract(variant, baseline)
-        row = next(r for r in comparisons if r["variant"] == "nnUNetTrainer25D:2d"
-                   and r["baseline"] == "nnUNetTrainer:2d" and r["class"] == name)
+        row = next(r for r in comparisons if r["variant"] == "nnUNetTrainer25D:2d" and r["split"] == "cv"
+                   and r["metric"] == "dice" and r["baseline"] == "nnUNetTrainer:2d" and r["class"] == name)
         assert int(row["n_pairs"]) == len(cases)
         if differences.any():
             assert float(row["wilcoxon_p"]) == pytest.approx(wilcoxon(variant, baseline).pvalue, rel=1e-3)
