@@ -7,12 +7,14 @@ from torch import nn
 
 from nnunet_25d.architectures.morph_mlp_block import DropPath, MorphBlock
 from nnunet_25d.architectures.morph_mlp_chunks import ChunkLayout, chunk_lengths_for, stage_grids
+from nnunet_25d.architectures.morph_mlp_encoder import MorphMLPSlabEncoder
 from nnunet_25d.architectures.morph_mlp_layers import (
     BranchReweighting,
     ChunkMixing,
     ChunkSizeError,
     MorphFCs,
     MorphFCt,
+    default_temporal_group_size,
 )
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES, MorphMLPSlabUNet
 
@@ -130,7 +132,8 @@ def test_chunk_mixing_equals_the_papers_loop_over_chunks(axis, grid, dim, chunk)
     torch.manual_seed(0)
     mixing = ChunkMixing(dim=dim, chunk_length=chunk, axis=axis)
     randomise(mixing)
-    assert mixing.fc.in_features == chunk * max(1, round(dim / chunk))
+    s = max(1, round(dim / chunk))
+    assert mixing.fc.in_features == chunk * s and mixing.groups == math.ceil(dim / s)
     x = torch.randn(2, *grid, dim)
     with torch.no_grad():
         torch.testing.assert_close(mixing(x), chunk_mixing_by_hand(x, mixing.fc, chunk, axis))
@@ -178,6 +181,8 @@ def test_chunk_mixing_shares_one_linear_layer_across_groups_and_chunks():
 def test_bad_chunk_lengths_are_rejected():
     with pytest.raises(ValueError, match="chunk length must be positive"):
         ChunkMixing(dim=8, chunk_length=0, axis="H")
+    with pytest.raises(ValueError, match="chunk length must be positive, got -2"):
+        ChunkLayout.for_grid(-2, 4, 4)
     with pytest.raises(ValueError, match="axis must be 'H' or 'W'"):
         ChunkMixing(dim=8, chunk_length=2, axis="C")
     with pytest.raises(ValueError, match=r"one int or a pair \(H branch, W branch\)"):
@@ -190,12 +195,19 @@ def test_branch_reweighting_equals_the_papers_formula_pooled_over_every_branch_a
     randomise(reweight)
     branches = [torch.randn(2, 3, 4, 5, 8) * (b + 1) + b for b in range(3)]  # (N, S, H, W, C), all different
     pooled = (branches[0] + branches[1] + branches[2]).mean(dim=(1, 2, 3))  # every slice and pixel of a sample
-    weights = reweight.mlp(pooled).reshape(2, 3, 8).softmax(dim=1)
+    first, last = reweight.mlp[0], reweight.mlp[-1]
+    assert (first.in_features, first.out_features, last.out_features) == (8, 2, 24)  # C -> C/4 -> 3C
+    hidden = torch.nn.functional.gelu(pooled @ first.weight.T + first.bias)
+    weights = (hidden @ last.weight.T + last.bias).reshape(2, 3, 8).softmax(dim=1)
     expected = sum(weights[:, b, None, None, None, :] * branches[b] for b in range(3))
     with torch.no_grad():
         torch.testing.assert_close(reweight(branches), expected)
         same = torch.randn(2, 4, 4, 8)  # identical branches: weights summing to one per channel give it back
         torch.testing.assert_close(reweight([same, same, same]), same)
+    with pytest.raises(ValueError, match="expected 3 branches, got 2"):
+        reweight(branches[:2])
+    assert BranchReweighting(dim=4).mlp[0].out_features == 1  # C/4, at least one
+    assert MorphFCs(dim=8, chunk_lengths=2, reweight_reduction=2).reweight.mlp[0].out_features == 4
 
 
 def test_spatial_layer_is_the_reweighted_sum_of_its_branches_then_a_projection():
@@ -240,6 +252,14 @@ def test_slice_mixing_starts_at_zero_with_identity_projection_and_only_mixes_sli
 
     with pytest.raises(ValueError, match="group size 3"):
         MorphFCt(dim=8, slab_size=3, group_size=3)
+    with pytest.raises(ValueError, match="built for slabs of 3 slices, got 5"):
+        fct(torch.randn(1, 5, 2, 2, 8))
+
+
+@pytest.mark.parametrize("dim, group", [(8, 1), (12, 1), (16, 2), (24, 3), (84, 7), (588, 49)])
+def test_default_slice_mixing_groups_are_at_least_eight(dim, group):
+    assert default_temporal_group_size(dim) == group
+    assert MorphBlock(dim=dim, slab_size=3, chunk_lengths=1).fc_t.group_size == group
 
 
 def test_drop_path_drops_whole_samples_in_training_only():
@@ -252,6 +272,9 @@ def test_drop_path_drops_whole_samples_in_training_only():
     assert (per_sample == per_sample[:, :1]).all()  # a sample is kept or dropped as a whole
     assert 50 < (per_sample[:, 0] == 0).sum() < 150
     assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(DropPath().train()(x), x)  # p = 0 by default
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\), got 1.0"):
+        DropPath(1.0)
 
 
 class Elementwise(nn.Module):
@@ -261,6 +284,16 @@ class Elementwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.function(x)
+
+
+def test_block_mlp_has_the_papers_ratio_three_and_gelu():
+    block = MorphBlock(dim=8, slab_size=3, chunk_lengths=2)
+    first, last = block.mlp[0], block.mlp[-1]
+    assert (first.in_features, first.out_features, last.out_features) == (8, 24, 8)
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        expected = torch.nn.functional.gelu(x @ first.weight.T + first.bias) @ last.weight.T + last.bias
+        torch.testing.assert_close(block.mlp(x), expected)
 
 
 def test_block_follows_the_papers_residual_equations():
@@ -349,6 +382,9 @@ def test_chunk_lengths_with_other_line_fractions():
 def test_only_patches_off_the_stride_have_no_layout():
     with pytest.raises(ChunkSizeError, match="40x40 is not a positive multiple of 32"):
         chunk_lengths_for((40, 40), TINY_DIMS)
+    for empty in ((0, 64), (64, 0)):
+        with pytest.raises(ChunkSizeError, match="is not a positive multiple of 32"):
+            chunk_lengths_for(empty, TINY_DIMS)
     net = MorphMLPSlabUNet(1, 2, 3, (1, 1, 1, 1), TINY_DIMS, chunk_lengths=(4, 2, 2, 4), conv_features=(4, 8))
     with pytest.raises(ChunkSizeError, match="48x64 is not a positive multiple of 32"):
         net(torch.randn(1, 1, 3, 48, 64))
@@ -387,6 +423,54 @@ def test_unet_shapes_with_and_without_deep_supervision(slab_size, patch):
     ]
 
 
+def test_defaults_follow_the_paper_and_nnunet():
+    with torch.device("meta"):
+        net = MorphMLPSlabUNet(1, 3, 3, (1, 1, 2, 1), TINY_DIMS, chunk_lengths_for((64, 64), TINY_DIMS),
+                               temporal_group_size=2, deep_supervision=True)
+    encoder = net.encoder
+    assert net.decoder.deep_supervision is True
+    assert all(block.fc_t.group_size == 2 for stage in encoder.stages for block in stage)
+    assert [block.mlp[0].out_features for stage in encoder.stages for block in stage] == [24, 48, 48, 48, 96]
+    # stochastic depth grows linearly from 0 to 0.1 over the five blocks
+    rates = [block.drop_path.p for stage in encoder.stages for block in stage]
+    assert rates == pytest.approx([0, 0.025, 0.05, 0.075, 0.1])
+    with torch.device("meta"):
+        two_blocks = MorphMLPSlabEncoder(1, 3, (1, 1), (8, 16), (1, 1), temporal_group_size=(1, 4))
+    assert [stage[0].drop_path.p for stage in two_blocks.stages] == pytest.approx([0, 0.1])
+    assert [stage[0].fc_t.group_size for stage in two_blocks.stages] == [1, 4]
+    # two 3x3 convolutions per convolutional level and per decoder stage, nnU-Net's norm and non-linearity
+    assert [len(stage.convs) for stage in encoder.conv_stages] == [2, 2]
+    assert all(len(stage.convs) == 2 for stage in net.decoder.stages)
+    for conv_block in [*encoder.conv_stages[0].convs, *net.decoder.stages[0].convs]:
+        assert conv_block.conv.bias is not None and conv_block.conv.kernel_size == (3, 3)
+        assert isinstance(conv_block.norm, nn.InstanceNorm2d) and conv_block.norm.affine and conv_block.norm.eps == 1e-5
+        assert isinstance(conv_block.nonlin, nn.LeakyReLU) and conv_block.nonlin.inplace
+    assert encoder.strides == [[1, 1]] + [[2, 2]] * 5 and encoder.morph_strides == [4, 8, 16, 32]
+
+
+def test_encoder_defaults_and_options():
+    with torch.device("meta"):
+        default = MorphMLPSlabEncoder(1, 3, (1,), (8,), (1,))
+        custom = MorphMLPSlabEncoder(1, 3, (1,), (8,), (1,), n_conv_per_stage=1, mlp_ratio=2.0,
+                                     norm_op_kwargs={"eps": 1e-3, "affine": False}, nonlin_kwargs={"inplace": False})
+    assert len(default.conv_stages[0].convs) == 2 and default.stages[0][0].mlp[0].out_features == 24
+    assert len(custom.conv_stages[0].convs) == 1 and custom.stages[0][0].mlp[0].out_features == 16
+    norm, nonlin = custom.conv_stages[0].convs[0].norm, custom.conv_stages[0].convs[0].nonlin
+    assert norm.eps == 1e-3 and not norm.affine and not nonlin.inplace
+
+
+def test_encoder_rejects_inconsistent_stages_and_inputs():
+    mismatch = r"depths \(1, 1\), dims \(8,\) and chunk_lengths \(1, 1\) need one entry per MorphMLP stage"
+    with pytest.raises(ValueError, match=mismatch):
+        MorphMLPSlabEncoder(1, 3, (1, 1), (8,), (1, 1))
+    with pytest.raises(ValueError, match=r"conv_features needs two entries \(strides 1 and 2\), got \(4,\)"):
+        MorphMLPSlabEncoder(1, 3, (1,), (8,), (1,), conv_features=(4,))
+    encoder = MorphMLPSlabEncoder(1, 3, (1,), (8,), (1,), conv_features=(4, 8))
+    for shape in ((1, 1, 5, 32, 32), (1, 2, 3, 32, 32), (1, 3, 32, 32)):
+        with pytest.raises(ValueError, match=r"expected slabs \(N, 1, 3, H, W\), got shape"):
+            encoder(torch.randn(shape))
+
+
 def test_initialize_keeps_slice_mixing_at_its_start():
     net = tiny_unet(3, (32, 32))
     slice_mixers = [m for m in net.modules() if isinstance(m, MorphFCt)]
@@ -395,6 +479,11 @@ def test_initialize_keeps_slice_mixing_at_its_start():
     assert all(torch.equal(m.proj.weight, torch.eye(m.dim)) and not m.proj.bias.any() for m in slice_mixers)
     mlp_weight = net.encoder.stages[2][0].mlp[0].weight
     assert 0.01 < mlp_weight.std() < 0.03  # the truncated normal init really ran
+    assert all(not m.bias.any() for m in net.modules() if isinstance(m, nn.Linear))
+    conv = net.encoder.conv_stages[1].convs[0].conv  # 4 -> 8 channels, 3x3: He init with a = 0.01
+    fan_in = conv.in_channels * 9
+    assert conv.weight.std().item() == pytest.approx((2 / (1 + 1e-4) / fan_in) ** 0.5, rel=0.12)
+    assert not conv.bias.any()
 
 
 def test_non_centre_slices_reach_the_prediction_through_slice_mixing():
@@ -409,6 +498,10 @@ def test_non_centre_slices_reach_the_prediction_through_slice_mixing():
         # convolutional levels see the slab
         assert all(torch.equal(a, b) for a, b in zip(before[2:], after[2:]))
         assert not torch.allclose(before[0], after[0])
+
+        x3 = x.clone()
+        x3[:, :, 2] += 1.0  # the centre slice: its tokens are the skips
+        assert all(not torch.allclose(a, b) for a, b in zip(before[2:], net.encoder(x3)[2:]))
 
         make_slice_mixing_nonzero(net)
         before, after = net.encoder(x), net.encoder(x2)

@@ -36,6 +36,12 @@ def test_network_keeps_every_slice_with_nnunet_deep_supervision_scales():
     assert [tuple(o.shape) for o in outputs] == expected  # nnU-Net: one output per stride in the plans but the last
 
 
+def test_network_without_deep_supervision_by_default():
+    net = MorphMLPSlabNetwork(1, 3, 3, depths=(1, 1, 1, 1), dims=(8, 16, 16, 32), chunk_lengths=(1, 1, 1, 1),
+                              conv_features=(4, 8))
+    assert net.decoder.deep_supervision is False
+
+
 def test_network_rejects_strides_that_are_not_its_own():
     with pytest.raises(ValueError, match="strides"):
         MorphMLPSlabNetwork(1, 2, 3, strides=[[1, 1, 1], [1, 2, 2]], depths=(1,), dims=(8,), chunk_lengths=(1,))

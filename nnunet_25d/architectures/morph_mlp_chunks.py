@@ -92,7 +92,7 @@ def closest_length(lines: int, line_length: int, fraction: float, cap: int) -> i
     """The aligned chunk length nearest (by ratio) to ``fraction`` of a line and not above ``cap``; ties go to the
     longer one."""
     target = fraction * line_length
-    candidates = [n for n in aligned_lengths(lines, line_length) if n <= cap] or [1]
+    candidates = [n for n in aligned_lengths(lines, line_length) if n <= cap]  # 1 always fits
     return min(candidates, key=lambda n: (abs(math.log(n / target)), -n))
 
 
