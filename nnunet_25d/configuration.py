@@ -21,6 +21,7 @@ from nnunet_25d.slab import MIN_PATCHES_PER_BATCH, SlabBatch, check_slab_size, s
 SLAB_KEY = "nnunet_25d"
 SLAB_NETWORK = "nnunet_25d.architectures.slab_network.SlabNetwork"
 DEFAULT_2D_NETWORK = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+NNUNET_OPS_TO_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")  # arch_kwargs nnU-Net imports by name
 
 
 class ConfigurationError(ValueError):
@@ -190,3 +191,18 @@ def two_d_op(name: str | None) -> str | None:
     module, _, class_name = name.rpartition(".")
     return f"{module}.{class_name.replace('3d', '2d').replace('3D', '2D')}" if module else \
         class_name.replace("3d", "2d").replace("3D", "2D")
+
+
+def nnunet_3d_unet_ops() -> dict:
+    """The operators nnU-Net's planner writes for a 3D U-Net (conv, instance norm, no dropout, leaky ReLU), as
+    ``arch_kwargs`` entries; a fresh dict each call."""
+    return {
+        "conv_op": "torch.nn.modules.conv.Conv3d",
+        "conv_bias": True,
+        "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+        "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": "torch.nn.LeakyReLU",
+        "nonlin_kwargs": {"inplace": True},
+    }

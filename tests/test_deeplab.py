@@ -70,6 +70,12 @@ def built_from_plans(trainer_class, plans: dict, deep_supervision: bool = False)
     return network.eval(), configuration
 
 
+def deep_supervision_shapes(configuration, shape: np.ndarray, classes: int = 3) -> list[tuple[int, ...]]:
+    """The output shapes nnU-Net's deep supervision expects: one per scale of the plans' pooling strides."""
+    strides = np.array(configuration.pool_op_kernel_sizes)
+    return [(1, classes, *(shape // np.prod(strides[:i + 1], axis=0))) for i in range(len(strides) - 1)]
+
+
 def assert_slice_depends_on_its_slab_only(network, in_plane: tuple[int, int], k: int) -> None:
     """Slice z of the output changes with input slices z-k..z+k and with no other slice (z-k-1, z+k+1: outside).
     Each batch sample of one forward pass holds the same volume with one slice changed (eval mode: samples do not
@@ -187,12 +193,11 @@ def test_aspp_rates_keep_deeplabs_share_of_the_feature_map(feature_map, rates):
 @pytest.mark.parametrize("patch", PLANNED_PATCHES)
 def test_aspp_unet_deep_supervision_outputs_at_the_planned_strides(patch):
     network, configuration = built_from_plans(nnUNetTrainer25DASPP, planned_plans(patch), deep_supervision=True)
-    strides = np.array(configuration.pool_op_kernel_sizes)  # what nnU-Net's deep supervision scales come from
     shape = np.array([2, *patch])
-    expected = [(1, 3, *(shape // np.prod(strides[:i + 1], axis=0))) for i in range(len(strides) - 1)]
     with torch.no_grad():
         outputs = network(torch.randn(1, 1, *shape))
-    assert [tuple(o.shape) for o in outputs] == expected
+    assert [tuple(o.shape) for o in outputs] == deep_supervision_shapes(configuration, shape)
+    strides = np.array(configuration.pool_op_kernel_sizes)
     bottleneck = min(shape[1:] // np.prod(strides, axis=0)[1:])
     aspp = network.network_2d.aspp
     assert aspp.rates == aspp_rates_for(bottleneck)

@@ -10,6 +10,7 @@ from test_deeplab import (
     PLANNED_PATCHES,
     assert_slice_depends_on_its_slab_only,
     built_from_plans,
+    deep_supervision_shapes,
     one_thread,  # noqa: F401  (autouse fixture)
     planned_plans,
     train_then_predict_validation_case,
@@ -86,12 +87,10 @@ def test_multi_scale_unet_refuses_a_3d_plan():
 @pytest.mark.parametrize("patch", PLANNED_PATCHES)
 def test_uv_net_deep_supervision_outputs_at_the_planned_strides(patch):
     network, configuration = built_from_plans(nnUNetTrainer25DUVNet, planned_plans(patch), deep_supervision=True)
-    strides = np.array(configuration.pool_op_kernel_sizes)  # what nnU-Net's deep supervision scales come from
     shape = np.array([2, *patch])
-    expected = [(1, 3, *(shape // np.prod(strides[:i + 1], axis=0))) for i in range(len(strides) - 1)]
     with torch.no_grad():
         outputs = network(torch.randn(1, 1, *shape))
-    assert [tuple(o.shape) for o in outputs] == expected
+    assert [tuple(o.shape) for o in outputs] == deep_supervision_shapes(configuration, shape)
     assert isinstance(network.stem, DepthReduction) and isinstance(network.network_2d, MultiScaleUNet)
     assert configuration.network_arch_init_kwargs["branch_dilations"] == [1, 2, 3]
 

@@ -7,7 +7,13 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_25d.augmentation import configure_in_plane_augmentation
 from nnunet_25d.anisotropy import PAPER_SWITCH_RATIO, anisotropic_topology
-from nnunet_25d.configuration import SLAB_KEY, resolved_source, store_derived
+from nnunet_25d.configuration import (
+    NNUNET_OPS_TO_IMPORT,
+    SLAB_KEY,
+    nnunet_3d_unet_ops,
+    resolved_source,
+    store_derived,
+)
 from nnunet_25d.losses import AttentionDiceLoss, AttentionSupervisedLoss, HardnessWeightedDiceLoss
 from nnunet_25d.slab import slab_batch
 from nnunet_25d.training.slab_trainer import require_preprocessed_data
@@ -51,22 +57,15 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
         "arch_kwargs": {
             "n_stages": n,
             "features_per_stage": [min(base * 2 ** i, max_features) for i in range(n)],
-            "conv_op": "torch.nn.modules.conv.Conv3d",
+            **nnunet_3d_unet_ops(),
             "kernel_sizes": topology.kernel_sizes,
             "strides": topology.strides,
             "n_conv_per_stage": [2] * n,
             "n_conv_per_stage_decoder": [2] * (n - 1),
-            "conv_bias": True,
-            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU",
-            "nonlin_kwargs": {"inplace": True},
             "attention": attention,
             "return_attention_maps": supervised,
         },
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+        "_kw_requires_import": list(NNUNET_OPS_TO_IMPORT),
     }
     return store_derived(derived, configuration, source, marker)
 

@@ -8,7 +8,7 @@ import torch.distributed as dist
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_25d.augmentation import blur_in_plane_only, configure_in_plane_augmentation
-from nnunet_25d.configuration import resolved_source, store_derived
+from nnunet_25d.configuration import NNUNET_OPS_TO_IMPORT, nnunet_3d_unet_ops, resolved_source, store_derived
 from nnunet_25d.training.slab_trainer import require_preprocessed_data
 
 PE_ATTENTION_NETWORK = "nnunet_25d.architectures.pe_attention_unet.PEAttentionUNet"
@@ -56,22 +56,15 @@ def pe_attention_architecture(source: dict, max_features: int, pe_reduction: int
         "arch_kwargs": {
             "n_stages": N_STAGES,
             "features_per_stage": [min(base * 2 ** i, max_features) for i in range(N_STAGES)],
-            "conv_op": "torch.nn.modules.conv.Conv3d",
+            **nnunet_3d_unet_ops(),
             "kernel_sizes": [IN_PLANE_KERNEL] * (N_STAGES - 1) + [BOTTOM_KERNEL],
             "strides": [[1, 1, 1]] + [IN_PLANE_POOL] * (N_STAGES - 2) + [BOTTOM_POOL],
             "n_conv_per_stage": [2] * N_STAGES,
             "n_conv_per_stage_decoder": [2] * (N_STAGES - 1),
-            "conv_bias": True,
-            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU",
-            "nonlin_kwargs": {"inplace": True},
             "pe_reduction": pe_reduction,
             "attention_reduction": attention_reduction,
         },
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+        "_kw_requires_import": list(NNUNET_OPS_TO_IMPORT),
     }
 
 
