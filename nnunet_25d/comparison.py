@@ -15,7 +15,7 @@ import torch
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, save
-from nnunet_25d.report.load import read_load, record_load
+from nnunet_25d.report.load import read_other_cpu, record_other_cpu
 from nnunet_25d.report.machine import this_machine
 from nnunet_25d.report.metrics import DICE
 from nnunet_25d.report.rows import ModelRow, Score, splits_of
@@ -43,7 +43,7 @@ class ModelResult:
     seconds_per_case: float = float("nan")
     parameters: int = 0
     fold: int = 0
-    max_load: float = float("nan")  # highest 1-minute load average during its training and test prediction
+    other_cpu: float = float("nan")  # most cores other work used during its training and test prediction
     cores: int | None = None
 
 
@@ -116,13 +116,13 @@ def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int)
     return fold_dir
 
 
-def record_training_loads(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int) -> None:
-    """Keep the load each training of this run saw next to its checkpoints (the benchmark's resource record), so a
+def record_training_contention(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int) -> None:
+    """Keep the other work's CPU each training of this run saw next to its checkpoints (the benchmark's resource record), so a
     rerun that skips the training still reports it."""
     for spec in specs:
-        peak = runner.peak_loads.get(train_log_name(spec, fold))
+        peak = runner.other_cpu.get(train_log_name(spec, fold))
         if peak is not None:
-            record_load(paths.model_folder(spec) / f"fold_{fold}" / RESOURCES_FILE, peak)
+            record_other_cpu(paths.model_folder(spec) / f"fold_{fold}" / RESOURCES_FILE, peak)
 
 
 def predict_startup_seconds(runner: NNUNetRunner) -> float:
@@ -161,19 +161,19 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
     fold_dir = paths.model_folder(spec) / f"fold_{fold}"
     checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     dataset_json = json.loads((paths.model_folder(spec) / "dataset.json").read_text())
-    load, cores = read_load(fold_dir / RESOURCES_FILE)
+    other_cpu, cores = read_other_cpu(fold_dir / RESOURCES_FILE)
     result = ModelResult(spec.label, spec.trainer, spec.configuration,
                          validation_dice=dice_from_summary(fold_dir / "validation" / "summary.json",
                                                            labels_by_value(dataset_json)),
                          seconds_per_epoch=seconds_per_epoch(checkpoint),
-                         parameters=count_parameters(checkpoint), fold=fold, max_load=load, cores=cores)
+                         parameters=count_parameters(checkpoint), fold=fold, other_cpu=other_cpu, cores=cores)
     return result, training_curves(checkpoint)
 
 
-def add_load(result: ModelResult, peak: float | None) -> None:
-    """Fold a further run's peak load (e.g. the test prediction's) into the result's."""
+def add_other_cpu(result: ModelResult, peak: float | None) -> None:
+    """Fold a further run's peak other-work CPU (e.g. during the test prediction) into the result's."""
     if peak is not None and not math.isnan(peak):
-        result.max_load = peak if math.isnan(result.max_load) else max(result.max_load, peak)
+        result.other_cpu = peak if math.isnan(result.other_cpu) else max(result.other_cpu, peak)
         result.cores = result.cores or os.cpu_count()
 
 
@@ -189,7 +189,7 @@ def model_row(result: ModelResult, curves: dict[str, list[float]] | None = None,
               for split, dice in (("test", result.test_dice), ("cv", result.validation_dice))
               for name, value in dice.items()]
     return ModelRow(result.label, result.trainer, result.configuration, scores, result.seconds_per_epoch,
-                    result.seconds_per_case, result.parameters, max_load=result.max_load, cores=result.cores,
+                    result.seconds_per_case, result.parameters, other_cpu=result.other_cpu, cores=result.cores,
                     curves=curves or {}, folds=(result.fold,),
                     baseline=is_nnunet_baseline(result.trainer) if baseline is None else baseline)
 

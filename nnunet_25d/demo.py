@@ -10,12 +10,12 @@ from nnunet_25d.comparison import (
     DatasetPaths,
     ModelResult,
     ModelSpec,
-    add_load,
+    add_other_cpu,
     collect,
     predict_and_evaluate,
     predict_log_name,
     predict_startup_seconds,
-    record_training_loads,
+    record_training_contention,
     report_setting,
     train,
     write_report,
@@ -119,7 +119,7 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     started = time.perf_counter()
     runner, paths, work = prepare(args, specs, started)
     train_all(runner, paths, specs, args.fold, started)
-    record_training_loads(runner, paths, specs, args.fold)
+    record_training_contention(runner, paths, specs, args.fold)
 
     _step("measuring nnUNetv2_predict's start-up time (subtracted from s/case)", started)
     startup = predict_startup_seconds(runner)
@@ -129,7 +129,7 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
-        add_load(result, runner.peak_loads.get(predict_log_name(spec)))
+        add_other_cpu(result, runner.other_cpu.get(predict_log_name(spec)))
         collected.append(result)
         curves[spec.label] = curve
     return collected, curves, runner, paths, work

@@ -13,7 +13,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from nnunet_25d import TRAINER_FOLDER
-from nnunet_25d.report.load import LoadSampler
+from nnunet_25d.report.load import OtherCpuSampler
 
 EPOCH_LINE = re.compile(r"Epoch (\d+)\s*$")
 NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -60,8 +60,8 @@ class NNUNetRunner:
     extra_env: dict = field(default_factory=dict)
     # called with one line (the command, its log) as each command starts; the demo and the benchmark print it
     announce: Callable[[str], None] | None = None
-    # log name -> highest 1-minute load average seen while that command ran (the report flags load > cores)
-    peak_loads: dict[str, float] = field(default_factory=dict)
+    # log name -> most cores other processes used while that command ran (the report flags shared CPUs)
+    other_cpu: dict[str, float] = field(default_factory=dict)
 
     def env(self, training: bool = False) -> dict:
         env = dict(os.environ)
@@ -87,7 +87,7 @@ class NNUNetRunner:
         if self.announce is not None:
             self.announce(f"$ {shlex.join(args)}  (log: {log_path})")
         bar = tqdm(total=total_epochs, desc=log_name, unit="epoch", leave=False) if total_epochs else None
-        with open(log_path, "w", buffering=1) as log, LoadSampler() as load:  # line-buffered for `tail -f`
+        with open(log_path, "w", buffering=1) as log, OtherCpuSampler() as other:  # line-buffered for `tail -f`
             log.write("$ " + shlex.join(args) + "\n")
             process = subprocess.Popen(args, env=self.env(training), stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
@@ -99,7 +99,7 @@ class NNUNetRunner:
                     bar.n = int(match.group(1))
                     bar.refresh()
             returncode = process.wait()
-        self.peak_loads[log_name] = load.peak
+        self.other_cpu[log_name] = other.peak
         if bar is not None:
             bar.close()
         if returncode != 0:

@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 
+from nnunet_25d.report.load import CONTENTION_SHARE, OTHER_CPU_KEY
+
 pytestmark = pytest.mark.integration
 
 
@@ -29,23 +31,23 @@ def test_demo_reports_both_models_and_skips_finished_training_on_rerun(tmp_path)
     results = json.loads((report / "results.json").read_text())
     assert all(r["seconds_per_epoch"] > 0 and r["seconds_per_case"] > 0 and r["parameters"] > 0 for r in results)
     assert (report / "report.png").stat().st_size > 10_000
-    # the report's head: the reading, the classes of dataset.json, the machine, the load of the runs
+    # the report's head: the reading, the classes of dataset.json, the machine, the other work during the runs
     lines = markdown.splitlines()
     assert lines[0] == "## Dataset525_Synthetic25D: nnU-Net 2d vs 2.5D"
-    assert "best Dice" in lines[2] and "without a significance test" in lines[2]
+    assert "best dice" in lines[2].lower() and "without a significance test" in lines[2]  # one or several winners
     assert "**tube** = label 1, **nodule** = label 2" in markdown
     assert f"{os.cpu_count()} cores" in markdown and f"torch {torch.__version__}" in markdown
-    assert all(r["max_load"] > 0 and r["cores"] == os.cpu_count() for r in results)
-    flagged = [r["label"] for r in results if r["max_load"] > r["cores"]]
-    assert ("**⚠ Timings taken under load:**" in markdown) == bool(flagged)
+    assert all(r["other_cpu"] >= 0 and r["cores"] == os.cpu_count() for r in results)
+    flagged = [r["label"] for r in results if r["other_cpu"] > CONTENTION_SHARE * r["cores"]]
+    assert ("**⚠ Timings taken while other work ran:**" in markdown) == bool(flagged)
 
     checkpoints = sorted((tmp_path / "nnUNet_results").rglob("checkpoint_final.pth"))
     stamps = [p.stat().st_mtime for p in checkpoints]
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     assert [p.stat().st_mtime for p in checkpoints] == stamps, "finished trainings must not be redone"
-    # the skipped trainings' load comes from their fold's record
+    # the skipped trainings' other-work record comes from their fold's record
     for result in json.loads((report / "results.json").read_text()):
         fold = tmp_path / "nnUNet_results" / "Dataset525_Synthetic25D" / f"{result['trainer']}__nnUNetPlans__2d" / \
             "fold_0"
-        assert result["max_load"] >= json.loads((fold / "benchmark_resources.json").read_text())["max_load_1min"]
+        assert result["other_cpu"] >= json.loads((fold / "benchmark_resources.json").read_text())[OTHER_CPU_KEY]

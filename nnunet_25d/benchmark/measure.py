@@ -1,5 +1,5 @@
-"""Run ``nnUNetv2_train`` in this process and record its peak memory, wall time, the highest 1-minute load average
-seen while it ran and the machine next to the fold's checkpoints.
+"""Run ``nnUNetv2_train`` in this process and record its peak memory, wall time, the most cores other work used
+while it ran and the machine next to the fold's checkpoints.
 
 ``python -m nnunet_25d.benchmark.measure --record FILE -- nnUNetv2_train ARGS`` calls nnU-Net's own entry point
 with ARGS, so the training is exactly that command's.
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_25d.report.load import CORES_KEY, LOAD_KEY, LoadSampler
+from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY, OtherCpuSampler
 from nnunet_25d.report.machine import this_machine
 
 
@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> None:
 
     sys.argv = command
     started = time.perf_counter()
-    with LoadSampler() as load:
+    with OtherCpuSampler() as other:
         run_training_entry()
     record = {"commands": [command], "wall_seconds": time.perf_counter() - started, **peak_memory(),
               CORES_KEY: os.cpu_count(), "machine": this_machine(cuda=_uses_cuda(command)).as_dict()}
-    if not math.isnan(load.peak):
-        record[LOAD_KEY] = load.peak
+    if not math.isnan(other.peak):
+        record[OTHER_CPU_KEY] = other.peak
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text(json.dumps(merged(record, args.record), indent=2))
 
@@ -58,14 +58,14 @@ def _uses_cuda(command: list[str]) -> bool:
 
 
 def merged(record: dict, path: Path) -> dict:
-    """A resumed or re-validated fold keeps one record: peaks (memory, load) are the maximum, wall time the sum,
+    """A resumed or re-validated fold keeps one record: peaks (memory, other work's CPU) are the maximum, wall time the sum,
     of all its runs; cores and machine are the latest run's."""
     if not path.exists():
         return record
     previous = json.loads(path.read_text())
     combined = {**previous, **record, "commands": previous.get("commands", []) + record["commands"],
                 "wall_seconds": previous.get("wall_seconds", 0.0) + record["wall_seconds"]}
-    for key in ("peak_host_memory_mib", "peak_gpu_memory_mib", LOAD_KEY):
+    for key in ("peak_host_memory_mib", "peak_gpu_memory_mib", OTHER_CPU_KEY):
         values = [r[key] for r in (previous, record) if key in r]
         if values:
             combined[key] = max(values)

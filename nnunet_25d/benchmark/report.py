@@ -15,7 +15,7 @@ from nnunet_25d.benchmark.statistics import Comparison
 from nnunet_25d.benchmark.summary import VariantSummary
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, per_case_figure, save
-from nnunet_25d.report.load import CORES_KEY, LOAD_KEY
+from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
 from nnunet_25d.report.machine import Machine, this_machine
 from nnunet_25d.report.metrics import DICE, Metric, metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, splits_of
@@ -51,18 +51,18 @@ def variant_scores(summary: VariantSummary) -> list[Score]:
 
 
 def variant_row(summary: VariantSummary, baselines: list[str]) -> ModelRow:
-    load, cores = heaviest_load(summary.folds)
+    other_cpu, cores = most_contended(summary.folds)
     return ModelRow(summary.variant.label, summary.variant.trainer_name, summary.variant.configuration,
                     variant_scores(summary), summary.seconds_per_epoch, summary.seconds_per_case,
-                    summary.parameters, summary.peak_memory_mib, load, cores, mean_curves(summary.folds),
+                    summary.parameters, summary.peak_memory_mib, other_cpu, cores, mean_curves(summary.folds),
                     summary.variant.key in baselines, tuple(summary.fold_ids), key=summary.variant.key)
 
 
-def heaviest_load(folds: list[FoldResult]) -> tuple[float, int | None]:
-    """(peak load, cores) of the fold whose load was highest for its machine's cores; (NaN, None) if none
-    recorded."""
-    recorded = [(r[LOAD_KEY], r.get(CORES_KEY) or os.cpu_count()) for r in map(fold_resources, folds)
-                if LOAD_KEY in r]
+def most_contended(folds: list[FoldResult]) -> tuple[float, int | None]:
+    """(peak cores used by other work, cores) of the fold where other work took the largest share of its
+    machine's cores; (NaN, None) if none recorded."""
+    recorded = [(r[OTHER_CPU_KEY], r.get(CORES_KEY) or os.cpu_count()) for r in map(fold_resources, folds)
+                if OTHER_CPU_KEY in r]
     return max(recorded, key=lambda pair: pair[0] / pair[1], default=(float("nan"), None))
 
 

@@ -14,7 +14,7 @@ from nnunet_25d.report.metrics import Metric
 from nnunet_25d.report.rows import ModelRow, classes_of, finite, reference_row
 from nnunet_25d.report.setting import ReportSetting
 
-LOADED_HATCH = "//"
+CONTENDED_HATCH = "//"
 
 
 def colour(index: int) -> str:
@@ -47,11 +47,11 @@ def draw_scores(ax: Axes, rows: list[ModelRow], split: str, metric: Metric, sett
 
 
 def draw_cost(ax: Axes, rows: list[ModelRow], attribute: str, ylabel: str, title: str) -> None:
-    """One bar per model; ratio to the reference baseline on top; hatched where the load exceeded the cores."""
+    """One bar per model; ratio to the reference baseline on top; hatched where other work shared the CPUs."""
     values = [getattr(r, attribute) for r in rows]
     reference = reference_row(rows)
     bars = ax.bar(np.arange(len(rows)), values, 0.6, color=[colour(i) for i in range(len(rows))],
-                  hatch=[LOADED_HATCH if r.loaded else "" for r in rows])
+                  hatch=[CONTENDED_HATCH if r.contended else "" for r in rows])
     base = getattr(reference, attribute) if reference is not None else float("nan")
     labels = [(f"{v:.2f}" + (f"\n{v / base:.2f}x" if finite(base) and base > 0 else "")) if finite(v) else "n/a"
               for v in values]
@@ -62,9 +62,9 @@ def draw_cost(ax: Axes, rows: list[ModelRow], attribute: str, ylabel: str, title
     ax.set_xticks(np.arange(len(rows)), [r.label for r in rows], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title + (f" (ratio to {reference.label})" if reference is not None else ""), fontsize=9)
-    if any(r.loaded for r in rows):
-        ax.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch=LOADED_HATCH,
-                                 label="timed while load > cores")], fontsize=7)
+    if any(r.contended for r in rows):
+        ax.legend(handles=[Patch(facecolor="white", edgecolor="black", hatch=CONTENDED_HATCH,
+                                 label="timed while other work ran")], fontsize=7)
 
 
 def draw_losses(ax: Axes, rows: list[ModelRow]) -> None:

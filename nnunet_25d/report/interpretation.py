@@ -81,16 +81,16 @@ def cost_sentence(rows: list[ModelRow], split: str, metric: Metric, setting: Rep
     caution = f"These means come from the {setting.split_title(split)}, without a significance test"
     if reference is None or reference is model:
         return f"{caution}; {model.label} took {number(model.seconds_per_epoch, 2)} s per training epoch and " \
-               f"{number(model.seconds_per_case, 2)} s per case{_load_note(rows)}."
+               f"{number(model.seconds_per_case, 2)} s per case{_contention_note(rows)}."
     epoch = ratio(model.seconds_per_epoch, reference.seconds_per_epoch)
     case = ratio(model.seconds_per_case, reference.seconds_per_case)
     return f"{caution}; {model.label} took {epoch} {reference.label}'s time per training epoch and {case} its " \
-           f"time per case{_load_note(rows)}."
+           f"time per case{_contention_note(rows)}."
 
 
-def _load_note(rows: list[ModelRow]) -> str:
-    loaded = [r.label for r in rows if r.loaded]
-    return f" (timed while the load exceeded the cores for {', '.join(loaded)}: see the warning)" if loaded else ""
+def _contention_note(rows: list[ModelRow]) -> str:
+    contended = [r.label for r in rows if r.contended]
+    return f" (timed while other work used the CPUs for {', '.join(contended)}: see the warning)" if contended else ""
 
 
 def reading(rows: list[ModelRow], split: str, metric: Metric, setting: ReportSetting,

@@ -1,12 +1,12 @@
 """What a report shows, independent of where it came from: per model its scores (split x metric x class), costs,
-training curves and the load its timings were taken under; paired differences between models."""
+training curves and the other work its timings shared the CPUs with; paired differences between models."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from nnunet_25d.report.load import exceeds_cores
+from nnunet_25d.report.load import contended
 
 NAN = float("nan")
 
@@ -34,7 +34,7 @@ class ModelRow:
     seconds_per_case: float = NAN
     parameters: int = 0
     peak_memory_mib: float = NAN
-    max_load: float = NAN  # highest 1-minute load average seen while its timings were taken
+    other_cpu: float = NAN  # most cores other processes used (30-s window) while its timings were taken
     cores: int | None = None  # logical cores of the machine that took them
     curves: dict[str, list[float]] = field(default_factory=dict)  # nnU-Net's logging: train_losses, val_losses, ...
     baseline: bool = False
@@ -53,9 +53,9 @@ class ModelRow:
         return NAN if found is None else found.mean
 
     @property
-    def loaded(self) -> bool:
-        """Its timings were taken while the load exceeded the cores."""
-        return exceeds_cores(self.max_load, self.cores)
+    def contended(self) -> bool:
+        """Its timings were taken while other work used a noticeable share of the cores."""
+        return contended(self.other_cpu, self.cores)
 
 
 @dataclass(frozen=True)

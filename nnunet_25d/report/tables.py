@@ -49,11 +49,11 @@ def ratio(value: float, reference: float) -> str:
     return f"{value / reference:.2f}x" if finite(value) and finite(reference) and reference > 0 else "n/a"
 
 
-def load_cell(row: ModelRow) -> str:
-    if not finite(row.max_load):
+def other_cpu_cell(row: ModelRow) -> str:
+    if not finite(row.other_cpu):
         return "not recorded"
-    cores = f" / {row.cores} cores" if row.cores else ""
-    return f"{row.max_load:.1f}{cores}" + (" ⚠ load > cores" if row.loaded else "")
+    cores = f" of {row.cores}" if row.cores else ""
+    return f"{row.other_cpu:.2f}{cores}" + (" ⚠ shared CPUs" if row.contended else "")
 
 
 def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
@@ -64,7 +64,7 @@ def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
     header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else [])
     if reference is not None:
         header += [f"epoch time vs {reference.label}", f"case time vs {reference.label}"]
-    header.append("max 1-min load during the runs")
+    header.append("cores used by other work (max, 30-s window)")
     body = []
     for r in rows:
         line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
@@ -72,7 +72,7 @@ def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
         if reference is not None:
             line += [ratio(r.seconds_per_epoch, reference.seconds_per_epoch),
                      ratio(r.seconds_per_case, reference.seconds_per_case)]
-        body.append(line + [load_cell(r)])
+        body.append(line + [other_cpu_cell(r)])
     return render_markdown(header, body)
 
 
@@ -96,8 +96,8 @@ def _csv_number(value: float | None, digits: int = 4) -> str:
 
 
 SCORE_KEYS = ["label", "trainer", "configuration", "split", "fold", "class"]
-COST_KEYS = ["seconds_per_epoch", "seconds_per_case", "parameters", "peak_memory_mib", "max_load_1min", "cores",
-             "load_exceeds_cores"]
+COST_KEYS = ["seconds_per_epoch", "seconds_per_case", "parameters", "peak_memory_mib", "other_cpu_cores", "cores",
+             "timing_contended"]
 
 
 def _folds(row: ModelRow, split: str) -> list[int | str]:
@@ -121,7 +121,7 @@ def write_scores_csv(rows: list[ModelRow], metrics: list[Metric], path: Path) ->
                                       for suffix in ("", "_mean_over_folds", "_std_over_folds")] + COST_KEYS)
         for r in rows:
             costs = [_csv_number(r.seconds_per_epoch, 3), _csv_number(r.seconds_per_case, 3), r.parameters,
-                     _csv_number(r.peak_memory_mib, 0), _csv_number(r.max_load, 2), r.cores or "", int(r.loaded)]
+                     _csv_number(r.peak_memory_mib, 0), _csv_number(r.other_cpu, 2), r.cores or "", int(r.contended)]
             for split in splits_of([r]):
                 for fold in _folds(r, split):
                     for name in classes_of([r], split):
