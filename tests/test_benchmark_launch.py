@@ -68,12 +68,12 @@ def test_emitted_scripts_activate_the_environment_and_carry_the_resource_flags(t
         assert subprocess.run(["bash", "-n", str(tmp_path / f"{name}.sh")]).returncode == 0, name
         assert "set -euo pipefail" in text and "\n".join(activation_lines()) in text
         assert all(flag in text.splitlines() for flag in FLAGS), name
-        assert ("#SBATCH --gres=gpu:2" in text) == (name == "array")
+        assert ("#SBATCH --gres=gpu:2" in text) == (name in ("array", "collect"))  # the report job predicts
     assert "#SBATCH --array=0-5%3" in scripts["array"] and "#SBATCH --kill-on-invalid-dep=yes" in scripts["array"]
     assert scripts["array"].rstrip().endswith('"${BENCHMARK[@]}" --task "$SLURM_ARRAY_TASK_ID"')
     nnunet = Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"
     assert f"{nnunet} -d 999 -c 2d -np 6" in scripts["preprocess"]  # the environment's nnU-Net, -np = CPUs
-    assert scripts["collect"].rstrip().endswith(f"{sys.executable} -m nnunet_25d.cli benchmark -d 999 --collect-only")
+    assert scripts["collect"].rstrip().endswith(f"{sys.executable} -m nnunet_25d.cli benchmark -d 999 --finalize")
     assert f"bash {tmp_path / 'out' / 'submit_benchmark.sh'}" in message
 
 
@@ -160,7 +160,7 @@ def test_slurm_launch_submits_preprocessing_then_the_array_then_the_report(tmp_p
     assert "#SBATCH --job-name=nnunet25d-preprocess" in pre and not any("gpus" in line for line in pre)
     assert {"#SBATCH --array=0-1%1", "#SBATCH --gpus-per-node=2", "#SBATCH --dependency=afterok:101",
             "#SBATCH --kill-on-invalid-dep=yes"} <= set(array)
-    assert "#SBATCH --dependency=afterany:102" in collect and not any("gpus" in line for line in collect)
+    assert {"#SBATCH --dependency=afterany:102", "#SBATCH --gpus-per-node=2"} <= set(collect)  # it predicts
     tasks = sorted((tmp_path / "out" / "submitit").glob("102_*_submitted.pkl"))
     submitted = [pickle.loads(path.read_bytes()) for path in tasks]
     assert [s.args for s in submitted] == [(0,), (1,)]
@@ -170,6 +170,7 @@ def test_slurm_launch_submits_preprocessing_then_the_array_then_the_report(tmp_p
 
 @pytest.mark.parametrize("flags, fix", [(["--dry-run"], "add --task I"),
                                          (["--collect-only", "--launch", "local"], "without --emit or --launch"),
+                                         (["--finalize", "--emit", "slurm"], "--finalize trains nothing"),
                                          (["--emit", "slurm", "--launch", "slurm"], "exclude each other")])
 def test_flags_that_do_not_go_together_name_the_fix(tmp_path, monkeypatch, flags, fix):
     from nnunet_25d.benchmark.command import run_benchmark
@@ -202,6 +203,20 @@ def test_local_launch_trains_and_collects_the_report_after_a_failed_task(nnunet,
     assert "nnUNetTrainer 2d fold 1: not trained" in (out / "benchmark.md").read_text()
     logs = "".join(path.read_text() for path in (out / "submitit").glob("*_log.out"))
     assert "nnUNet_n_proc_DA=1" in logs  # this machine's 2 CPUs
+
+
+def test_the_report_job_of_a_local_launch_predicts_the_test_set_of_finished_variants(nnunet, trained_slab_model,
+                                                                                      tmp_path):
+    """The fold is trained already (the task skips it); the report job predicts imagesTs with it and scores it."""
+    out = tmp_path / "report"
+    nnunet.run("nnunet25d", "benchmark", "-d", str(TINY_ID), "--variants", "nnUNetTrainer25D", "--folds", "0",
+               "--schedule", "10x25", "-device", "cpu", "--no-find-best", "--output", str(out), "--launch", "local")
+    predicted = out / "test_predictions" / f"{trained_slab_model.name}" / "summary.json"
+    means = json.loads(predicted.read_text())["mean"]
+    test_rows = [r for r in csv.DictReader(open(out / "benchmark.csv")) if r["split"] == "test"]
+    assert {r["class"]: float(r["dice"]) for r in test_rows} == pytest.approx(
+        {"tube": means["1"]["Dice"], "nodule": means["2"]["Dice"]}, abs=1e-4)
+    assert "not predicted" not in (out / "benchmark.md").read_text()
 
 
 def test_local_launch_stops_before_any_task_when_preprocessing_fails(nnunet, tmp_path):

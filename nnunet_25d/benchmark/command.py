@@ -214,21 +214,22 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if args.task is not None or args.dry_run:
         return run_task(args, jobs, out_dir)
 
-    preprocess = None if args.collect_only else \
+    train, predict = not (args.collect_only or args.finalize), not args.collect_only
+    preprocess = None if not train else \
         preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
     if args.emit or args.launch:
         return schedule(args, jobs, out_dir, preprocess, benchmark_arguments(args))
 
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
     failures = []
-    if not args.collect_only:
+    if train:
         if preprocess:
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
         failures = train_missing(runner, jobs, args.device)
     test_set = resolve_test_set(args, raw / dataset, dataset_json)
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
-    if not args.collect_only:
+    if predict:
         failures += predict_test_sets(runner, test_predictions, args.device)
     summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions)
     information = None
@@ -239,7 +240,8 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
     missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
                for job in jobs if not job.finished]
-    missing += [f"{p.variant.label} test set: not predicted (run without --collect-only to predict it)"
+    missing += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
+                f"predict it)"
                 for p in test_predictions if not p.evaluated]
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
@@ -247,7 +249,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failures + missing)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
-    if failures or (missing and not args.collect_only):
+    if failures or (missing and train):  # after the tasks, a fold that failed is in the report, not an error
         raise SystemExit(1)
     return markdown
 
@@ -294,7 +296,12 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
                              "default: each trainer's own (nnU-Net: 1000 epochs)")
     parser.add_argument("--plans", default="nnUNetPlans")
     parser.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"])
-    parser.add_argument("--collect-only", action="store_true", help="train nothing; report what is finished")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="train and predict nothing; report what is finished")
+    parser.add_argument("--finalize", action="store_true",
+                        help="train nothing; predict and score the test set with each variant whose folds are all "
+                             "finished, run find_best_configuration, report (what the report job of --launch and "
+                             "--emit slurm runs after the tasks)"),
     parser.add_argument("--emit", choices=["slurm", "commands"],
                         help="write a SLURM job array (+ collect step) or print the commands; run nothing")
     parser.add_argument("--no-find-best", dest="find_best", action="store_false",

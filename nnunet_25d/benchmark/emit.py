@@ -78,8 +78,9 @@ def array_script(jobs: list[Job], resources: Resources, task_arguments: list[str
 
 def collect_script(resources: Resources, matrix_arguments: list[str], env: dict[str, str], log_dir: Path,
                    prefix: str = sys.prefix, python: str = sys.executable) -> str:
-    lines = header("nnunet25d-collect", resources, f"{log_dir}/%x_%j.out") + prologue(env, prefix, python)
-    return "\n".join(lines + [shlex.join([*benchmark_command(matrix_arguments, python), "--collect-only"]), ""])
+    """``sbatch`` script of the report job: it predicts the test set too, so it gets the tasks' GPUs."""
+    lines = header("nnunet25d-collect", resources, f"{log_dir}/%x_%j.out", gpus=True) + prologue(env, prefix, python)
+    return "\n".join(lines + [shlex.join([*benchmark_command(matrix_arguments, python), "--finalize"]), ""])
 
 
 def preprocess_script(resources: Resources, preprocess: list[str], env: dict[str, str], log_dir: Path,

@@ -1,6 +1,6 @@
 """``--launch slurm|local``: the benchmark matrix submitted with submitit (Meta's SLURM launcher; its local executor
 runs the same jobs as processes here): preprocessing first, one job per variant x fold (a job array), then the
-report after every task, failed ones included. ``--emit`` writes the same as scripts instead."""
+report after every task, failed ones included (it predicts the test set with every finished variant first). ``--emit`` writes the same as scripts instead."""
 from __future__ import annotations
 
 import argparse
@@ -77,10 +77,12 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class CollectReport:
+    """After the tasks: the test-set predictions of the finished variants, find_best_configuration, the report."""
+
     arguments: list[str]
 
     def __call__(self) -> None:
-        run_benchmark_cli([*self.arguments, "--collect-only"])
+        run_benchmark_cli([*self.arguments, "--finalize"])
 
 
 def executor(kind: str, folder: Path, resources: Resources, name: str, gpus: int = 0,
@@ -133,7 +135,8 @@ def launch_slurm(jobs: list[Job], resources: Resources, out_dir: Path, matrix_ar
     array = executor("slurm", folder, resources, "nnunet25d-benchmark", resources.gpus,
                      f"afterok:{pre.job_id}" if pre is not None else None, len(jobs))
     array_id = array.map_array(BenchmarkTask(tasks), range(len(jobs)))[0].job_id.split("_")[0]
-    collect = executor("slurm", folder, resources, "nnunet25d-collect", 0, f"afterany:{array_id}").submit(
+    collect = executor("slurm", folder, resources, "nnunet25d-collect", resources.gpus,  # it predicts the test set
+                       f"afterany:{array_id}").submit(
         CollectReport(matrix_arguments))
     at_once = f", at most {resources.array_parallelism} at a time" if resources.array_parallelism else ""
     after = " once preprocessing succeeded (cancelled if it fails)" if pre is not None else ""
@@ -170,8 +173,9 @@ def schedule(args: argparse.Namespace, jobs: list[Job], out_dir: Path, preproces
     """``--emit`` or ``--launch``: hand the matrix to a scheduler."""
     if args.emit and args.launch:
         raise SystemExit("--emit and --launch exclude each other: --emit writes scripts, --launch submits the jobs")
-    if args.collect_only:
-        raise SystemExit("--collect-only trains nothing: run it without --emit or --launch")
+    if args.collect_only or args.finalize:
+        flag = "--collect-only" if args.collect_only else "--finalize"
+        raise SystemExit(f"{flag} trains nothing: run it without --emit or --launch")
     resources = resources_from_args(args)
     if args.launch == "local":  # this machine's CPUs, not a cluster's default
         resources = replace(resources, cpus=granted_cpus(args.cpus))

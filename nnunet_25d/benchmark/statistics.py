@@ -9,21 +9,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.stats import bootstrap, wilcoxon
 
+from nnunet_25d.report.metrics import KNOWN_METRICS as METRICS  # each metric's direction and "perfect" value
+
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0  # a fixed seed: the same per-case data give the same report
 ENSEMBLE_FOLD = -1  # the fold of a test-set score: the ensemble of the benchmarked folds predicted it
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A per-case metric (a column of cases.csv) and how it enters paired comparisons."""
-
-    key: str
-    higher_is_better: bool
-    perfect: float  # what a correct absence scores when paired with a model that painted the class
-
-
-METRICS = {"dice": Metric("dice", True, 1.0), "hd95": Metric("hd95", False, 0.0), "nsd": Metric("nsd", True, 1.0)}
 SPLITS = ("cv", "test")  # cross-validation (each fold's validation cases), the test set (imagesTs/labelsTs)
 
 

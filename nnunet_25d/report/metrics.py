@@ -1,4 +1,5 @@
-"""How a metric is shown: its name, unit, digits, range and which direction is better. Tables, figures and the
+"""A per-case metric: how it is shown (name, unit, digits, range), which direction is better, and what a correct
+absence scores in paired comparisons. Tables, figures and the
 interpretation take metrics as arguments, so a new metric column (e.g. from ``cases.csv``) only needs an entry."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class Metric:
     unit: str = ""
     digits: int = 3
     bounded: bool = True  # values lie in [0, 1]: axes are drawn from 0 to 1
+    perfect: float = 1.0  # what a correct absence scores when paired with a model that painted the class
 
     @property
     def axis_label(self) -> str:
@@ -32,7 +34,7 @@ class Metric:
 
 
 DICE = Metric("dice", "Dice")
-HD95 = Metric("hd95", "HD95", higher_is_better=False, unit="mm", digits=2, bounded=False)
+HD95 = Metric("hd95", "HD95", higher_is_better=False, unit="mm", digits=2, bounded=False, perfect=0.0)
 NSD = Metric("nsd", "NSD")
 KNOWN_METRICS = {m.key: m for m in (DICE, HD95, NSD)}
 
