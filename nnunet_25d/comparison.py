@@ -117,8 +117,8 @@ def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int)
 
 
 def record_training_contention(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int) -> None:
-    """Keep the other work's CPU each training of this run saw next to its checkpoints (the benchmark's resource record), so a
-    rerun that skips the training still reports it."""
+    """Keep the other work's CPU each training of this run saw next to its checkpoints (the benchmark's resource
+    record), so a rerun that skips the training still reports it."""
     for spec in specs:
         peak = runner.other_cpu.get(train_log_name(spec, fold))
         if peak is not None:

@@ -1,6 +1,6 @@
 """The shared report engine on hand-built results (no training): the figure's title and axes (matplotlib objects,
-not pixels), class names from dataset.json, the machine, the flag for timings that shared the CPUs, the two-sentence reading, any metrics and
-splits; the demo's and the benchmark's reports through it."""
+not pixels), class names from dataset.json, the machine, the flag for timings that shared the CPUs, the two-sentence
+reading, any metrics and splits; the demo's and the benchmark's reports through it."""
 from __future__ import annotations
 
 import csv
@@ -114,7 +114,8 @@ def test_the_flag_appears_only_when_other_work_took_over_a_quarter_of_the_cores(
     rows = demo_rows(other_cpu=other_cpu)  # the 2.5D row's timings, on 2 cores
     head = report_head("t", rows, setting(), [DICE], ["test"])
     table = cost_table(rows)
-    warning = f"**⚠ Timings taken while other work ran:** 2.5D (other processes used up to {other_cpu:.1f} of 2 cores)"
+    warning = (f"**⚠ Timings taken while other work ran:** 2.5D (other processes used up to {other_cpu:.1f} of 2 "
+               f"cores)")
     assert (warning in head) == flagged
     assert ("⚠" in head) == flagged and ("⚠ shared CPUs" in table) == flagged
     assert f"| {other_cpu:.2f} of 2" in table
@@ -277,7 +278,8 @@ def test_the_benchmark_report_goes_through_the_engine(tmp_path):
            "nnUNetTrainer 2d)" in markdown
     assert "counts as significant): significant — liver, nnUNetTrainer25D 2d vs nnUNetTrainer 2d +0.100" in markdown
     assert "CPU Recorded CPU, 4 cores; GPU Recorded GPU" in markdown
-    assert "**⚠ Timings taken while other work ran:** nnUNetTrainer25D 2d (other processes used up to 2.5 of 4 cores)" in markdown
+    assert ("**⚠ Timings taken while other work ran:** nnUNetTrainer25D 2d (other processes used up to 2.5 of 4 "
+            "cores)") in markdown
     assert "nnUNetTrainer 2d (baseline)" in markdown and "10 epochs x 50 iterations" in markdown
     for picture in ("benchmark.png", "dice_per_case.png"):
         assert (tmp_path / "out" / picture).stat().st_size > 10_000

@@ -241,8 +241,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
                for job in jobs if not job.finished]
     missing += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
-                f"predict it)"
-                for p in test_predictions if not p.evaluated]
+                "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
@@ -301,7 +300,7 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--finalize", action="store_true",
                         help="train nothing; predict and score the test set with each variant whose folds are all "
                              "finished, run find_best_configuration, report (what the report job of --launch and "
-                             "--emit slurm runs after the tasks)"),
+                             "--emit slurm runs after the tasks)")
     parser.add_argument("--emit", choices=["slurm", "commands"],
                         help="write a SLURM job array (+ collect step) or print the commands; run nothing")
     parser.add_argument("--no-find-best", dest="find_best", action="store_false",

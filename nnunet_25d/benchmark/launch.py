@@ -1,6 +1,7 @@
 """``--launch slurm|local``: the benchmark matrix submitted with submitit (Meta's SLURM launcher; its local executor
 runs the same jobs as processes here): preprocessing first, one job per variant x fold (a job array), then the
-report after every task, failed ones included (it predicts the test set with every finished variant first). ``--emit`` writes the same as scripts instead."""
+report after every task, failed ones included (it predicts the test set with every finished variant first).
+``--emit`` writes the same as scripts instead."""
 from __future__ import annotations
 
 import argparse

@@ -58,8 +58,8 @@ def _uses_cuda(command: list[str]) -> bool:
 
 
 def merged(record: dict, path: Path) -> dict:
-    """A resumed or re-validated fold keeps one record: peaks (memory, other work's CPU) are the maximum, wall time the sum,
-    of all its runs; cores and machine are the latest run's."""
+    """A resumed or re-validated fold keeps one record: peaks (memory, other work's CPU) are the maximum, wall time
+    the sum, of all its runs; cores and machine are the latest run's."""
     if not path.exists():
         return record
     previous = json.loads(path.read_text())

@@ -1,4 +1,5 @@
-"""The head of a Markdown report: title, the two-sentence reading, data and classes, machine, a warning when other work shared the CPUs."""
+"""The head of a Markdown report: title, the two-sentence reading, data and classes, machine, and whether other work
+shared the CPUs while the timings were taken."""
 from __future__ import annotations
 
 from nnunet_25d.report.interpretation import reading
@@ -37,9 +38,9 @@ def contention_warning(rows: list[ModelRow]) -> str:
     if not any(finite(r.other_cpu) for r in rows):
         return ("CPU used by other work during the runs: not recorded (trained outside `nnunet25d`, or by an older "
                 "version).")
-    return (f"CPU used by other work during the runs: at most {max(r.other_cpu for r in rows if finite(r.other_cpu)):.2f}"
-            f" cores in any {int(WINDOW_SECONDS)}-s window, within {CONTENTION_SHARE:.0%} of the cores (see the cost "
-            f"table): the timings are comparable.")
+    most = max(r.other_cpu for r in rows if finite(r.other_cpu))
+    return (f"CPU used by other work during the runs: at most {most:.2f} cores in any {int(WINDOW_SECONDS)}-s "
+            f"window, within {CONTENTION_SHARE:.0%} of the cores (see the cost table): the timings are comparable.")
 
 
 def report_head(title: str, rows: list[ModelRow], setting: ReportSetting, metrics: list[Metric],
@@ -48,12 +49,13 @@ def report_head(title: str, rows: list[ModelRow], setting: ReportSetting, metric
     classes; machine; other work on the CPUs."""
     primary = "test" if "test" in splits else splits[0] if splits else "cv"
     return "\n\n".join([f"## {title}", reading(rows, primary, metrics[0], setting, differences),
-                        data_section(setting, splits), machine_section(setting.machines), contention_warning(rows)]) + "\n"
+                        data_section(setting, splits), machine_section(setting.machines),
+                        contention_warning(rows)]) + "\n"
 
 
 def results_sections(rows: list[ModelRow], setting: ReportSetting, metrics: list[Metric],
                      splits: list[str]) -> str:
-    """A scores table per split, then the cost table (with the other work each model's timings were taken under)."""
+    """A scores table per split, then the cost table (with the other work beside each model's timings)."""
     parts = [f"### {', '.join(m.label for m in metrics)} per class, {setting.split_title(split)}\n\n"
              f"{scores_table(rows, split, metrics)}\n" for split in splits]
     parts.append(f"### Cost\n\n{cost_table(rows, setting.case_time)}\n")
