@@ -117,8 +117,9 @@ STATISTICS_NOTE = (
     "into an empty case, that one scores 0 and the other 1. Δ: mean paired difference (variant − baseline) with a "
     "95 % bootstrap CI (SciPy, BCa, 9999 resamples of the pairs); p: two-sided Wilcoxon signed-rank (SciPy); Holm "
     "p: adjusted for all comparisons of the table (statsmodels). s/case: validation inference (sliding window, "
-    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise. Load: the highest "
-    "1-minute load average during the fold's measured runs.")
+    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise. Other work: the "
+    "most cores other processes used (machine CPU time minus nnU-Net's own processes, highest 30-s mean) during the "
+    "fold's measured runs; above a quarter of the cores the timing is flagged.")
 
 
 def comparisons_sections(differences: list[Difference], metrics: list[Metric], setting: ReportSetting) -> list[str]:

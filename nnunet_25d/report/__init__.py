@@ -8,7 +8,7 @@ machine); the engine renders them:
 - ``rows``: the data model (scores, model rows, paired differences)
 - ``setting``: dataset, schedule, folds, splits and classes, and the title built from them
 - ``machine``: CPU/GPU model, cores, torch and nnU-Net versions
-- ``load``: the 1-minute load average sampled while nnU-Net runs, and the "load > cores" flag
+- ``load``: the cores other processes used while nnU-Net ran, and the flag for timings that shared the CPUs
 - ``tables``: Markdown and CSV tables
 - ``figures``: the overview figure and per-case box plots
 - ``interpretation``: the two sentences that open a report
