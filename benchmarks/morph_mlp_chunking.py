@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from nnunet_25d.runner import trainer_lookup_path
 from nnunet_25d.synthetic import LABELS, SyntheticSpec, write_dataset
 
 DATASET_ID = 612
@@ -45,6 +46,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.update(nnUNet_raw=str(work / "raw"), nnUNet_preprocessed=str(work / "preprocessed"),
                       nnUNet_results=str(work / "results"), nnUNet_def_n_proc="1")
+    os.environ.setdefault("nnUNet_extTrainer", trainer_lookup_path(None))  # "before" runs set the old folder
     log = work / "log.txt"
     epochs, iterations = args.schedule.split("x")
     trainer = f"{args.trainer}_{epochs}epochs_{iterations}iters"
