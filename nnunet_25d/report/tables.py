@@ -5,6 +5,7 @@ import csv
 import math
 from pathlib import Path
 
+from nnunet_25d.report.load import WINDOW_SECONDS
 from nnunet_25d.report.metrics import Metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, classes_of, finite, reference_row, splits_of
 
@@ -64,7 +65,7 @@ def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
     header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else [])
     if reference is not None:
         header += [f"epoch time vs {reference.label}", f"case time vs {reference.label}"]
-    header.append("cores used by other work (max, 30-s window)")
+    header.append(f"cores used by other work (max, {int(WINDOW_SECONDS)}-s window)")
     body = []
     for r in rows:
         line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
