@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(20, 64, 64), metavar=("Z", "Y", "X"))
     parser.add_argument("--schedule", default="10x50", help="EPOCHSxITERATIONS")
     parser.add_argument("--trainer", default="nnUNetTrainer25DMorphMLP_N")
+    parser.add_argument("--fold", type=int, default=0, help="a second fold shows how much one run varies")
     args = parser.parse_args()
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -55,21 +56,21 @@ def main() -> None:
         write_dataset(work / "raw", DATASET_ID, "Chunking", spec=SyntheticSpec(shape=tuple(args.shape)))
         run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "2d", "-np", "1"], log)
     started = time.perf_counter()
-    run(["nnUNetv2_train", str(DATASET_ID), "2d", "0", "-tr", trainer, "-device", "cpu"], log)
+    run(["nnUNetv2_train", str(DATASET_ID), "2d", str(args.fold), "-tr", trainer, "-device", "cpu"], log)
     train_seconds = time.perf_counter() - started
     model = work / "results" / raw.name / f"{trainer}__nnUNetPlans__2d"
-    prediction = work / f"prediction_{trainer}"
+    prediction = work / f"prediction_{trainer}_fold{args.fold}"
     run(["nnUNetv2_predict", "-i", str(raw / "imagesTs"), "-o", str(prediction), "-d", str(DATASET_ID), "-c", "2d",
-         "-f", "0", "-tr", trainer, "-device", "cpu"], log)
+         "-f", str(args.fold), "-tr", trainer, "-device", "cpu"], log)
     run(["nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(prediction), "-djfile", str(model / "dataset.json"),
          "-pfile", str(model / "plans.json")], log)
     arch = json.loads((model / "plans.json").read_text())["configurations"]["2d"]["architecture"]["arch_kwargs"]
-    checkpoint = torch.load(model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(model / f"fold_{args.fold}" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     logging = checkpoint["logging"]
     epoch_seconds = [end - start for start, end in zip(logging["epoch_start_timestamps"],
                                                        logging["epoch_end_timestamps"])]
     record = {
-        "trainer": trainer, "shape": list(args.shape), "python_path": os.environ.get("PYTHONPATH", ""),
+        "trainer": trainer, "fold": args.fold, "shape": list(args.shape), "python_path": os.environ.get("PYTHONPATH", ""),
         "chunking": {key: arch[key] for key in arch if "chunk" in key},
         "test_dice": test_dice(prediction / "summary.json"),
         "seconds_per_epoch": round(sum(epoch_seconds) / len(epoch_seconds), 2),
