@@ -2,28 +2,30 @@
 # Mutation testing: mutmut changes the code one small edit at a time and reruns the fast tests that reach it; a
 # mutant no test notices ("survivor") is a behaviour the tests do not pin down.
 #
-#   scripts/mutation.sh [--name NAME] [--tests "PYTEST ARGS"] [PATH ...]
+#   scripts/mutation.sh [--name NAME] [--tests "PYTEST ARGS"] [--workers N] [PATH ...]
 #
 # PATH: modules or folders under nnunet_25d/ (default: the set in pyproject.toml [tool.mutmut] only_mutate).
 # --tests: the tests mutmut runs (default: every fast test, `tests -m "not integration"`); restrict them for
 #          modules whose full run would take too long, e.g. --tests "tests/test_slab.py tests/test_views.py".
 # --name: names the work folder mutants/NAME and the report benchmarks/results/mutation_NAME.md (default: the
 #          module's name for one PATH, "default" without PATH, "selection" otherwise).
-# One mutant at a time on one thread (shared cores); runs from different engineers queue on a lock.
+# --workers: mutants tested at once, one thread each (default 1: the cores are shared; up to the cores when the
+#          machine is yours alone). Runs from different engineers queue on a lock.
 set -euo pipefail
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 fail() { echo "mutation.sh: $*" >&2; exit 2; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-name="" tests="" paths=()
+name="" tests="" workers=1 paths=()
 while (($#)); do
     case $1 in
         -h|--help) usage; exit 0 ;;
         --name) (($# > 1)) || fail "--name needs a value"; name=$2; shift 2 ;;
         --tests) (($# > 1)) || fail "--tests needs a value"; tests=$2; shift 2 ;;
+        --workers) (($# > 1)) || fail "--workers needs a value"; workers=$2; shift 2 ;;
         -*) fail "unknown option $1 (see --help)" ;;
         *) paths+=("${1%/}"); shift ;;
     esac
@@ -44,6 +46,7 @@ if [[ -z $name ]]; then
     esac
 fi
 [[ $name =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || fail "--name $name: use letters, digits, _ . - (not first) only"
+[[ $workers =~ ^[1-9][0-9]*$ ]] || fail "--workers $workers: give a whole number of at least 1"
 
 mkdir -p mutants
 exec 9>mutants/.lock
@@ -63,7 +66,7 @@ python scripts/mutation_support.py config --tests="$tests" "$work" "${patterns[@
 
 echo "mutmut run in $work (log: $work/mutmut.log)"
 start=$(date +%s)
-if ! (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children 1) 2>&1 | tee "$work/mutmut.log"
+if ! (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children "$workers") 2>&1 | tee "$work/mutmut.log"
 then
     fail "mutmut stopped (see $work/mutmut.log); if a test outside your change fails, choose tests with --tests"
 fi
