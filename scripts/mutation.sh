@@ -70,4 +70,4 @@ if ! (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-childre
 then
     fail "mutmut stopped (see $work/mutmut.log); if a test outside your change fails, choose tests with --tests"
 fi
-python scripts/mutation_support.py report "$work" "benchmarks/results/mutation_$name.md" $(($(date +%s) - start))
+python scripts/mutation_support.py report "$work" "benchmarks/results/mutation_$name.md" $(($(date +%s) - start)) --workers "$workers"

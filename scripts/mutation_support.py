@@ -111,7 +111,7 @@ def git_commit() -> str:
                           text=True).stdout.strip()
 
 
-def write_report(work: Path, report: Path, seconds: float) -> None:
+def write_report(work: Path, report: Path, seconds: float, workers: int = 1) -> None:
     """Print the kill rate and the survivors, and write them to ``report`` (keeping its notes section)."""
     status_of, changes = mutation_results(work)
     config = tomllib.loads((work / "pyproject.toml").read_text())["tool"]["mutmut"]
@@ -123,7 +123,7 @@ def write_report(work: Path, report: Path, seconds: float) -> None:
     unreached = Counter(function_of(name) for name, status in status_of.items() if status == "no tests")
     lines = [
         f"# Mutation testing: {report.stem.removeprefix('mutation_')}", "",
-        f"`scripts/mutation.sh` (mutmut, one worker) on {datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()} "
+        f"`scripts/mutation.sh` (mutmut, {workers} worker{'s' if workers > 1 else ''}) on {datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()} "
         f"(plus uncommitted changes, if any), {seconds / 60:.1f} min.", "",
         f"- modules: {', '.join(f'`{p}`' for p in config['only_mutate'])}",
         f"- tests: `pytest {' '.join(config['pytest_add_cli_args_test_selection'] + config['pytest_add_cli_args'])}`",
@@ -157,11 +157,12 @@ def main(argv: list[str]) -> None:
     report.add_argument("work", type=Path)
     report.add_argument("report", type=Path)
     report.add_argument("seconds", type=float)
+    report.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     if args.command == "config":
         write_config(args.work, args.patterns, args.tests)
     else:
-        write_report(args.work, args.report, args.seconds)
+        write_report(args.work, args.report, args.seconds, args.workers)
 
 
 if __name__ == "__main__":

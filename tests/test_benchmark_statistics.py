@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ from statsmodels.stats.multitest import multipletests
 from nnunet_25d.benchmark.collect import Scoring, read_cases_csv
 from nnunet_25d.benchmark.command import summarise
 from nnunet_25d.benchmark.report import write_report
-from nnunet_25d.benchmark.statistics import CaseScore, Comparison, bootstrap_ci, compare, holm, paired_scores
+from nnunet_25d.benchmark.statistics import (CaseScore, Comparison, bootstrap_ci, compare, holm, mean_score,
+                                             paired_scores, wilcoxon_p)
 from nnunet_25d.benchmark.surface import image_diagonal_mm
 
 FOLDS = [[f"c{i:02d}" for i in range(6)], [f"c{i:02d}" for i in range(6, 12)]]
@@ -46,7 +49,13 @@ def _key(c: Comparison) -> tuple:
     return c.split, c.metric, c.variant, c.baseline, c.class_name
 
 
-@pytest.fixture(scope="module")
+def _module_scope_except_mutmut_stats(fixture_name: str, config: pytest.Config) -> str:
+    """Built once per module, except while mutmut records which tests reach which function: it credits a module
+    fixture's calls to the first test only, and would then test mutants in the statistics with that test alone."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
+
+
+@pytest.fixture(scope=_module_scope_except_mutmut_stats)
 def tree(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp_path = tmp_path_factory.mktemp("tree")
     splits = write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", FOLDS)
@@ -101,7 +110,7 @@ def test_false_positives_on_empty_cases_count_as_failures(tree):
     assert clean_test.n_pairs == 6  # the lesion-free cases: both correctly empty, left out
     assert painter_test.n_pairs == 12  # ... unless one side paints: it scores 0, the clean side 1
     assert painter_test.mean_difference == pytest.approx((6 * 0.06 - 6 * 1.0) / 12)
-    ours, theirs = paired_scores(painter, baseline)[1:]
+    ours, theirs = paired_scores(painter, baseline, "dice")[1:]
     assert painter_test.p_value == pytest.approx(wilcoxon(ours, theirs).pvalue)
     # the Dice columns use the same rule: 0 for each painted empty case, fold 1's mean is 0, not n/a
     assert summaries["nnUNetTrainer25DPainter:2d"].fold_dice("lesion") == {0: pytest.approx(0.65), 1: 0.0}
@@ -148,15 +157,22 @@ def test_bootstrap_ci_is_scipys_paired_bootstrap_of_the_mean_difference():
                          vectorized=True, n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
     assert (low, high) == pytest.approx((expected.low, expected.high))
     assert low < np.mean(ours - theirs) < high
-    assert bootstrap_ci(np.array([0.9, 0.8]), np.array([0.8, 0.7])) == pytest.approx((0.1, 0.1))
+    at_90 = bootstrap((ours, theirs), lambda a, b, axis=-1: np.mean(a - b, axis=axis), paired=True, vectorized=True,
+                      confidence_level=0.9, n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
+    assert bootstrap_ci(ours, theirs, level=0.9) == pytest.approx((at_90.low, at_90.high))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's BCa is undefined (NaN, a warning) when every difference is the same
+        assert bootstrap_ci(np.array([0.5, 0.75, 1.0]), np.array([0.25, 0.5, 0.75])) == (0.25, 0.25)
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.9]), np.array([0.8])))
 
 
 def test_compare_with_no_pairs_or_no_differences_is_undefined_not_an_error():
     score = {"a": CaseScore("v", 0, "a", "x", 0.5, 10, 10)}
-    empty = compare({}, score)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty array
+        empty = compare({}, score, "v", "b", "x", "dice", "cv")
     assert empty.n_pairs == 0 and math.isnan(empty.mean_difference) and math.isnan(empty.p_value)
-    same = compare(score, score)
+    same = compare(score, score, "v", "b", "x", "dice", "cv")
     assert same.n_pairs == 1 and same.mean_difference == 0 and math.isnan(same.p_value)
 
 
@@ -258,3 +274,33 @@ def test_cross_validation_means_per_metric_are_over_folds(tree):
     lesion = summary.fold_means("lesion", "hd95")
     assert lesion[0] > 0  # the hand-built lesions are 36 voxels off: a real surface distance
     assert math.isnan(lesion[1])  # fold 1 has no lesion, and the model painted none
+
+
+def test_pairs_skip_only_the_cases_both_left_empty():
+    absent = CaseScore("v", 0, "a", "x", float("nan"), 0, 0)
+    present = CaseScore("v", 0, "b", "x", 0.8, 10, 12)
+    other = CaseScore("w", 0, "b", "x", 0.6, 10, 9)
+    cases, ours, theirs = paired_scores({"a": absent, "b": present}, {"a": absent, "b": other}, "dice")
+    assert (cases, list(ours), list(theirs)) == (["b"], [0.8], [0.6])  # "a", sorted first, does not end the pairing
+
+
+def test_one_pair_that_differs_gets_scipys_p_value():
+    ours, theirs = np.array([0.8]), np.array([0.6])
+    assert wilcoxon_p(ours, theirs) == pytest.approx(wilcoxon(ours, theirs).pvalue)
+    assert math.isnan(wilcoxon_p(np.array([]), np.array([])))
+
+
+def test_value_follows_the_absent_present_rule_per_metric():
+    painted_nan = CaseScore("v", 0, "c", "x", float("nan"), 0, 12, hd95=21.7, nsd=float("nan"))
+    both = CaseScore("v", 0, "c", "x", 0.8, 10, 12, hd95=2.0, nsd=0.7)
+    assert (painted_nan.value("dice"), painted_nan.value("nsd"), painted_nan.value("hd95")) == (0.0, 0.0, 21.7)
+    assert (both.value("dice"), both.value("nsd"), both.value("hd95")) == (0.8, 0.7, 2.0)
+
+
+def test_mean_score_leaves_out_correct_absences_and_applies_the_rule():
+    scores = [CaseScore("v", 0, "a", "x", float("nan"), 0, 0), CaseScore("v", 0, "b", "x", 0.8, 10, 12),
+              CaseScore("v", 0, "c", "x", float("nan"), 0, 5)]
+    assert mean_score(scores, "dice") == pytest.approx(0.4)  # (0.8 + 0 for the painted empty case) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty list
+        assert math.isnan(mean_score(scores[:1], "dice"))

@@ -17,7 +17,7 @@ from nnunet_25d.report.figures import overview_figure
 from nnunet_25d.report.interpretation import reading
 from nnunet_25d.report.load import OTHER_CPU_KEY, read_other_cpu, record_other_cpu
 from nnunet_25d.report.machine import Machine, this_machine
-from nnunet_25d.report.metrics import DICE, HD95
+from nnunet_25d.report.metrics import DICE, HD95, metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedule_of
 from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
@@ -194,6 +194,14 @@ def test_a_lower_is_better_metric_picks_the_smallest_value():
     assert reading(rows, "test", HD95, setting()).startswith(
         "2.5D has the best HD95 (lower is better) for every class on the test set (fold-0 model): tumour 3.00 mm "
         "(-4.50 mm vs nnU-Net 2d).")
+
+
+def test_an_unknown_metric_column_names_the_known_ones_and_where_to_declare_it():
+    assert metric("hd95") is HD95
+    with pytest.raises(ValueError) as error:
+        metric("assd")
+    assert str(error.value) == ("unknown metric 'assd': use one of dice, hd95, nsd or declare it in "
+                                "nnunet_25d/report/metrics.py")
 
 
 def test_tables_and_figure_render_the_metrics_and_splits_passed_in(tmp_path):

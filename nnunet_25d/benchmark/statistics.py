@@ -53,7 +53,7 @@ class CaseScore:
             return 0.0
         return self.dice
 
-    def value(self, metric: str = "dice") -> float:
+    def value(self, metric: str) -> float:
         """``metric`` under the absent/present rule: NaN when both are empty; when exactly one is, Dice and NSD 0
         and HD95 the image diagonal (stored so by the surface metrics); the metric otherwise."""
         if metric == "dice":
@@ -73,13 +73,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else 0.0
 
 
-def mean_score(scores: Sequence[CaseScore], metric: str = "dice") -> float:
+def mean_score(scores: Sequence[CaseScore], metric: str) -> float:
     """Mean of ``metric`` over cases under the absent/present rule (NaN if every case is a correct absence)."""
     values = [v for v in (s.value(metric) for s in scores if not s.absent) if not math.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
-def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], metric: str = "dice"
+def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], metric: str
                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Cases both scored, with their ``metric`` as pairs.
 
@@ -100,7 +100,7 @@ def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseS
     return cases, np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
 
 
-def _paired_score(score: CaseScore, metric: str = "dice") -> float:
+def _paired_score(score: CaseScore, metric: str) -> float:
     return METRICS[metric].perfect if score.absent else score.value(metric)
 
 
@@ -126,8 +126,9 @@ class Comparison:
         return METRICS[self.metric].higher_is_better
 
 
-def compare(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], variant_name: str = "",
-            baseline_name: str = "", class_name: str = "", metric: str = "dice", split: str = "cv") -> Comparison:
+def compare(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], variant_name: str, baseline_name: str,
+            class_name: str, metric: str, split: str) -> Comparison:
+    """``variant`` against ``baseline`` (case -> score of one class) over the cases both scored."""
     cases, ours, theirs = paired_scores(variant, baseline, metric)
     differences = ours - theirs
     mean = float(differences.mean()) if cases else float("nan")
@@ -147,7 +148,8 @@ def _mean_difference(ours: np.ndarray, theirs: np.ndarray, axis: int = -1) -> np
 
 
 def bootstrap_ci(ours: np.ndarray, theirs: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Paired bootstrap CI of the mean difference; NaN below two pairs, a point when all differences agree."""
+    """Paired bootstrap CI (BCa) of the mean difference; NaN below two pairs, a point when all differences agree
+    (where BCa is undefined; it is defined for every other sample of two or more pairs)."""
     differences = ours - theirs
     if differences.size < 2:
         return float("nan"), float("nan")
@@ -155,10 +157,7 @@ def bootstrap_ci(ours: np.ndarray, theirs: np.ndarray, level: float = 0.95) -> t
         return float(differences[0]), float(differences[0])
     result = bootstrap((ours, theirs), _mean_difference, paired=True, vectorized=True, confidence_level=level,
                        n_resamples=BOOTSTRAP_RESAMPLES, method="BCa", rng=np.random.default_rng(BOOTSTRAP_SEED))
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    if math.isnan(low) or math.isnan(high):  # BCa undefined for some tiny samples: fall back to percentiles
-        low, high = np.percentile(result.bootstrap_distribution, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def holm(comparisons: Sequence[Comparison]) -> list[Comparison]:
