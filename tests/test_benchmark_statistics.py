@@ -164,6 +164,10 @@ def test_bootstrap_ci_is_scipys_paired_bootstrap_of_the_mean_difference():
         warnings.simplefilter("error")  # scipy's BCa is undefined (NaN, a warning) when every difference is the same
         assert bootstrap_ci(np.array([0.5, 0.75, 1.0]), np.array([0.25, 0.5, 0.75])) == (0.25, 0.25)
     assert all(math.isnan(v) for v in bootstrap_ci(np.array([0.9]), np.array([0.8])))
+    two = np.array([0.9, 0.7]), np.array([0.8, 0.4])  # two pairs that differ: BCa is defined
+    expected_two = bootstrap(two, lambda a, b, axis=-1: np.mean(a - b, axis=axis), paired=True, vectorized=True,
+                             n_resamples=9999, rng=np.random.default_rng(0)).confidence_interval
+    assert bootstrap_ci(*two) == pytest.approx((expected_two.low, expected_two.high))
 
 
 def test_compare_with_no_pairs_or_no_differences_is_undefined_not_an_error():
