@@ -65,12 +65,14 @@ def main() -> None:
     run(["nnUNetv2_evaluate_folder", str(raw / "labelsTs"), str(prediction), "-djfile", str(model / "dataset.json"),
          "-pfile", str(model / "plans.json")], log)
     arch = json.loads((model / "plans.json").read_text())["configurations"]["2d"]["architecture"]["arch_kwargs"]
-    checkpoint = torch.load(model / f"fold_{args.fold}" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(model / f"fold_{args.fold}" / "checkpoint_final.pth", map_location="cpu",
+                            weights_only=False)
     logging = checkpoint["logging"]
     epoch_seconds = [end - start for start, end in zip(logging["epoch_start_timestamps"],
                                                        logging["epoch_end_timestamps"])]
     record = {
-        "trainer": trainer, "fold": args.fold, "shape": list(args.shape), "python_path": os.environ.get("PYTHONPATH", ""),
+        "trainer": trainer, "fold": args.fold, "shape": list(args.shape),
+        "python_path": os.environ.get("PYTHONPATH", ""),
         "chunking": {key: arch[key] for key in arch if "chunk" in key},
         "test_dice": test_dice(prediction / "summary.json"),
         "seconds_per_epoch": round(sum(epoch_seconds) / len(epoch_seconds), 2),

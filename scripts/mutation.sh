@@ -66,8 +66,10 @@ python scripts/mutation_support.py config --tests="$tests" "$work" "${patterns[@
 
 echo "mutmut run in $work (log: $work/mutmut.log)"
 start=$(date +%s)
-if ! (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children "$workers") 2>&1 | tee "$work/mutmut.log"
+if ! (cd "$work" && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 mutmut run --max-children "$workers") 2>&1 |
+    tee "$work/mutmut.log"
 then
     fail "mutmut stopped (see $work/mutmut.log); if a test outside your change fails, choose tests with --tests"
 fi
-python scripts/mutation_support.py report "$work" "benchmarks/results/mutation_$name.md" $(($(date +%s) - start)) --workers "$workers"
+python scripts/mutation_support.py report "$work" "benchmarks/results/mutation_$name.md" $(($(date +%s) - start)) \
+    --workers "$workers"

@@ -123,7 +123,8 @@ def write_report(work: Path, report: Path, seconds: float, workers: int = 1) -> 
     unreached = Counter(function_of(name) for name, status in status_of.items() if status == "no tests")
     lines = [
         f"# Mutation testing: {report.stem.removeprefix('mutation_')}", "",
-        f"`scripts/mutation.sh` (mutmut, {workers} worker{'s' if workers > 1 else ''}) on {datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()} "
+        f"`scripts/mutation.sh` (mutmut, {workers} worker{'s' if workers > 1 else ''}) on "
+        f"{datetime.now():%Y-%m-%d %H:%M}, commit {git_commit()} "
         f"(plus uncommitted changes, if any), {seconds / 60:.1f} min.", "",
         f"- modules: {', '.join(f'`{p}`' for p in config['only_mutate'])}",
         f"- tests: `pytest {' '.join(config['pytest_add_cli_args_test_selection'] + config['pytest_add_cli_args'])}`",
