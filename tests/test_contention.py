@@ -2,6 +2,9 @@
 counts as other work, nnU-Net-like work inside it (this process and its children) does not."""
 from __future__ import annotations
 
+import json
+import math
+import os
 import subprocess
 import sys
 import time
@@ -9,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from nnunet_25d.report.load import OtherCpuSampler, contended
+from nnunet_25d.report.load import OTHER_CPU_KEY, OtherCpuSampler, _cores, contended, read_other_cpu, record_other_cpu
 
 BUSY_LOOP = "while True: pass"
 
@@ -89,3 +92,18 @@ def test_the_runner_records_each_commands_other_work_under_its_log_name(tmp_path
     runner.run([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"],
                "busy_command")
     assert list(runner.other_cpu) == ["busy_command"] and 0.0 <= runner.other_cpu["busy_command"] < 0.3
+
+
+def test_cores_between_two_samples_by_hand():
+    assert _cores((10.0, 3.0), (10.5, 3.25)) == 0.5  # 0.25 CPU-seconds in 0.5 s
+    assert _cores((10.0, 3.0), (12.0, 2.5)) == 0.0  # counters of exiting processes jitter: never negative
+    assert math.isnan(_cores((10.0, 3.0), (10.0, 3.5)))  # no time passed: undefined, not a division by zero
+
+
+def test_a_new_record_is_created_with_its_folders_and_this_machines_cores(tmp_path):
+    path = tmp_path / "fold_0" / "timing" / "benchmark_resources.json"
+    record_other_cpu(path, 0.4)
+    assert path.read_text() == json.dumps({OTHER_CPU_KEY: 0.4, "cpu_count": os.cpu_count()}, indent=2)
+    other_machine = os.cpu_count() + 1
+    record_other_cpu(path, float("nan"), cores=other_machine)  # a run without a reading keeps the last one
+    assert read_other_cpu(path) == (0.4, other_machine)
