@@ -2,9 +2,7 @@
 counts as other work, nnU-Net-like work inside it (this process and its children) does not."""
 from __future__ import annotations
 
-import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from nnunet_25d.report.load import OTHER_CPU_KEY, OtherCpuSampler, _cores, contended, read_other_cpu, record_other_cpu
+from nnunet_25d.report.load import OtherCpuSampler, _cores, contended
 
 BUSY_LOOP = "while True: pass"
 
@@ -99,11 +97,3 @@ def test_cores_between_two_samples_by_hand():
     assert _cores((10.0, 3.0), (12.0, 2.5)) == 0.0  # counters of exiting processes jitter: never negative
     assert math.isnan(_cores((10.0, 3.0), (10.0, 3.5)))  # no time passed: undefined, not a division by zero
 
-
-def test_a_new_record_is_created_with_its_folders_and_this_machines_cores(tmp_path):
-    path = tmp_path / "fold_0" / "timing" / "benchmark_resources.json"
-    record_other_cpu(path, 0.4)
-    assert path.read_text() == json.dumps({OTHER_CPU_KEY: 0.4, "cpu_count": os.cpu_count()}, indent=2)
-    other_machine = os.cpu_count() + 1
-    record_other_cpu(path, float("nan"), cores=other_machine)  # a run without a reading keeps the last one
-    assert read_other_cpu(path) == (0.4, other_machine)

@@ -151,6 +151,15 @@ def test_a_fold_keeps_the_highest_other_work_of_its_runs(tmp_path):
     assert (combined[OTHER_CPU_KEY], combined["wall_seconds"], combined["cpu_count"]) == (4.0, 3.0, 2)
 
 
+def test_a_new_record_is_created_with_its_folders_and_this_machines_cores(tmp_path):
+    path = tmp_path / "fold_0" / "timing" / "benchmark_resources.json"
+    record_other_cpu(path, 0.4)
+    assert path.read_text() == json.dumps({OTHER_CPU_KEY: 0.4, "cpu_count": os.cpu_count()}, indent=2)
+    other_machine = os.cpu_count() + 1
+    record_other_cpu(path, float("nan"), cores=other_machine)  # a run without a reading keeps the last one
+    assert read_other_cpu(path) == (0.4, other_machine)
+
+
 def four_models() -> list[ModelRow]:
     return [row("nnU-Net 2d", "2d", {"liver": 0.90, "tumour": 0.40}, True, seconds=(10.0, 2.0)),
             row("nnU-Net 3d_fullres", "3d_fullres", {"liver": 0.93, "tumour": 0.55}, True, seconds=(40.0, 8.0)),
