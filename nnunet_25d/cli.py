@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "view and the objects' extents in mm stay those of --shape at 4 mm")
     data.set_defaults(func=_make_dataset)
 
+    from nnunet_25d.inference.command import add_parser as add_predict_parser
+
+    add_predict_parser(sub)
     from nnunet_25d.demo import add_demo_parser
 
     add_demo_parser(sub)

@@ -30,10 +30,11 @@ class ConfigurationError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingSetup:
-    """What a derivation needs beyond the plans: the deepest training volume along the slab axis (from nnU-Net's
-    fingerprint; None: unknown) and the number of GPUs a step is split over (each must get a patch)."""
+    """What a derivation needs beyond the plans: the depth of the training volumes along the slab axis (a robust
+    maximum from nnU-Net's fingerprint, :func:`~nnunet_25d.inference_patch.robust_volume_depth`; None: unknown)
+    and the number of GPUs a step is split over (each must get a patch)."""
 
-    max_volume_depth: float | None = None
+    volume_depth: float | None = None
     gpus: int = 1
 
     @property
@@ -161,7 +162,7 @@ def thin_slab_source(plans: dict, configuration: str, slab_size: int, marker: di
         median_depth = source["median_image_size_in_voxels"][0]
     batch = slab_batch(source["batch_size"], slab_size, int(median_depth), setup.min_patches)
     source["patch_size"] = [1, *source["patch_size"]]
-    slab_patches(source, batch, 0, inference_depth(median_depth, setup.max_volume_depth))
+    slab_patches(source, batch, 0, inference_depth(median_depth, setup.volume_depth))
     return derived, source
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
+from nnunet_25d.architectures.stock_tile import check_tile_fits, past_exact_range, warn_past_exact_range
 from nnunet_25d.views import from_view, permute_spatial, to_view
 
 
@@ -44,7 +45,9 @@ class SlabNetwork(nn.Module):
     Two modes. ``interior_only`` (training): only the D - 2k slices whose slab lies inside the patch are computed,
     the output is D - 2k deep. Otherwise (inference) every slice is computed, ``slices_per_forward`` slices per
     pass of the 2D network, and slices whose whole slab is zeros (nnU-Net's padding of a volume thinner than the
-    patch) share one pass.
+    patch) share one pass. That mode is what stock ``nnUNetv2_predict`` runs on the plans' deep tile: it warns once
+    when a volume is past the tile's exact range and refuses a tile whose logits will not fit
+    (:mod:`~nnunet_25d.architectures.stock_tile`); ``nnunet25d predict`` runs the interior mode instead.
     """
 
     def __init__(
@@ -62,6 +65,9 @@ class SlabNetwork(nn.Module):
         self.slab_axis = slab_axis
         self.slices_per_forward = slices_per_forward
         self.interior_only = False
+        self.num_classes = num_classes
+        self._warned_past_exact_range = False
+        self._tiles_checked: set[tuple[int, ...]] = set()
         network_class = pydoc.locate(network_2d)
         if network_class is None:
             raise ImportError(f"2D network class {network_2d!r} cannot be imported")
@@ -103,6 +109,7 @@ class SlabNetwork(nn.Module):
 
     def _every_slice(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Per-slice outputs (B*D, K, H, W) (a list with deep supervision) of every slice of ``x``."""
+        self._guard_stock_tile(x)
         windows = self.neighbourhood.windows(x)
         has_data = self.neighbourhood.slabs_with_data(x).flatten()
         rows = has_data.nonzero().flatten()
@@ -117,6 +124,16 @@ class SlabNetwork(nn.Module):
         if isinstance(pieces[0], (list, tuple)):
             return [self._assemble(level, order, len(empty)) for level in zip(*pieces)]
         return self._assemble(pieces, order, len(empty))
+
+    def _guard_stock_tile(self, x: torch.Tensor) -> None:
+        """Before computing a whole (view-layout) tile: its memory, once per tile shape; the exact range, warned
+        once per network."""
+        if tuple(x.shape) not in self._tiles_checked:
+            check_tile_fits(self.num_classes, tuple(x.shape[2:]), x.device)
+            self._tiles_checked.add(tuple(x.shape))
+        if not self._warned_past_exact_range and past_exact_range(self.neighbourhood.slices_with_data(x)):
+            self._warned_past_exact_range = True
+            warn_past_exact_range(x.shape[2])
 
     @staticmethod
     def _assemble(pieces: list[torch.Tensor] | tuple[torch.Tensor, ...], order: torch.Tensor,

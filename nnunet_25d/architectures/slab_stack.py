@@ -32,10 +32,15 @@ class SliceNeighbourhood(nn.Module):
         depth = windows.shape[2]
         return windows[rows // depth, :, rows % depth].permute(0, 1, 4, 2, 3)
 
+    @staticmethod
+    def slices_with_data(x: torch.Tensor) -> torch.Tensor:
+        """(B, D) bool: True where slice z holds a non-zero voxel in any channel."""
+        return x.ne(0).flatten(3).any(-1).any(1)
+
     def slabs_with_data(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) bool: True where slice z's slab holds a non-zero voxel."""
         k = self.geometry.half_width
-        has_data = x.ne(0).flatten(3).any(-1).any(1).float()
+        has_data = self.slices_with_data(x).float()
         return F.pad(has_data, (k, k)).unfold(1, self.geometry.slab_size, 1).amax(-1) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
@@ -22,7 +23,8 @@ from nnunet_25d.configuration import (
     training_patch_size,
     with_slice_axis,
 )
-from nnunet_25d.inference_patch import deepest_volume
+from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
+from nnunet_25d.inference_patch import robust_volume_depth
 from nnunet_25d.training.slab_context import SlabContextDataset, unwrapped, with_context_cropped
 
 
@@ -74,15 +76,29 @@ def derive_slab_plans(plans: dict, configuration: str, slab_size: int, network_c
     return derive_thin_slab_plans(plans, configuration, slab_size, marker, setup, build)
 
 
+@contextmanager
+def slab_validation_predictor():
+    """nnU-Net's final validation builds its predictor by the name ``nnUNetPredictor`` in the trainer's module: for
+    the duration it builds :class:`nnUNetSlabPredictor`, so cross-validation outputs come from the predictor that
+    ``nnunet25d predict`` runs (nnU-Net offers no other hook without copying ``perform_actual_validation``)."""
+    stock = nnunet_trainer_module.nnUNetPredictor
+    nnunet_trainer_module.nnUNetPredictor = nnUNetSlabPredictor
+    try:
+        yield
+    finally:
+        nnunet_trainer_module.nnUNetPredictor = stock
+
+
 def training_setup(plans: dict, configuration: str, axis: int) -> TrainingSetup:
-    """The deepest training volume (nnU-Net's fingerprint) and the GPUs of a DDP run, for a derivation."""
+    """The depth of the training volumes (nnU-Net's fingerprint, :func:`robust_volume_depth`) and the GPUs of a DDP
+    run, for a derivation."""
     gpus = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     source = plans.get("configurations", {}).get(configuration)
     preprocessed = os.environ.get("nnUNet_preprocessed")
     if preprocessed is None or source is None or "spacing" not in source:
         return TrainingSetup(gpus=gpus)
     folder = Path(preprocessed) / plans.get("dataset_name", "")
-    return TrainingSetup(deepest_volume(folder, plans, source, axis), gpus)
+    return TrainingSetup(robust_volume_depth(folder, plans, source, axis), gpus)
 
 
 class nnUNetTrainer25D(nnUNetTrainer):
@@ -158,7 +174,8 @@ class nnUNetTrainer25D(nnUNetTrainer):
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         unwrapped(self.network).interior_only = False
-        super().perform_actual_validation(save_probabilities)
+        with slab_validation_predictor():
+            super().perform_actual_validation(save_probabilities)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         self.print_to_log_file(

@@ -62,7 +62,7 @@ def derive_view_plans(plans: dict, configuration: str, view: str, slab_size: int
     median_depth = source.get("median_image_size_in_voxels", source["patch_size"])[axis]
     batch = slab_batch(_view_slices_per_step(plans, source, plane_pixels), slab_size, int(median_depth),
                        setup.min_patches)
-    slab_patches(source, batch, axis, inference_depth(median_depth, setup.max_volume_depth))
+    slab_patches(source, batch, axis, inference_depth(median_depth, setup.volume_depth))
     architecture = source["architecture"]
     kwargs = dict(architecture["arch_kwargs"])
 

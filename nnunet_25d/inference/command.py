@@ -1,0 +1,109 @@
+"""``nnunet25d predict``: ``nnUNetv2_predict`` with :class:`nnUNetSlabPredictor` (same arguments, same files)."""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import zipfile
+from pathlib import Path
+
+from nnunet_25d import TRAINER_FOLDER
+from nnunet_25d.errors import UserError
+
+
+class ModelFolderError(UserError, FileNotFoundError):
+    """A model folder, fold or checkpoint that is missing or unreadable."""
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "predict", help="nnUNetv2_predict for slab models: every slice from its true slab at any depth, with "
+                        "nnU-Net 2d's memory (any other model: nnU-Net's own sliding window)",
+        description="Same arguments and outputs as nnUNetv2_predict (segmentations, --save_probabilities .npz/.pkl "
+                    "for nnUNetv2_ensemble, plans.json, dataset.json, predict_from_raw_data_args.json).")
+    parser.add_argument("-i", required=True, help="input folder (files named like imagesTr: CASE_0000.nii.gz ...)")
+    parser.add_argument("-o", required=True, help="output folder (created if missing)")
+    parser.add_argument("-d", required=True, help="dataset name or ID")
+    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier (default: nnUNetPlans)")
+    parser.add_argument("-tr", default="nnUNetTrainer", help="trainer the model was trained with")
+    parser.add_argument("-c", required=True, help="configuration (2d for the slab trainers, 3d_fullres for views)")
+    parser.add_argument("-f", nargs="+", default=["0", "1", "2", "3", "4"], help="folds to ensemble (or 'all')")
+    parser.add_argument("-step_size", type=float, default=0.5, help="in-plane tile step, fraction of the tile")
+    parser.add_argument("--disable_tta", action="store_true", help="no mirroring at test time")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--save_probabilities", action="store_true", help="also write .npz/.pkl (for ensembling)")
+    parser.add_argument("--continue_prediction", "--c", action="store_true", help="keep files already predicted")
+    parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name in each fold folder")
+    parser.add_argument("-npp", type=int, default=3, help="processes for preprocessing")
+    parser.add_argument("-nps", type=int, default=3, help="processes for segmentation export")
+    parser.add_argument("-prev_stage_predictions", default=None, help="previous stage (cascades)")
+    parser.add_argument("-num_parts", type=int, default=1, help="split the cases over this many calls")
+    parser.add_argument("-part_id", type=int, default=0, help="which part this call predicts (0-based)")
+    parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
+    parser.add_argument("--disable_progress_bar", action="store_true")
+    parser.add_argument("--not_on_device", action="store_true", help="keep the volume's logits in CPU memory")
+    parser.add_argument("--slices-per-forward", type=int, default=None, metavar="N",
+                        help="slices per 2D pass (default: as many as a training step supervises)")
+    parser.set_defaults(func=run)
+
+
+def parse_folds(folds: list[str]) -> list[int | str]:
+    return [fold if fold == "all" else int(fold) for fold in folds]
+
+
+def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: str, args) -> None:
+    """Every requested fold has a readable checkpoint; otherwise one message naming what is there."""
+    if not model_folder.is_dir():
+        raise ModelFolderError(f"no trained model at {model_folder}: train it first (`nnUNetv2_train {args.d} "
+                               f"{args.c} FOLD -tr {args.tr} -p {args.p}`), or check -d/-tr/-c/-p")
+    trained = sorted(p.parent.name[len("fold_"):] for p in model_folder.glob(f"fold_*/{checkpoint}"))
+    missing = [str(f) for f in folds if str(f) not in trained]
+    if missing:
+        raise ModelFolderError(f"fold(s) {', '.join(missing)} of {model_folder} have no {checkpoint}; trained: "
+                               f"{', '.join(trained) or 'none'} (predict with -f {' '.join(trained) or 'FOLD'})")
+    for fold in folds:
+        path = model_folder / f"fold_{fold}" / checkpoint
+        if not zipfile.is_zipfile(path):
+            raise ModelFolderError(f"checkpoint {path} is truncated or corrupted (not a readable torch file): "
+                                   f"train the fold again or restore the file")
+
+
+def torch_device(name: str):
+    import torch
+
+    if name == "cpu":
+        torch.set_num_threads(multiprocessing.cpu_count())
+    elif name == "cuda":
+        torch.set_num_threads(1)
+        torch.set_num_interop_threads(1)
+    return torch.device(name)
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.part_id >= args.num_parts:
+        raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
+    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if str(TRAINER_FOLDER) not in paths:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*paths, str(TRAINER_FOLDER)])
+    if not os.environ.get("nnUNet_results"):
+        raise UserError("nnUNet_results is not set: export it (the folder nnUNetv2_train wrote the model into)")
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
+
+    folds = parse_folds(args.f)
+    model_folder = Path(get_output_folder(args.d, args.tr, args.p, args.c))
+    check_model_folder(model_folder, folds, args.chk, args)
+    Path(args.o).mkdir(parents=True, exist_ok=True)
+    predictor = nnUNetSlabPredictor(tile_step_size=args.step_size, use_gaussian=True,
+                                    use_mirroring=not args.disable_tta,
+                                    perform_everything_on_device=not args.not_on_device,
+                                    device=torch_device(args.device), verbose=args.verbose,
+                                    verbose_preprocessing=args.verbose, allow_tqdm=not args.disable_progress_bar,
+                                    slices_per_forward=args.slices_per_forward)
+    predictor.initialize_from_trained_model_folder(str(model_folder), folds, args.chk)
+    predictor.predict_from_files(args.i, args.o, save_probabilities=args.save_probabilities,
+                                 overwrite=not args.continue_prediction, num_processes_preprocessing=args.npp,
+                                 num_processes_segmentation_export=args.nps,
+                                 folder_with_segs_from_prev_stage=args.prev_stage_predictions,
+                                 num_parts=args.num_parts, part_id=args.part_id)
