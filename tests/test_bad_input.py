@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from conftest import TINY_ID
 
 from nnunet_25d.configuration import training_patch_size
-from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
+from nnunet_25d.inference_patch import inference_depth
 from nnunet_25d.slab import slab_batch
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
@@ -63,7 +63,7 @@ def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):
     nnunet.run("nnUNetv2_train", "973", "2d", "0", "-tr", trainer, "-device", "cpu", training=True)
     plans = json.loads((nnunet.model_folder("Dataset973_Thin", trainer) / "plans.json").read_text())
     configuration = plans["configurations"]["2d"]
-    assert configuration["patch_size"][0] == MIN_INFERENCE_DEPTH, "nnU-Net pads thin volumes to one tile"
+    assert configuration["patch_size"][0] == inference_depth(2), "twice the volumes' depth: one padded tile"
     batch = slab_batch(nnunet.plans("Dataset973_Thin")["configurations"]["2d"]["batch_size"], 5, 2)
     assert training_patch_size(configuration)[0] == batch.patch_depth and batch.supervised_slices <= 2
     images = nnunet.raw / "Dataset973_Thin" / "imagesTs"

@@ -21,7 +21,7 @@ from nnunet_25d.configuration import (
     with_slice_axis,
 )
 from nnunet_25d.training.slab_trainer import derive_slab_plans
-from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH, cut_slab_weight_fraction, inference_depth
+from nnunet_25d.inference_patch import cut_slab_weight_fraction, inference_depth
 from nnunet_25d.slab import SlabBatch, SlabSizeError, slab_batch
 
 
@@ -69,8 +69,8 @@ def test_training_batch_forces_a_third_of_the_slices_to_foreground_like_2d(batch
 @pytest.mark.parametrize("volume_depth", [1, 2, 7, 40, 199, 256, 512])
 def test_volumes_up_to_the_inference_patch_are_one_tile(slab_size, volume_depth):
     """nnU-Net's own tiling (steps and Gaussian) of the slice axis at the default tile_step_size of 0.5."""
-    depth = inference_depth(median_depth=10)
-    assert depth == MIN_INFERENCE_DEPTH
+    depth = inference_depth(median_depth=256)
+    assert depth == 512
     assert not cut_slab_weight_fraction(depth, slab_size, volume_depth).any()
 
 
@@ -84,7 +84,7 @@ def test_a_deeper_inference_patch_alone_would_not_help():
 
 def test_inference_depth_follows_deep_datasets():
     assert inference_depth(median_depth=300) == 600
-    assert inference_depth(median_depth=100, max_depth=300.2) == 601
+    assert inference_depth(median_depth=100, robust_depth=300.2) == 601
 
 
 def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
@@ -94,7 +94,8 @@ def test_derived_configuration_reuses_the_2d_plan(nnunet, tiny_dataset):
     assert derived["data_identifier"] == source["data_identifier"]
     assert derived["spacing"] == source["spacing"], "2d keeps each case's own slice spacing"
     batch = slab_batch(source["batch_size"], 3, plans["original_median_shape_after_transp"][0])
-    assert derived["patch_size"] == [MIN_INFERENCE_DEPTH, *source["patch_size"]], "inference: whole volumes"
+    median_depth = plans["original_median_shape_after_transp"][0]
+    assert derived["patch_size"] == [inference_depth(median_depth), *source["patch_size"]], "stock: whole volumes"
     assert training_patch_size(derived) == [batch.patch_depth, *source["patch_size"]]
     assert derived["batch_size"] == batch.patches and derived[SLAB_KEY]["supervised_slices"] == batch.supervised_slices
     kwargs = derived["architecture"]["arch_kwargs"]
@@ -294,9 +295,9 @@ def _no_architecture_change(source: dict) -> None:
 
 
 @pytest.mark.parametrize("data_from, gpus, max_depth, batch, depth", [
-    (None, 1, None, (3, 4, 6), 512),  # 12 slices as 3 x 4; depth bound: 10 slices (the plans' median)
+    (None, 1, None, (3, 4, 6), 20),  # 12 slices as 3 x 4; depth bound: 10 slices (the plans' median)
     (None, 4, 300.2, (6, 2, 4), 601),  # one patch per GPU at least; twice the deepest volume
-    ("3d_fullres", 1, None, (3, 4, 6), 512),
+    ("3d_fullres", 1, None, (3, 4, 6), 40),  # 3d_fullres median: 20 slices
 ])
 def test_thin_slab_plans_by_hand(data_from, gpus, max_depth, batch, depth):
     marker = {"slab_size": 3, **({"data_from": data_from} if data_from else {})}

@@ -7,7 +7,14 @@ import pytest
 import torch
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 
-from nnunet_25d.inference_patch import cut_slab_weight_fraction, deepest_volume, inference_depth
+from nnunet_25d.inference_patch import (
+    cut_slab_weight_fraction,
+    deepest_volume,
+    inference_depth,
+    robust_volume_depth,
+    stock_exact_depth,
+    stock_exact_slices,
+)
 
 
 def test_cut_share_by_hand():
@@ -42,8 +49,21 @@ def test_cut_share_matches_a_slice_by_slice_count(patch_depth, slab_size, volume
 
 
 def test_inference_depth_by_hand():
-    assert inference_depth(10) == 512 and inference_depth(10, 255.5) == 512 and inference_depth(10, 256.2) == 513
-    assert inference_depth(300.2) == 601 and inference_depth(300, 100) == 600
+    assert inference_depth(10) == 20 and inference_depth(10, 255.5) == 511 and inference_depth(10, 256.2) == 513
+    assert inference_depth(300.2) == 601 and inference_depth(300, 100) == 600 and inference_depth(0.2) == 1
+    assert inference_depth(10, None) == 20 and inference_depth(0) == 1
+
+
+@pytest.mark.parametrize("patch_depth", [1, 2, 3, 20, 21, 511, 512])
+def test_stock_exact_slices_hold_every_volume_nnunet_pads_into_them(patch_depth):
+    """nnU-Net's pad_nd_image puts a volume of d slices at (D - d) // 2; every d up to the exact depth lies inside
+    the exact slices, d = exact + 1 does not fit."""
+    start, stop = stock_exact_slices(patch_depth)
+    exact = stock_exact_depth(patch_depth)
+    assert stop - start == exact == max(1, patch_depth // 2)
+    for depth in range(1, exact + 1):
+        first = (patch_depth - depth) // 2
+        assert start <= first and first + depth <= stop
 
 
 def write_fingerprint(folder, shapes, spacings) -> None:
@@ -59,6 +79,17 @@ def test_deepest_volume_in_the_configurations_voxels(tmp_path):
     assert deepest_volume(tmp_path, plans, {"spacing": [0.5, 0.5]}, 0) == 30  # 2d: each case's own z spacing
     assert deepest_volume(tmp_path, plans, {"spacing": [2.0, 0.5, 0.4]}, 2) == 128.0  # 64 x 0.8 / 0.4
     assert deepest_volume(tmp_path, plans, {"spacing": [2.0, 0.4, 0.5]}, 1) == 128.0  # y: 64 x 0.8 / 0.4
+
+
+def test_robust_depth_is_the_95th_percentile_of_the_extents(tmp_path):
+    """20 volumes of 10..29 slices and one of 900: the percentile moves little, the maximum would be 900."""
+    depths = list(range(10, 30)) + [900]
+    write_fingerprint(tmp_path, [[d, 64, 64] for d in depths], [[2.0, 0.8, 0.8]] * len(depths))
+    assert robust_volume_depth(tmp_path, {}, {"spacing": [0.8, 0.8]}, 0) == pytest.approx(29.0)  # np: 28 + 1.0 * 1
+    assert deepest_volume(tmp_path, {}, {"spacing": [0.8, 0.8]}, 0) == 900
+    assert robust_volume_depth(tmp_path / "missing", {}, {"spacing": [0.8, 0.8]}, 0) is None
+    write_fingerprint(tmp_path, [[10, 64, 64], [30, 64, 64]], [[2.0, 0.8, 0.8]] * 2)
+    assert robust_volume_depth(tmp_path, {}, {"spacing": [0.8, 0.8]}, 0) == pytest.approx(29.0)  # 10 + 0.95 * 20
 
 
 def test_deepest_volume_without_transpose_or_fingerprint(tmp_path):

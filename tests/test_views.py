@@ -15,7 +15,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunet_25d.augmentation import PermuteSpatialAxesTransform, in_view_layout
 from nnunet_25d.configuration import ConfigurationError, training_patch_size
 from nnunet_25d.training.view_trainer import derive_view_plans
-from nnunet_25d.inference_patch import MIN_INFERENCE_DEPTH
+from nnunet_25d.inference_patch import inference_depth
 from nnunet_25d.synthetic import write_nifti
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 from nnunet_25d.views import from_view, permute_spatial, plane_axes, slab_axis_of, to_view
@@ -115,7 +115,8 @@ def test_derived_view_configuration(nnunet, index_dataset, view, axis):
     assert all(entry[axis] == 1 for entry in kwargs["strides"] + kwargs["kernel_sizes"])
     # the plane keeps nnU-Net's anisotropic choices for the coarse slice axis (axis 0)
     assert [s[0] for s in kwargs["strides"]] == [s[0] for s in source["architecture"]["arch_kwargs"]["strides"]]
-    assert derived["patch_size"][axis] == MIN_INFERENCE_DEPTH, "inference: whole volumes along the slab axis"
+    median_depth = source["median_image_size_in_voxels"][axis]
+    assert derived["patch_size"][axis] == inference_depth(median_depth), "stock: whole volumes along the slab axis"
     assert training_patch_size(derived)[axis] == derived["nnunet_25d"]["supervised_slices"] + 2
     assert [n for a, n in enumerate(training_patch_size(derived)) if a != axis] == \
         [n for a, n in enumerate(source["patch_size"]) if a != axis]
