@@ -184,7 +184,7 @@ def predict_commands(images: Path, out: Path, trainer: str) -> dict[str, list[st
 
 def memory_part(args: argparse.Namespace) -> None:
     work = Path(args.workdir)
-    cases = [Case(80, 3), Case(80, 14), Case(300, 3), Case(300, 14), Case(900, 3)] if not args.smoke else [Case(6, 3, 64)]
+    cases = [Case(*map(int, c.split(":"))) for c in args.cases] if not args.smoke else [Case(6, 3, 64)]
     if args.full_size:
         cases.append(Case(80, 3, in_plane=256, feature_divisor=1))
     rows = []
@@ -196,8 +196,9 @@ def memory_part(args: argparse.Namespace) -> None:
                "nnUNet_preprocessed": str(root / "preprocessed"), "nnUNet_extTrainer": str(TRAINER_FOLDER),
                "nnUNet_def_n_proc": "1"}
         plans = plans_for(case.in_plane, case.feature_divisor, case.depth)
-        runs = [(STOCK_TRAINER, "nnUNetv2_predict"), (SLAB_TRAINER, "nnUNetv2_predict"),
-                (SLAB_TRAINER, "nnunet25d predict")]
+        runs = [(STOCK_TRAINER, "nnUNetv2_predict"), (SLAB_TRAINER, "nnunet25d predict")]
+        if not args.no_stock_slab:
+            runs.insert(1, (SLAB_TRAINER, "nnUNetv2_predict"))
         for trainer, path in runs:
             write_model_folder(results, trainer, copy.deepcopy(plans), case.classes)
             command = predict_commands(images, root / trainer, trainer)[path]
@@ -208,6 +209,7 @@ def memory_part(args: argparse.Namespace) -> None:
             rows.append({"case": case.name, "model": "nnU-Net 2d" if trainer == STOCK_TRAINER else trainer,
                          "path": path, "tile": "x".join(map(str, tile)), **result})
             print(f"   {rows[-1]}", flush=True)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
     write_memory_table(rows, Path(args.out))
 
 
@@ -305,6 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     memory.add_argument("--workdir", default="/tmp/nnunet25d_clinical")
     memory.add_argument("--out", default="benchmarks/results/clinical_scale.md")
     memory.add_argument("--full-size", action="store_true")
+    memory.add_argument("--cases", nargs="+", default=["80:3", "80:14", "300:3", "300:14", "900:3"],
+                        metavar="SLICES:CLASSES")
+    memory.add_argument("--no-stock-slab", action="store_true", help="skip the slab model through nnUNetv2_predict")
     memory.add_argument("--smoke", action="store_true", help="one 64 x 64 x 6 volume: checks the script")
     memory.set_defaults(func=memory_part)
     error = sub.add_parser("error")

@@ -24,7 +24,12 @@ def _make_dataset(args: argparse.Namespace) -> None:
     print(folder)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
+# ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
+LIGHT_COMMANDS = ("predict",)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnunet25d", description="2.5D segmentation plugins for nnU-Net v2",
                                      epilog="Errors you can fix (a wrong name, a missing dataset, a failed nnU-Net "
                                             "command) are reported in one line; --debug shows the traceback.")
@@ -50,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.inference.command import add_parser as add_predict_parser
 
     add_predict_parser(sub)
+    if only not in LIGHT_COMMANDS:
+        add_heavy_parsers(sub)
+    for command in sub.choices.values():  # `nnunet25d demo --debug` works as well as `nnunet25d --debug demo`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of every error")
+    return parser
+
+
+def add_heavy_parsers(sub) -> None:
     from nnunet_25d.demo import add_demo_parser
 
     add_demo_parser(sub)
@@ -62,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     from nnunet_25d.view_fusion.command import add_parsers as add_view_fusion_parsers
 
     add_view_fusion_parsers(sub)
-    for command in sub.choices.values():  # `nnunet25d demo --debug` works as well as `nnunet25d --debug demo`
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help="show the full traceback of every error")
-    return parser
+
+
+def called_command(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def error_line(error: BaseException) -> str:
@@ -82,7 +96,8 @@ def error_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(called_command(argv)).parse_args(argv)
     if args.debug:
         args.func(args)
         return

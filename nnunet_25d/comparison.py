@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
+from nnunet_25d.inference.command import PREDICT_COMMAND
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, save
 from nnunet_25d.report.load import read_other_cpu, record_other_cpu
@@ -132,7 +133,8 @@ def predict_startup_seconds(runner: NNUNetRunner) -> float:
 
 def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int, out_root: Path,
                          startup: float, save_probabilities: bool = False) -> tuple[dict[str, float], float]:
-    """(test Dice per class, seconds per case) with nnUNetv2_predict and nnUNetv2_evaluate_folder; predictions in
+    """(test Dice per class, seconds per case) with ``nnunet25d predict`` (nnU-Net's own predictor for models
+    that are not slab models) and nnUNetv2_evaluate_folder; predictions in
     ``out_root/<trainer>__<configuration>`` (with ``.npz`` probabilities for ensembling if asked)."""
     images, labels = paths.raw / paths.name / "imagesTs", paths.raw / paths.name / "labelsTs"
     dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
@@ -142,7 +144,7 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
         return {}, float("nan")
     out = out_root / f"{spec.trainer}__{spec.configuration}"
     shutil.rmtree(out, ignore_errors=True)
-    wall = runner.run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
+    wall = runner.run([*PREDICT_COMMAND, "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
                        "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
                        "-npp", "1", "-nps", "1", "--disable_progress_bar"]
                       + (["--save_probabilities"] if save_probabilities else []),

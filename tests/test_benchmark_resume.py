@@ -206,7 +206,7 @@ def test_a_partial_test_prediction_continues_and_is_then_evaluated(prediction, t
     runner = RecordingRunner(tmp_path / "logs")
     predict_test_sets(runner, [prediction], "cpu")
     predict, evaluate = runner.commands
-    assert predict[:3] == ["nnUNetv2_predict", "-i", str(prediction.test_set.images)]
+    assert predict[:4] == ["nnunet25d", "predict", "-i", str(prediction.test_set.images)]
     assert predict[predict.index("-f") + 1:predict.index("-device")] == ["0", "1"]  # the ensemble of the folds
     assert predict[-1] == "--continue_prediction"
     assert evaluate[:3] == ["nnUNetv2_evaluate_folder", str(prediction.test_set.labels), str(prediction.folder)]

@@ -189,7 +189,7 @@ def test_slab_trainer_with_border_loss_trains_and_predicts_like_its_validation(n
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(nnunet.raw / tiny_dataset / "imagesTr" / f"{case}_0000.nii.gz", inputs)
-    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID), "-c", "2d",
+    nnunet.run("nnunet25d", "predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID), "-c", "2d",
                "-f", "0", "-tr", name, "-device", "cpu", "-npp", "1", "-nps", "1")
     assert np.array_equal(read_label(tmp_path / "out" / f"{case}.nii.gz"), read_label(validation / f"{case}.nii.gz"))
     assert json.loads((validation / "summary.json").read_text())["metric_per_case"]

@@ -57,15 +57,38 @@ def test_model_folder_plans_are_what_training_used(nnunet, tiny_dataset, trained
 
 
 def test_predict_reproduces_the_trainers_validation(nnunet, tiny_dataset, trained_slab_model, tmp_path):
+    """The trainer's final validation runs the predictor of `nnunet25d predict`: same labels, same probabilities
+    (up to the preprocessing being redone from the raw image); stock nnUNetv2_predict agrees on the labels within
+    the float16 rounding of its deep tile."""
     validation = trained_slab_model / "fold_0" / "validation"
     case = sorted(validation.glob("*.nii.gz"))[0].name.replace(".nii.gz", "")
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(nnunet.raw / tiny_dataset / "imagesTr" / f"{case}_0000.nii.gz", inputs)
-    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID), "-c", "2d",
-               "-f", "0", "-tr", TINY_TRAINER, "-device", "cpu", "-npp", "1", "-nps", "1")
-    predicted = read_label(tmp_path / "out" / f"{case}.nii.gz")
-    assert np.array_equal(predicted, read_label(validation / f"{case}.nii.gz"))
+    common = ["-i", str(inputs), "-d", str(TINY_ID), "-c", "2d", "-f", "0", "-tr", TINY_TRAINER, "-device", "cpu",
+              "-npp", "1", "-nps", "1"]
+    nnunet.run("nnunet25d", "predict", "-o", str(tmp_path / "slab"), *common, "--save_probabilities")
+    expected = read_label(validation / f"{case}.nii.gz")
+    assert np.array_equal(read_label(tmp_path / "slab" / f"{case}.nii.gz"), expected)
+    probabilities = np.load(tmp_path / "slab" / f"{case}.npz")["probabilities"]
+    assert np.abs(probabilities - np.load(validation / f"{case}.npz")["probabilities"]).max() < 1e-3
+    nnunet.run("nnUNetv2_predict", "-o", str(tmp_path / "stock"), *common)
+    assert np.mean(read_label(tmp_path / "stock" / f"{case}.nii.gz") == expected) > 0.999
+
+
+def test_predict_names_the_trained_folds_and_a_broken_checkpoint(nnunet, tiny_dataset, trained_slab_model, tmp_path):
+    common = ["-i", str(nnunet.raw / tiny_dataset / "imagesTs"), "-o", str(tmp_path / "out"), "-d", str(TINY_ID),
+              "-c", "2d", "-device", "cpu"]
+    result = nnunet.run("nnunet25d", "predict", *common, "-tr", TINY_TRAINER, "-f", "0", "1", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "fold(s) 1" in result.stderr and "trained: 0 (predict with -f 0)" in result.stderr
+    broken = nnunet.results / tiny_dataset / f"{TINY_TRAINER}__BrokenPlans__2d"
+    shutil.copytree(trained_slab_model, broken)
+    checkpoint = broken / "fold_0" / "checkpoint_final.pth"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    result = nnunet.run("nnunet25d", "predict", *common, "-tr", TINY_TRAINER, "-p", "BrokenPlans", "-f", "0",
+                        check=False)
+    assert result.returncode == 1 and f"checkpoint {checkpoint} is truncated or corrupted" in result.stderr
 
 
 def test_validation_rerun_with_npz(nnunet, trained_slab_model):
@@ -93,9 +116,9 @@ def test_find_best_configuration_and_ensemble(nnunet, tiny_dataset, trained_slab
 
     test_images = nnunet.raw / tiny_dataset / "imagesTs"
     outputs = []
-    for trainer in (TINY_TRAINER, BASELINE_TRAINER):
+    for trainer, command in ((TINY_TRAINER, ["nnunet25d", "predict"]), (BASELINE_TRAINER, ["nnUNetv2_predict"])):
         out = tmp_path / trainer
-        nnunet.run("nnUNetv2_predict", "-i", str(test_images), "-o", str(out), "-d", str(TINY_ID), "-c", "2d",
+        nnunet.run(*command, "-i", str(test_images), "-o", str(out), "-d", str(TINY_ID), "-c", "2d",
                    "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--save_probabilities")
         outputs.append(str(out))
     nnunet.run("nnUNetv2_ensemble", "-i", *outputs, "-o", str(tmp_path / "ensemble"), "-np", "1")

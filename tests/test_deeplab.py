@@ -245,7 +245,7 @@ def train_then_predict_validation_case(nnunet, dataset: str, trainer: str, tmp_p
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(nnunet.raw / dataset / "imagesTr" / f"{case}_0000.nii.gz", inputs)
-    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", "971", "-c", "2d", "-f", "0",
+    nnunet.run("nnunet25d", "predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", "971", "-c", "2d", "-f", "0",
                "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_progress_bar")
     assert np.array_equal(read_label(tmp_path / "out" / f"{case}.nii.gz"), read_label(validation / f"{case}.nii.gz"))
     return json.loads((model / "plans.json").read_text())

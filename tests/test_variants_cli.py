@@ -42,7 +42,7 @@ def test_train_validate_predict(nnunet, with_3d_fullres, tmp_path, trainer, conf
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(nnunet.raw / with_3d_fullres / "imagesTr" / f"{case}_0000.nii.gz", inputs)
-    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID),
+    nnunet.run("nnunet25d", "predict", "-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(TINY_ID),
                "-c", configuration, "-f", "0", "-tr", trainer, "-device", "cpu", "-npp", "1", "-nps", "1")
     assert np.array_equal(read_label(tmp_path / "out" / f"{case}.nii.gz"), read_label(validation / f"{case}.nii.gz"))
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Variant
+from nnunet_25d.inference.command import PREDICT_COMMAND
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
 
 PREDICTIONS_FOLDER = "test_predictions"  # in the report folder, one sub-folder per model
@@ -100,7 +101,7 @@ class EnsemblePrediction:
         return self.summary_file.stat().st_mtime >= max(p.stat().st_mtime for p in self.predictions)
 
     def predict_args(self, device: str, mode: str | None = None) -> list[str]:
-        args = ["nnUNetv2_predict", "-i", str(self.test_set.images), "-o", str(self.folder), "-d", self.dataset_id,
+        args = [*PREDICT_COMMAND, "-i", str(self.test_set.images), "-o", str(self.folder), "-d", self.dataset_id,
                 "-c", self.variant.configuration, "-tr", self.variant.trainer_name, "-p", self.plans,
                 "-f", *map(str, self.folds), "-device", device]
         if device == "cpu":

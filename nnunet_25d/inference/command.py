@@ -11,6 +11,10 @@ from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.errors import UserError
 
 
+# what the demo and the benchmark predict with: every model, slab models with the exact slab predictor
+PREDICT_COMMAND = ("nnunet25d", "predict")
+
+
 class ModelFolderError(UserError, FileNotFoundError):
     """A model folder, fold or checkpoint that is missing or unreadable."""
 

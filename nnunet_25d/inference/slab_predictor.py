@@ -62,8 +62,9 @@ def chunk_with_context(volume: torch.Tensor, start: int, stop: int, width: int) 
 class nnUNetSlabPredictor(nnUNetPredictor):
     """``nnUNetPredictor`` whose sliding window gives every slice of a slab model its true slab at any depth.
 
-    ``slices_per_forward``: slices per 2D pass (default: the network's, the number of slices a training step
-    supervises, which is about nnU-Net 2d's batch).
+    ``slices_per_forward``: slices per 2D pass. Default: on CUDA the network's (the slices a training step
+    supervises, about nnU-Net 2d's batch); on CPU one, as nnU-Net 2d, because batching slices makes each slower
+    there (measured at 512 x 512: 0.11 s per slice one at a time, 0.25 s per slice twelve at a time).
     """
 
     def __init__(self, *args, slices_per_forward: int | None = None, **kwargs):
@@ -91,7 +92,11 @@ class nnUNetSlabPredictor(nnUNetPredictor):
             return self._slab_sliding_window(input_image, torch.device("cpu"))
 
     def _chunk_depth(self) -> int:
-        return max(1, self.slices_per_forward or unwrapped(self.network).slices_per_forward or 1)
+        if self.slices_per_forward:
+            return self.slices_per_forward
+        if self.device.type == "cuda":
+            return max(1, unwrapped(self.network).slices_per_forward or 1)
+        return 1
 
     def _plane_tile(self, slab_axis: int) -> list[int]:
         return [int(self.configuration_manager.patch_size[a]) for a in plane_axes(slab_axis)]
@@ -122,9 +127,10 @@ class nnUNetSlabPredictor(nnUNetPredictor):
                                      device=results_device)
                 for sx, sy in corners:
                     window = slabs[:, :, sx:sx + tile[0], sy:sy + tile[1]]
-                    summed[:, :, sx:sx + tile[0], sy:sy + tile[1]] += self._predict_tile(window, slab_axis) * gaussian
+                    prediction = self._predict_tile(window, slab_axis).mul_(gaussian)
+                    summed[:, :, sx:sx + tile[0], sy:sy + tile[1]] += prediction
                     progress.update()
-                logits[:, start:stop] = summed / plane_weights
+                logits[:, start:stop] = summed.div_(plane_weights)
         logits = logits[(slice(None), *revert_padding[1:])]
         return permute_spatial(logits, from_view(slab_axis))
 
@@ -137,4 +143,4 @@ class nnUNetSlabPredictor(nnUNetPredictor):
         """(C, n + 2k, h, w) slabs in view layout -> (K, n, h, w) float32 logits of the n interior slices."""
         x = permute_spatial(window, from_view(slab_axis))[None].to(self.device)
         prediction = self._internal_maybe_mirror_and_predict(x)[0]
-        return permute_spatial(prediction, to_view(slab_axis)).float().to(window.device)
+        return permute_spatial(prediction, to_view(slab_axis)).to(window.device, torch.float32)
