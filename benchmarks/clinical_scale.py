@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     memory.add_argument("--smoke", action="store_true", help="one 64 x 64 x 6 volume: checks the script")
     memory.set_defaults(func=memory_part)
     error = sub.add_parser("error")
-    error.add_argument("--depths", type=int, nargs="+", default=[1, 80, 300])
+    error.add_argument("--depths", type=int, nargs="+", default=[80, 300])
     error.add_argument("--out", default="benchmarks/results/clinical_scale_error.md")
     error.set_defaults(func=error_part)
     args = parser.parse_args(argv)
