@@ -3,6 +3,7 @@ tile's exact range, and refuse a tile whose logits will not fit in memory, befor
 name ``nnunet25d predict``, which needs neither (it tiles in-plane, as nnU-Net 2d)."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import psutil
@@ -40,10 +41,7 @@ def warn_past_exact_range(patch_depth: int) -> None:
 
 
 def tile_logit_bytes(num_classes: int, tile_shape: tuple[int, ...]) -> int:
-    voxels = 1
-    for n in tile_shape:
-        voxels *= int(n)
-    return STOCK_TILE_COPIES * num_classes * voxels * 4
+    return STOCK_TILE_COPIES * num_classes * math.prod(int(n) for n in tile_shape) * 4
 
 
 def available_bytes(device: torch.device) -> int:
