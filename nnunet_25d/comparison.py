@@ -40,6 +40,8 @@ class ModelResult:
     configuration: str
     test_dice: dict[str, float] = field(default_factory=dict)
     validation_dice: dict[str, float] = field(default_factory=dict)
+    test_cases: dict[str, int] = field(default_factory=dict)  # per class: the cases behind the mean Dice
+    validation_cases: dict[str, int] = field(default_factory=dict)
     seconds_per_epoch: float = float("nan")
     seconds_per_case: float = float("nan")
     parameters: int = 0
@@ -71,6 +73,16 @@ def labels_by_value(dataset_json: dict) -> dict[str, str]:
 def dice_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, float]:
     mean = json.loads(summary_file.read_text())["mean"]
     return {names.get(key, key): float(value["Dice"]) for key, value in mean.items() if key in names}
+
+
+def cases_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, int]:
+    """Per class, the cases behind nnU-Net's mean Dice (its mean leaves out NaN: reference and prediction empty)."""
+    counts = dict.fromkeys(names.values(), 0)
+    for case in json.loads(summary_file.read_text())["metric_per_case"]:
+        for key, metrics in case["metrics"].items():
+            if key in names and not math.isnan(float(metrics["Dice"])):
+                counts[names[key]] += 1
+    return counts
 
 
 def training_curves(checkpoint: dict) -> dict[str, list[float]]:
@@ -132,8 +144,9 @@ def predict_startup_seconds(runner: NNUNetRunner) -> float:
 
 
 def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int, out_root: Path,
-                         startup: float, save_probabilities: bool = False) -> tuple[dict[str, float], float]:
-    """(test Dice per class, seconds per case) with ``nnunet25d predict`` (nnU-Net's own predictor for models
+                         startup: float, save_probabilities: bool = False
+                         ) -> tuple[dict[str, float], dict[str, int], float]:
+    """(test Dice per class, cases behind each, seconds per case) with ``nnunet25d predict`` (nnU-Net's own predictor for models
     that are not slab models) and nnUNetv2_evaluate_folder; predictions in
     ``out_root/<trainer>__<configuration>`` (with ``.npz`` probabilities for ensembling if asked)."""
     images, labels = paths.raw / paths.name / "imagesTs", paths.raw / paths.name / "labelsTs"
@@ -141,7 +154,7 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
     n_cases = len({p.name.rsplit("_", 1)[0] for p in images.glob(f"*{dataset_json['file_ending']}")}) \
         if images.is_dir() else 0
     if n_cases == 0:
-        return {}, float("nan")
+        return {}, {}, float("nan")
     out = out_root / f"{spec.trainer}__{spec.configuration}"
     shutil.rmtree(out, ignore_errors=True)
     wall = runner.run([*PREDICT_COMMAND, "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
@@ -151,12 +164,13 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
                       predict_log_name(spec))
     per_case = max(wall - startup, 0.0) / n_cases
     if not labels.is_dir():
-        return {}, per_case
+        return {}, {}, per_case
     summary = out / "summary.json"
     runner.run(["nnUNetv2_evaluate_folder", str(labels), str(out), "-djfile", str(out / "dataset.json"),
                 "-pfile", str(out / "plans.json"), "-o", str(summary), "-np", "1"],
                f"evaluate_{spec.trainer}_{spec.configuration}")
-    return dice_from_summary(summary, labels_by_value(dataset_json)), per_case
+    names = labels_by_value(dataset_json)
+    return dice_from_summary(summary, names), cases_from_summary(summary, names), per_case
 
 
 def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResult, dict[str, list[float]]]:
@@ -164,9 +178,10 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
     checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     dataset_json = json.loads((paths.model_folder(spec) / "dataset.json").read_text())
     other_cpu, cores = read_other_cpu(fold_dir / RESOURCES_FILE)
+    summary, names = fold_dir / "validation" / "summary.json", labels_by_value(dataset_json)
     result = ModelResult(spec.label, spec.trainer, spec.configuration,
-                         validation_dice=dice_from_summary(fold_dir / "validation" / "summary.json",
-                                                           labels_by_value(dataset_json)),
+                         validation_dice=dice_from_summary(summary, names),
+                         validation_cases=cases_from_summary(summary, names),
                          seconds_per_epoch=seconds_per_epoch(checkpoint),
                          parameters=count_parameters(checkpoint), fold=fold, other_cpu=other_cpu, cores=cores)
     return result, training_curves(checkpoint)
@@ -187,8 +202,9 @@ def is_nnunet_baseline(trainer: str) -> bool:
 def model_row(result: ModelResult, curves: dict[str, list[float]] | None = None,
               baseline: bool | None = None) -> ModelRow:
     """The report engine's row: Dice per class on the test set ("test") and the fold's validation ("cv")."""
-    scores = [Score(split, DICE.key, name, value, per_fold={result.fold: value})
-              for split, dice in (("test", result.test_dice), ("cv", result.validation_dice))
+    scores = [Score(split, DICE.key, name, value, per_fold={result.fold: value}, n_cases=cases.get(name))
+              for split, dice, cases in (("test", result.test_dice, result.test_cases),
+                                         ("cv", result.validation_dice, result.validation_cases))
               for name, value in dice.items()]
     return ModelRow(result.label, result.trainer, result.configuration, scores, result.seconds_per_epoch,
                     result.seconds_per_case, result.parameters, other_cpu=result.other_cpu, cores=result.cores,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_25d.errors import SetupError
 from nnunet_25d.inference_patch import inference_depth
 from nnunet_25d.slab import MIN_PATCHES_PER_BATCH, SlabBatch, check_slab_size, slab_batch
 
@@ -24,7 +25,7 @@ DEFAULT_2D_NETWORK = "dynamic_network_architectures.architectures.unet.PlainConv
 NNUNET_OPS_TO_IMPORT = ("conv_op", "norm_op", "dropout_op", "nonlin")  # arch_kwargs nnU-Net imports by name
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(SetupError):
     """The plans cannot give a 2.5D configuration; the message names the fix."""
 
 

@@ -21,12 +21,19 @@ from nnunet_25d.comparison import (
     write_report,
 )
 from nnunet_25d.errors import DatasetNotFoundError, UserError
+from nnunet_25d.preflight import default_device, preflight, read_machine
 from nnunet_25d.runner import NNUNetRunner
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 from nnunet_25d.training.variants import CPU_SCHEDULES, schedule_name
 
 DEMO_DATASET_ID = 525
 DEMO_SCHEDULE = (10, 50)
+# the demo on 2 idle cores of this project's CPU machine (10 min 14 s at 10 x 50, benchmarks/results/
+# demo_report_stop17.md): ~0.43 s per training iteration per model, ~184 s for the rest (data, planning,
+# validation, prediction, evaluation)
+DEMO_SECONDS_PER_ITERATION = 0.43
+DEMO_FIXED_SECONDS = 184.0
+DEMO_MEMORY_GIB = 3.0  # about, for the synthetic 20 x 64 x 64 cases
 
 
 def _step(message: str, started: float) -> None:
@@ -127,7 +134,7 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     for spec in specs:
         _step(f"testing {spec.trainer}: nnUNetv2_predict, then nnUNetv2_evaluate_folder", started)
         result, curve = collect(paths, spec, args.fold)
-        result.test_dice, result.seconds_per_case = predict_and_evaluate(
+        result.test_dice, result.test_cases, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
         add_other_cpu(result, runner.other_cpu.get(predict_log_name(spec)))
         collected.append(result)
@@ -135,8 +142,24 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     return collected, curves, runner, paths, work
 
 
+def demo_estimate(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[float | None, str]:
+    """Idle-machine seconds of this run and what the figure rests on."""
+    if args.dataset is not None or args.device != "cpu":
+        return None, "measured only for the synthetic dataset on the CPU"
+    epochs, iterations = args.schedule
+    seconds = DEMO_FIXED_SECONDS + len(specs) * epochs * iterations * DEMO_SECONDS_PER_ITERATION
+    return seconds, "measured on 2 idle CPU cores; scales with the schedule"
+
+
 def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str:
     """Plan (if needed), train, predict and evaluate ``specs`` on the demo's or the user's dataset; report."""
+    raw = _folders(args)[0]
+    if args.dataset is not None:
+        _dataset_name(raw, args.dataset)  # a wrong ID stops here, before the machine is sampled
+    state = read_machine()
+    args.device = args.device or default_device(state.gpu)
+    seconds, basis = demo_estimate(args, specs)
+    preflight(args.device, seconds, basis, DEMO_MEMORY_GIB if args.dataset is None else None, state)
     started = time.perf_counter()
     collected, curves, _, paths, work = train_and_test(args, specs)
     setting = report_setting(paths, specs, args.fold, title, args.device)
@@ -160,7 +183,8 @@ def add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", type=parse_schedule, default=DEMO_SCHEDULE,
                         help="epochs x iterations per epoch, e.g. 10x50 (default)")
     parser.add_argument("-f", "--fold", type=int, default=0)
-    parser.add_argument("-device", "--device", default="cpu", choices=["cpu", "cuda", "mps"])
+    parser.add_argument("-device", "--device", default=None, choices=["cpu", "cuda", "mps"],
+                        help="nnU-Net's device (default: cuda where this machine has a CUDA GPU, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
 
 
@@ -194,8 +218,12 @@ def demo_trainer(text: str) -> str:
         return text
     close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else f"; choose one of {', '.join(names)}"
-    if text in TRAINERS and split_trainer_name(text).epochs is not None:
+    parts = split_trainer_name(text) if text in TRAINERS else None
+    if parts is not None and parts.epochs is not None:
         reason = "give the trainer without its schedule suffix; the schedule comes from --schedule"
+        trainer = parts.base + (f"_{parts.slab_size}{parts.slab_word}" if parts.slab_size else "")
+        schedule = f" --schedule {parts.epochs}x{parts.iterations}" if parts.schedule in CPU_SCHEDULES else ""
+        hint = f": --slab-trainer {trainer}{schedule}"
     elif text in TRAINERS:
         reason = f"{text} trains on 3d_fullres, the demo compares on nnU-Net's 2d plan"
     else:

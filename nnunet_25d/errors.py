@@ -1,14 +1,27 @@
 """Errors that are the user's to fix (a wrong name, a missing dataset, unset folders), as opposed to bugs.
 
 The ``nnunet25d`` command prints these as one line on stderr and exits non-zero; anything else is a bug and keeps
-its traceback. :func:`user_error_types` also counts the project's older error classes (slab size, plans
-configuration, MorphMLP chunk sizes), nnU-Net commands that failed (their log has the details) and missing files.
+its traceback. :func:`user_error_types` also counts :class:`SetupError` (slab size, plans configuration, MorphMLP
+chunk sizes), nnU-Net commands that failed (their log has the details) and missing files.
 """
 from __future__ import annotations
 
 
 class UserError(Exception):
     """Something the user can fix; the message says what is wrong and how to fix it."""
+
+
+class SetupError(SystemExit, ValueError):
+    """A setting the plugin's trainers and networks cannot work with (plans, slab size, patch size).
+
+    These are raised inside nnU-Net's own commands (``nnUNetv2_train`` builds the trainer, ``nnUNetv2_predict`` the
+    network), whose tracebacks would bury the message. As a ``SystemExit`` the interpreter prints the message alone
+    and exits with status 1; as a ``ValueError`` every ``except ValueError`` / ``except Exception`` still catches it.
+    """
+
+
+class PreprocessedDataMissing(SetupError):
+    """The configuration a trainer trains on has no preprocessed data; the message names the command."""
 
 
 class TrainerNameError(UserError, LookupError):
@@ -25,10 +38,6 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    from nnunet_25d.architectures.morph_mlp_layers import ChunkSizeError
-    from nnunet_25d.configuration import ConfigurationError
     from nnunet_25d.runner import CommandFailed
-    from nnunet_25d.slab import SlabSizeError
 
-    return (UserError, SlabSizeError, ConfigurationError, ChunkSizeError, CommandFailed, FileNotFoundError,
-            NotADirectoryError, PermissionError)
+    return (UserError, SetupError, CommandFailed, FileNotFoundError, NotADirectoryError, PermissionError)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nnunet_25d.errors import SetupError
 
-class SlabSizeError(ValueError):
+
+class SlabSizeError(SetupError):
     """A slab size that cannot centre on a slice."""
 
 

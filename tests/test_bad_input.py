@@ -16,6 +16,12 @@ from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 pytestmark = pytest.mark.integration
 
 
+def assert_one_line_error(result, phrase: str) -> None:
+    """nnUNetv2_train stopped with exit status 1 and the plugin's message as stderr's last line, no traceback."""
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert phrase in result.stderr.strip().splitlines()[-1]
+
+
 def test_2d_dataset_is_refused_with_the_fix(nnunet):
     write_dataset(nnunet.raw, 972, name="Flat", n_train=5, n_test=0,
                   spec=SyntheticSpec(shape=(1, 32, 32), objects_per_class=3, radius_range=(2, 3)), seed=0)
@@ -24,6 +30,7 @@ def test_2d_dataset_is_refused_with_the_fix(nnunet):
                         check=False, training=True)
     assert result.returncode != 0
     assert "2D dataset" in result.stderr and "nnUNetv2_train 972 2d <FOLD>" in result.stderr
+    assert_one_line_error(result, "2D dataset")
 
 
 def test_plans_without_2d_configuration_are_refused_with_the_fix(nnunet, tiny_dataset):
@@ -36,12 +43,14 @@ def test_plans_without_2d_configuration_are_refused_with_the_fix(nnunet, tiny_da
     assert result.returncode != 0
     assert "no configuration '2d'" in result.stderr
     assert f"`nnUNetv2_preprocess -d {TINY_ID} -plans_name nnUNetPlansNo2d -c 2d`" in result.stderr
+    assert_one_line_error(result, "no configuration '2d'")
 
 
 def test_3d_configuration_is_refused_with_the_fix(nnunet, tiny_dataset):
     result = nnunet.run("nnUNetv2_train", str(TINY_ID), "3d_fullres", "0", "-tr", "nnUNetTrainer25D", "-device", "cpu",
                         check=False, training=True)
     assert result.returncode != 0 and "use `2d` as CONFIGURATION" in result.stderr
+    assert_one_line_error(result, "use `2d` as CONFIGURATION")
 
 
 def test_unpreprocessed_configuration_names_the_fix(nnunet, tiny_dataset):
@@ -53,6 +62,7 @@ def test_unpreprocessed_configuration_names_the_fix(nnunet, tiny_dataset):
                         "-p", "nnUNetPlansExtra", "-device", "cpu", check=False, training=True)
     assert result.returncode != 0 and "no preprocessed data" in result.stderr
     assert f"run `nnUNetv2_preprocess -d {TINY_ID} -plans_name nnUNetPlansExtra -c 2d_unprocessed`" in result.stderr
+    assert_one_line_error(result, "no preprocessed data")
 
 
 def test_volumes_thinner_than_the_slab_train_and_predict(nnunet, tmp_path):

@@ -154,5 +154,6 @@ def test_collect_only_names_the_missing_runs(nnunet, benchmark_run):
     result = nnunet.run("nnunet25d", "benchmark", *MATRIX[:4], "nnUNetTrainer25D_5slices", *MATRIX[5:],
                         "--collect-only", "--no-find-best", "--output", str(nnunet.root / "partial"))
     report = (nnunet.root / "partial" / "benchmark.md").read_text()
-    assert "nnUNetTrainer25D_5slices 2d fold 0: not trained" in report
+    assert "### Not run yet" in report and "### Failed runs" not in report
+    assert "nnUNetTrainer25D_5slices 2d fold 0: not started: run the benchmark without --collect-only" in report
     assert result.returncode == 0

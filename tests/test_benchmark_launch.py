@@ -194,13 +194,14 @@ def test_local_launch_trains_and_collects_the_report_after_a_failed_task(nnunet,
     out = tmp_path / "report"
     result = nnunet.run("nnunet25d", "benchmark", *ARGS, "--output", str(out), "--launch", "local", check=False)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "task 1 (nnUNetTrainer 2d fold 1) failed: RuntimeError: nnUNetTrainer 2d fold 1 failed" in result.stderr
+    assert "task 1 (nnUNetTrainer 2d fold 1) failed: RuntimeError: nnUNetTrainer 2d fold 1: did not finish: " \
+        in result.stderr
     summary = json.loads((nnunet.model_folder(tiny_dataset, "nnUNetTrainer_2epochs_5iters") / "fold_0" / "validation"
                           / "summary.json").read_text())
     validated = {Path(case["reference_file"]).name.removesuffix(".nii.gz") for case in summary["metric_per_case"]}
     rows = list(csv.DictReader(open(out / "cases.csv")))
     assert {row["case"] for row in rows} == validated and {row["fold"] for row in rows} == {"0"}
-    assert "nnUNetTrainer 2d fold 1: not trained" in (out / "benchmark.md").read_text()
+    assert "nnUNetTrainer 2d fold 1: did not finish: " in (out / "benchmark.md").read_text()
     logs = "".join(path.read_text() for path in (out / "submitit").glob("*_log.out"))
     assert "nnUNet_n_proc_DA=1" in logs  # this machine's 2 CPUs
 

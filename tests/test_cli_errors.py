@@ -96,3 +96,24 @@ def test_a_failed_nnunet_command_is_summarised_in_one_line(tmp_path, capsys, mon
     with pytest.raises(SystemExit):
         cli.main(["env"])
     assert capsys.readouterr().err.strip() == f"nnunet25d env: error: {summary} (--debug shows the traceback)"
+
+
+def test_a_setup_error_ends_any_python_process_with_its_message_alone():
+    """What nnUNetv2_train shows when the plugin refuses its plans: the message, exit status 1, no traceback."""
+    result = subprocess.run([sys.executable, "-c", "from nnunet_25d.slab import check_slab_size; check_slab_size(4)"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "positive odd number" in result.stderr
+    with pytest.raises(ValueError, match="positive odd number"):  # code that catches ValueError still does
+        from nnunet_25d.slab import check_slab_size
+
+        check_slab_size(4)
+
+
+def test_deeplab_without_a_matching_torchvision_names_the_install(monkeypatch):
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D, TorchvisionMismatch
+
+    monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)  # what a broken torchvision leaves
+    with pytest.raises(TorchvisionMismatch, match="and torchvision must come from the same build") as error:
+        DeepLabV3Plus2D(3, 2)
+    assert "--index-url https://download.pytorch.org/whl/cpu" in str(error.value)

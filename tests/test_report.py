@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import math
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -100,6 +101,17 @@ def test_class_names_come_from_dataset_json():
     assert "**liver** = label 1, **tumour** = label 2" in head and "livers and their tumours" in head
 
 
+def test_the_figure_and_the_table_say_how_many_cases_stand_behind_each_mean():
+    rows = demo_rows()
+    rows[0].scores = [replace(score, n_cases=7) for score in rows[0].scores]
+    rows[1].scores = [replace(score, per_case=(0.9, NAN, 0.8)) for score in rows[1].scores]
+    dice = axes_by_ylabel(overview_figure(rows, setting(), [DICE], ["test"]))["Dice (higher is better)"]
+    assert [t.get_text() for t in dice.get_legend().get_texts()] == ["nnU-Net 2d (n = 7 cases)",
+                                                                      "2.5D (n = 2 cases)"]
+    assert "| folds | n (cases) |" in scores_table(rows, "test", [DICE]) and "| 0 | 2 | 0.969 |" in \
+        scores_table(rows, "test", [DICE])
+
+
 def test_the_machine_section_names_cpu_cores_gpu_torch_and_nnunet():
     machine = this_machine()
     text = machine_section((machine,))
@@ -119,6 +131,8 @@ def test_the_flag_appears_only_when_other_work_took_over_a_quarter_of_the_cores(
     assert (warning in head) == flagged
     assert ("⚠" in head) == flagged and ("⚠ shared CPUs" in table) == flagged
     assert f"| {other_cpu:.2f} of 2" in table
+    assert ("| — (timed under different load) | — (timed under different load) |" in table) == flagged
+    assert ("1.20x" in table) != flagged, "2.5D's epoch ratio only where the loads compare"
     if not flagged:
         assert f"at most {other_cpu:.2f} cores in any 30-s window, within 25% of the cores" in head
     write_scores_csv(rows, [DICE], tmp_path / "results.csv")
@@ -248,15 +262,20 @@ def test_the_demo_report_goes_through_the_engine(tmp_path):
     from nnunet_25d.comparison import ModelResult, write_report
 
     results = [ModelResult("nnU-Net 2d", "nnUNetTrainer_10epochs_50iters", "2d", {"liver": 0.855, "tumour": 0.005},
-                           {"liver": 0.8, "tumour": 0.1}, 17.58, 4.57, 1_000_000, other_cpu=0.1, cores=2),
+                           {"liver": 0.8, "tumour": 0.1}, {"liver": 4, "tumour": 3}, {"liver": 5, "tumour": 5},
+                           17.58, 4.57, 1_000_000, other_cpu=0.1, cores=2),
                ModelResult("2.5D", "nnUNetTrainer25D_10epochs_50iters", "2d", {"liver": 0.969, "tumour": 0.953},
-                           {"liver": 0.95, "tumour": 0.9}, 21.03, 3.88, 1_100_000, other_cpu=1.2, cores=2)]
+                           {"liver": 0.95, "tumour": 0.9}, {"liver": 4, "tumour": 4}, {"liver": 5, "tumour": 5},
+                           21.03, 3.88, 1_100_000, other_cpu=1.2, cores=2)]
     markdown = write_report(results, {"2.5D": CURVES}, tmp_path, setting())
     lines = markdown.splitlines()
     assert lines[0] == "## Dataset042_Liver: nnU-Net 2d vs 2.5D"
     assert lines[2].startswith("2.5D has the best Dice for every class on the test set (fold-0 model)")
     assert "**⚠ Timings taken while other work ran:** 2.5D (other processes used up to 1.2 of 2 cores)" in markdown
-    assert "| nnU-Net 2d (baseline) | `nnUNetTrainer_10epochs_50iters` | 2d | 0 | 0.855 | 0.005 |" in markdown
+    assert "| nnU-Net 2d (baseline) | `nnUNetTrainer_10epochs_50iters` | 2d | 0 | 3-4 | 0.855 | 0.005 |" in markdown
+    assert "| 2.5D | `nnUNetTrainer25D_10epochs_50iters` | 2d | 0 | 5 | 0.950 | 0.900 |" in markdown
+    assert "timings were taken under different load (1.20 vs 0.10 cores busy with other work) and are not " \
+           "compared" in lines[2]
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert {(r["trainer"], r["split"], r["class"], r["dice"]) for r in rows} >= {
         ("nnUNetTrainer25D_10epochs_50iters", "test", "tumour", "0.9530"),

@@ -1,6 +1,7 @@
 """Trainer names that look like the plugin's but are not declared: nnU-Net's own lookup says what is wrong."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -94,6 +95,16 @@ def test_demo_accepts_every_plugin_trainer_for_the_2d_plan():
         assert demo_trainer(name) == name
         assert split_trainer_name(name).epochs is None
     assert not any(issubclass(TRAINERS[name], VIEW_TRAINERS) for name in names)
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("nnUNetTrainer25D_10epochs_50iters", "--slab-trainer nnUNetTrainer25D --schedule 10x50"),
+    ("nnUNetTrainer25D_5slices_10epochs_50iters", "--slab-trainer nnUNetTrainer25D_5slices --schedule 10x50"),
+])
+def test_the_demo_turns_a_schedule_suffix_into_the_schedule_option(name, hint):
+    with pytest.raises(argparse.ArgumentTypeError) as error:
+        demo_trainer(name)
+    assert str(error.value).endswith(hint) and "closest" not in str(error.value)
 
 
 @pytest.mark.integration

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import segmentation_models_pytorch as smp
 import torch
 from torch import nn
+
+from nnunet_25d.errors import SetupError
+
+
+class TorchvisionMismatch(SetupError):
+    """segmentation_models_pytorch (through timm) needs a torchvision built for the installed torch."""
+
+
+def segmentation_models():
+    """``segmentation_models_pytorch``, imported on first use: where torchvision comes from another build than torch
+    (a CPU torch beside PyPI's CUDA torchvision) it fails to load, and only this network needs it."""
+    try:
+        import segmentation_models_pytorch
+    except (ImportError, RuntimeError) as error:
+        import torch as installed
+
+        raise TorchvisionMismatch(
+            f"DeepLabV3+ needs segmentation_models_pytorch, which failed to load ({error}); torch "
+            f"{installed.__version__} and torchvision must come from the same build: `pip install torch torchvision "
+            f"--index-url https://download.pytorch.org/whl/cpu` (CPU) or `pip install torch torchvision` (CUDA)"
+        ) from error
+    return segmentation_models_pytorch
 
 
 class DeepLabV3Plus2D(nn.Module):
@@ -32,7 +53,7 @@ class DeepLabV3Plus2D(nn.Module):
         if deep_supervision:
             raise ValueError("DeepLabV3Plus2D has a single output and no deep supervision heads: build it with "
                              "deep_supervision=False (nnUNetTrainer25DDeepLab switches nnU-Net's deep supervision off)")
-        self.network = smp.DeepLabV3Plus(
+        self.network = segmentation_models().DeepLabV3Plus(
             encoder_name=encoder_name, encoder_weights=None, encoder_output_stride=encoder_output_stride,
             decoder_atrous_rates=tuple(atrous_rates), decoder_channels=decoder_channels,
             decoder_aspp_separable=aspp_separable, decoder_aspp_dropout=aspp_dropout,

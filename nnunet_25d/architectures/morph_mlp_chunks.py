@@ -18,13 +18,15 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from nnunet_25d.errors import SetupError
+
 PATCH_EMBED_STRIDE = 4
 # fraction of a line (W branch: a row; H branch: a column) per stage before the deepest, which mixes globally:
 # the reference's 14, 28, 28, 49 tokens on 56/28/14/7 grids = a quarter line, one line, two lines, everything
 REFERENCE_LINE_FRACTIONS = (0.25, 1.0, 2.0)
 
 
-class ChunkSizeError(ValueError):
+class ChunkSizeError(SetupError):
     """A patch size the MorphMLP encoder cannot cut into its stages' token grids."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_25d.benchmark.collect import Scoring, collect_fold, collect_test, read_cases_csv, write_cases_csv
+from nnunet_25d.benchmark.estimate import prediction_memory_gib, remaining_training
 from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
@@ -21,7 +22,10 @@ from nnunet_25d.benchmark.surface import dataset_labels, tolerances_per_class
 from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet, ensemble_predictions, find_test_set, \
     predict_test_sets
 from nnunet_25d.benchmark.task import run_task
+from nnunet_25d.checkpoint_file import unreadable_checkpoint_message
 from nnunet_25d.demo import parse_schedule
+from nnunet_25d.errors import UserError
+from nnunet_25d.preflight import cuda_device_name, default_device, preflight
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
 
@@ -98,15 +102,26 @@ def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, var
     return ["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", plans, "-c", *missing, "-np", "1"]
 
 
+def corrupt_checkpoint_line(job: Job) -> str:
+    return f"{job.variant.label} fold {job.fold}: " + unreadable_checkpoint_message(
+        job.fold_folder / "checkpoint_final.pth", "delete it and run the benchmark again to retrain the fold")
+
+
 def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[str]:
-    """Train every unfinished job (resuming interrupted ones); return a line per failure."""
+    """Train every unfinished job (resuming interrupted ones); return a line per failure. A fold whose final
+    checkpoint cannot be read is left as it is (a failure naming the file): the user decides what to keep."""
     failures = []
-    todo = [job for job in jobs if not job.finished]
-    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs finished already; training {len(todo)}", flush=True)
+    corrupt = [job for job in jobs if job.mode == "corrupt"]
+    todo = [job for job in jobs if not job.finished and job not in corrupt]
+    print(f"{len(jobs) - len(todo) - len(corrupt)} of {len(jobs)} runs finished already; training {len(todo)}",
+          flush=True)
     for job in jobs:
         if job.finished:
             print(f"{job.variant.trainer_name} {job.variant.configuration} fold {job.fold}: skipped (finished)",
                   flush=True)
+    for job in corrupt:
+        failures.append(corrupt_checkpoint_line(job))
+        print(f"FAILED: {failures[-1]}", flush=True)
     runner.announce = tqdm.write  # the command each run really starts, and its log (for `tail -f`)
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
         action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(job.mode, "training")
@@ -114,10 +129,46 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
         try:
             runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
         except CommandFailed as error:
-            first_line = str(error).splitlines()[0]
-            failures.append(f"{job.variant.label} fold {job.fold} failed: {first_line}")
+            failures.append(did_not_finish_line(job, error.last_line or "(empty log)", error.log_path))
             tqdm.write(f"FAILED: {failures[-1]}")
     return failures
+
+
+def did_not_finish_line(job: Job, last_line: str, log: Path) -> str:
+    return f"{job.variant.label} fold {job.fold}: did not finish: {last_line} (log: {log})"
+
+
+def last_log_line(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines()
+    return next((line.strip() for line in reversed(lines) if line.strip()), "(empty log)")
+
+
+def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str]]:
+    """(failed, not run): a line per unfinished job. A job with a log ran and did not finish (its last log line
+    says why); without one it never started here, which is not a failure."""
+    failed, not_run = [], []
+    for job in jobs:
+        what, log = f"{job.variant.label} fold {job.fold}", log_dir / f"{job.name}.log"
+        if job.mode == "done":
+            continue
+        if job.mode == "corrupt":
+            failed.append(corrupt_checkpoint_line(job))
+        elif log.is_file():
+            failed.append(did_not_finish_line(job, last_log_line(log), log))
+        elif job.mode == "resume":
+            not_run.append(f"{what}: interrupted (a checkpoint, no final one): the benchmark resumes it with --c")
+        elif job.mode == "validate":
+            not_run.append(f"{what}: trained, not validated with --npz: the benchmark runs its --val")
+        else:
+            not_run.append(f"{what}: not started: run the benchmark without --collect-only/--finalize to train it")
+    return failed, not_run
+
+
+def nothing_finished_error(dataset: str, preprocessed: Path, jobs: list[Job], args: argparse.Namespace) -> str:
+    flag = "--collect-only" if args.collect_only else "--finalize"
+    prepared = "" if (preprocessed / dataset).is_dir() else f"; nothing is preprocessed in {preprocessed / dataset}"
+    return (f"{flag}: none of the {len(jobs)} runs of this matrix has finished{prepared}. Run the same command "
+            f"without {flag} to plan, preprocess and train them (or with --launch/--emit to run them elsewhere)")
 
 
 def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> list[str]:
@@ -197,6 +248,17 @@ def run_find_best(runner: NNUNetRunner, dataset_id: str, summaries: list[Variant
     return json.loads(info_file.read_text())
 
 
+def chosen_device(args: argparse.Namespace) -> str:
+    """Without -device: cuda for SLURM (its GPU nodes, not this login node, run the tasks), else what is here."""
+    if "slurm" in (args.emit, args.launch):
+        device, why = "cuda", "the SLURM tasks run on GPU nodes"
+    else:
+        device = default_device(cuda_device_name())
+        why = f"{'a' if device == 'cuda' else 'no'} CUDA GPU on this machine"
+    print(f"-device {device} ({why}; -device sets it)", flush=True)
+    return device
+
+
 def run_benchmark(args: argparse.Namespace) -> str | None:
     started = time.perf_counter()
     raw, preprocessed, results = nnunet_folders()
@@ -211,6 +273,8 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     tolerances_per_class(args.nsd_tolerance, list(dataset_labels(dataset_json)))  # a wrong count stops here
     scoring = Scoring(preprocessed / dataset / "gt_segmentations",
                       tuple(args.nsd_tolerance) if args.nsd_tolerance else None)
+    if args.device is None:
+        args.device = chosen_device(args)
     if args.task is not None or args.dry_run:
         return run_task(args, jobs, out_dir)
 
@@ -220,13 +284,19 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if args.emit or args.launch:
         return schedule(args, jobs, out_dir, preprocess, benchmark_arguments(args))
 
+    if not train and not any(job.finished for job in jobs):
+        raise UserError(nothing_finished_error(dataset, preprocessed, jobs, args))
+    if train or predict:
+        seconds, basis = remaining_training(jobs) if train else (None, "test-set prediction and scoring only")
+        preflight(args.device, seconds, basis,
+                  prediction_memory_gib(preprocessed / dataset, args.plans, sorted({v.configuration for v in variants})))
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
-    failures = []
+    failures = []  # of the test-set predictions and find_best; a fold's failure is read from its files below
     if train:
         if preprocess:
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
-        failures = train_missing(runner, jobs, args.device)
+        train_missing(runner, jobs, args.device)
     test_set = resolve_test_set(args, raw / dataset, dataset_json)
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
     if predict:
@@ -238,17 +308,17 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             information = run_find_best(runner, dataset_id, summaries, args.folds, out_dir, args.plans)
         except CommandFailed as error:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
-    missing = [f"{job.variant.label} fold {job.fold}: not trained (log: {runner.log_dir / (job.name + '.log')})"
-               for job in jobs if not job.finished]
-    missing += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
+    failed, not_run = unfinished_runs(jobs, runner.log_dir)
+    failures = failed + failures
+    not_run += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
-    markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failures + missing)
+    markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failures, not_run)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
-    if failures or (missing and train):  # after the tasks, a fold that failed is in the report, not an error
+    if failures or (not_run and train):  # after the tasks, a fold that failed is in the report, not an error
         raise SystemExit(1)
     return markdown
 
@@ -294,7 +364,8 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
                         help="a CPU-sized schedule (e.g. 2x5 = 2 epochs x 5 iterations) for every trainer; "
                              "default: each trainer's own (nnU-Net: 1000 epochs)")
     parser.add_argument("--plans", default="nnUNetPlans")
-    parser.add_argument("-device", "--device", default="cuda", choices=["cuda", "cpu", "mps"])
+    parser.add_argument("-device", "--device", default=None, choices=["cuda", "cpu", "mps"],
+                        help="nnU-Net's device (default: cuda where this machine has a CUDA GPU, else cpu)")
     parser.add_argument("--collect-only", action="store_true",
                         help="train and predict nothing; report what is finished")
     parser.add_argument("--finalize", action="store_true",

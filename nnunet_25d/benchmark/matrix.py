@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_25d.checkpoint_file import is_readable_checkpoint
+
 # nnU-Net's own trainers that the 2.5D variants must beat (the default of --baselines)
 BASELINES = (("nnUNetTrainer", "2d"), ("nnUNetTrainer", "3d_fullres"))
 RESOURCES_FILE = "benchmark_resources.json"
@@ -137,8 +139,12 @@ def validated(fold_folder: Path, fold: int, splits_file: Path | None) -> bool:
 
 def fold_mode(fold_folder: Path, fold: int, splits_file: Path | None = None) -> str:
     """done | validate (final checkpoint; validation, a case's .npz or its summary missing or stale) |
-    resume (checkpoint_latest, or only checkpoint_best: nnU-Net's --c falls back to it) | train."""
-    if (fold_folder / "checkpoint_final.pth").exists():
+    resume (checkpoint_latest, or only checkpoint_best: nnU-Net's --c falls back to it) | train |
+    corrupt (a final checkpoint that cannot be read: neither scored nor retrained over, the user decides)."""
+    final = fold_folder / "checkpoint_final.pth"
+    if final.exists():
+        if not is_readable_checkpoint(final):
+            return "corrupt"
         return "done" if validated(fold_folder, fold, splits_file) else "validate"
     if any((fold_folder / name).exists() for name in ("checkpoint_latest.pth", "checkpoint_best.pth")):
         return "resume"

@@ -141,7 +141,7 @@ def per_case_file(m: Metric, split: str) -> str:
 
 def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
-                 failures: list[str] | None = None) -> str:
+                 failures: list[str] | None = None, not_run: list[str] | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [variant_row(s, baselines) for s in summaries]
     differences = [difference(c) for c in comparisons]
@@ -164,6 +164,8 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         parts += [section]
     if failures:
         parts += ["### Failed runs", ""] + [f"- {failure}" for failure in failures] + [""]
+    if not_run:
+        parts += ["### Not run yet", ""] + [f"- {line}" for line in not_run] + [""]
     markdown = "\n".join(parts)
     (out_dir / "benchmark.md").write_text(markdown)
     write_scores_csv(rows, metrics, out_dir / "benchmark.csv")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import zipfile
 from pathlib import Path
 
 from nnunet_25d import TRAINER_FOLDER
+from nnunet_25d.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
 from nnunet_25d.errors import UserError
 
 
@@ -67,9 +67,8 @@ def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: s
                                f"{', '.join(trained) or 'none'} (predict with -f {' '.join(trained) or 'FOLD'})")
     for fold in folds:
         path = model_folder / f"fold_{fold}" / checkpoint
-        if not zipfile.is_zipfile(path):
-            raise ModelFolderError(f"checkpoint {path} is truncated or corrupted (not a readable torch file): "
-                                   f"train the fold again or restore the file")
+        if not is_readable_checkpoint(path):
+            raise ModelFolderError(unreadable_checkpoint_message(path, "train the fold again or restore the file"))
 
 
 def torch_device(name: str):

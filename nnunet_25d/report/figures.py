@@ -36,7 +36,9 @@ def draw_scores(ax: Axes, rows: list[ModelRow], split: str, metric: Metric, sett
         means = [s.mean if s is not None else np.nan for s in scores]
         errors = [s.std if s is not None and finite(s.std) and len(s.per_fold) > 1 else 0.0 for s in scores]
         bars = ax.bar(x + (index - (len(rows) - 1) / 2) * width, means, width,
-                      yerr=errors if any(errors) else None, color=colour(index), label=row.label, capsize=3)
+                      yerr=errors if any(errors) else None, color=colour(index),
+                      label=row.label + ("" if row.cases(split) == "?" else f" (n = {row.cases(split)} cases)"),
+                      capsize=3)
         ax.bar_label(bars, [metric.format(m) if finite(m) else "" for m in means], fontsize=7)
     ax.set_xticks(x, [class_tick(setting, c) for c in classes])
     ax.set_ylabel(metric.axis_label + (" (higher is better)" if metric.higher_is_better else " (lower is better)"))
@@ -53,8 +55,8 @@ def draw_cost(ax: Axes, rows: list[ModelRow], attribute: str, ylabel: str, title
     bars = ax.bar(np.arange(len(rows)), values, 0.6, color=[colour(i) for i in range(len(rows))],
                   hatch=[CONTENDED_HATCH if r.contended else "" for r in rows])
     base = getattr(reference, attribute) if reference is not None else float("nan")
-    labels = [(f"{v:.2f}" + (f"\n{v / base:.2f}x" if finite(base) and base > 0 else "")) if finite(v) else "n/a"
-              for v in values]
+    labels = [(f"{v:.2f}" + (f"\n{v / base:.2f}x" if finite(base) and base > 0 and r.timed_like(reference) else ""))
+              if finite(v) else "n/a" for v, r in zip(values, rows)]
     ax.bar_label(bars, labels, fontsize=7)
     ax.margins(y=0.25)  # room for the labels and the legend above the tallest bar
     if not any(finite(v) for v in values):

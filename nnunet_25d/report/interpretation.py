@@ -82,10 +82,17 @@ def cost_sentence(rows: list[ModelRow], split: str, metric: Metric, setting: Rep
     if reference is None or reference is model:
         return f"{caution}; {model.label} took {number(model.seconds_per_epoch, 2)} s per training epoch and " \
                f"{number(model.seconds_per_case, 2)} s per case{_contention_note(rows)}."
+    if not model.timed_like(reference):
+        return f"{caution}; {model.label}'s and {reference.label}'s timings were taken under different load " \
+               f"({_cores(model)} vs {_cores(reference)} cores busy with other work) and are not compared."
     epoch = ratio(model.seconds_per_epoch, reference.seconds_per_epoch)
     case = ratio(model.seconds_per_case, reference.seconds_per_case)
     return f"{caution}; {model.label} took {epoch} {reference.label}'s time per training epoch and {case} its " \
            f"time per case{_contention_note(rows)}."
+
+
+def _cores(row: ModelRow) -> str:
+    return number(row.other_cpu, 2)
 
 
 def _contention_note(rows: list[ModelRow]) -> str:

@@ -103,6 +103,26 @@ def _cores(start: tuple[float, float], end: tuple[float, float]) -> float:
     return max(end[1] - start[1], 0.0) / elapsed if elapsed > 0 else float("nan")
 
 
+SLOWDOWN_CAP = 10.0  # a nearly saturated machine: "at least 10x", not a made-up larger factor
+COMPARABLE_SLOWDOWN = 1.1  # two timings compare when the slowdowns their loads imply differ by less than this
+
+
+def slowdown(other_cpu: float, cores: int) -> float:
+    """How much longer CPU-bound work takes while other work keeps ``other_cpu`` of ``cores`` busy (1 = idle)."""
+    free = cores - other_cpu
+    return SLOWDOWN_CAP if free <= cores / SLOWDOWN_CAP else max(1.0, cores / free)
+
+
+def comparable_load(a: float, b: float, cores: int | None) -> bool:
+    """Two timings compare: neither was contended, or their loads slow the work down alike (within 10 %)."""
+    if not (contended(a, cores) or contended(b, cores)):
+        return True
+    if cores is None or math.isnan(a) or math.isnan(b):
+        return False
+    fast, slow = sorted((slowdown(a, cores), slowdown(b, cores)))
+    return slow / fast < COMPARABLE_SLOWDOWN
+
+
 def contended(other_cpu: float, cores: int | None) -> bool:
     """Other work used more than ``CONTENTION_SHARE`` of the cores while the timing was taken."""
     return cores is not None and not math.isnan(other_cpu) and other_cpu > CONTENTION_SHARE * cores

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from nnunet_25d.report.load import contended
+from nnunet_25d.report.load import comparable_load, contended
 
 NAN = float("nan")
 
@@ -22,6 +22,14 @@ class Score:
     std: float = NAN  # over folds
     per_fold: Mapping[int, float] = field(default_factory=dict)
     per_case: tuple[float, ...] = ()  # for box plots
+    n_cases: int | None = None  # cases behind ``mean`` where ``per_case`` is not given
+
+    @property
+    def n(self) -> int | None:
+        """How many cases stand behind the mean (None: not known)."""
+        if self.per_case:
+            return sum(1 for v in self.per_case if not math.isnan(v))
+        return self.n_cases
 
 
 @dataclass
@@ -51,6 +59,17 @@ class ModelRow:
     def value(self, split: str, metric: str, class_name: str) -> float:
         found = self.score(split, metric, class_name)
         return NAN if found is None else found.mean
+
+    def timed_like(self, other: "ModelRow") -> bool:
+        """Its timings and ``other``'s were taken under comparable load, so their ratio means something."""
+        return comparable_load(self.other_cpu, other.other_cpu, self.cores or other.cores)
+
+    def cases(self, split: str) -> str:
+        """The number of cases behind its means on ``split``: "4", "4-6" where classes differ, "?" if unknown."""
+        counts = sorted({s.n for s in self.scores if s.split == split and s.n is not None})
+        if not counts:
+            return "?"
+        return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
     @property
     def contended(self) -> bool:

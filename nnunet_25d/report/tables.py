@@ -40,10 +40,13 @@ def _score_cell(row: ModelRow, split: str, metric: Metric, class_name: str) -> s
 def scores_table(rows: list[ModelRow], split: str, metrics: list[Metric]) -> str:
     """One row per model; a column per metric x class of ``split`` (mean ± std over folds where several)."""
     columns = [(m, c) for m in metrics for c in classes_of(rows, split, m.key)]
-    header = ["model", "trainer", "configuration", "folds"] + [f"{m.label} {c}" for m, c in columns]
-    body = [[model_name(r), f"`{r.trainer}`", r.configuration, ",".join(map(str, r.folds))]
+    header = ["model", "trainer", "configuration", "folds", "n (cases)"] + [f"{m.label} {c}" for m, c in columns]
+    body = [[model_name(r), f"`{r.trainer}`", r.configuration, ",".join(map(str, r.folds)), r.cases(split)]
             + [_score_cell(r, split, m, c) for m, c in columns] for r in rows]
     return render_markdown(header, body)
+
+
+DIFFERENT_LOAD = "— (timed under different load)"
 
 
 def ratio(value: float, reference: float) -> str:
@@ -70,7 +73,9 @@ def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
     for r in rows:
         line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
                 f"{r.parameters / 1e6:.2f}"] + ([number(r.peak_memory_mib, 0)] if with_memory else [])
-        if reference is not None:
+        if reference is not None and not r.timed_like(reference):
+            line += [DIFFERENT_LOAD] * 2
+        elif reference is not None:
             line += [ratio(r.seconds_per_epoch, reference.seconds_per_epoch),
                      ratio(r.seconds_per_case, reference.seconds_per_case)]
         body.append(line + [other_cpu_cell(r)])

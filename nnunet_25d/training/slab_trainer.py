@@ -23,6 +23,7 @@ from nnunet_25d.configuration import (
     training_patch_size,
     with_slice_axis,
 )
+from nnunet_25d.errors import PreprocessedDataMissing
 from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 from nnunet_25d.inference_patch import robust_volume_depth
 from nnunet_25d.training.slab_context import SlabContextDataset, unwrapped, with_context_cropped
@@ -34,7 +35,7 @@ def require_preprocessed_data(trainer: nnUNetTrainer) -> None:
     if not trainer.was_initialized and folder is not None and not os.path.isdir(folder):
         configuration = getattr(trainer, "data_configuration", None) or trainer.configuration_name
         command = preprocess_command(trainer.plans_manager.plans, configuration)
-        raise FileNotFoundError(f"no preprocessed data at {folder}: run `{command}` first")
+        raise PreprocessedDataMissing(f"no preprocessed data at {folder}: run `{command}` first")
 
 
 def slab_network_architecture(source: dict, network_class: str, slab_size: int, extra_arch_kwargs: dict) -> dict:
