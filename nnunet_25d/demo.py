@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from nnunet_25d.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
 from nnunet_25d.comparison import (
     DatasetPaths,
     ModelResult,
@@ -100,7 +101,10 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
 def training_state(fold_dir: Path) -> str:
     """What :func:`comparison.train` will do with a fold: ``finished`` (final checkpoint and validation summary:
     skipped), ``resume`` (a checkpoint: ``--c``) or ``new``."""
-    if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
+    final = fold_dir / "checkpoint_final.pth"
+    if final.exists() and not is_readable_checkpoint(final):
+        raise UserError(unreadable_checkpoint_message(final, "delete it and run the demo again to retrain that model"))
+    if final.exists() and (fold_dir / "validation" / "summary.json").exists():
         return "finished"
     if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
         return "resume"

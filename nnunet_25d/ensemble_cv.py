@@ -105,6 +105,7 @@ def ensemble_cross_validation(dataset: str, models: list[tuple[str, ...]], folds
     missing = [f for f in folders if not Path(f).is_dir()]
     if missing:
         raise SystemExit(f"not trained: {', '.join(missing)}. Train every fold with `nnUNetv2_train ... --npz`")
+    check_validated_folds([Path(f) for f in folders], folds)
     out = Path(output) if output else Path(nnUNet_results) / name / "ensembles" / ensemble_name(identifiers, folds)
     ensemble_crossvalidations(folders, str(out), folds, num_processes, overwrite=True)
     (out / "members.json").write_text(json.dumps({"models": identifiers, "folds": folds}, indent=2))
@@ -122,6 +123,25 @@ def ensemble_cross_validation(dataset: str, models: list[tuple[str, ...]], folds
     dice = json.loads((out / "summary.json").read_text())["foreground_mean"]["Dice"]
     dice_pp = json.loads((out / "postprocessed" / "summary.json").read_text())["foreground_mean"]["Dice"]
     return {"folder": str(out), "dice": dice, "dice_postprocessed": dice_pp}
+
+
+def validated_folds(model_folder: Path) -> list[int]:
+    """Folds whose validation holds nnU-Net's ``.npz`` probabilities (``--npz``), which ensembling averages."""
+    return sorted(int(f.name[len("fold_"):]) for f in model_folder.glob("fold_*")
+                  if f.name[len("fold_"):].isdigit() and any((f / "validation").glob("*.npz")))
+
+
+def check_validated_folds(model_folders: list[Path], folds: list[int]) -> None:
+    for folder in model_folders:
+        have = validated_folds(folder)
+        lacking = [fold for fold in folds if fold not in have]
+        if lacking:
+            trainer, plans, configuration = folder.name.split("__")
+            raise SystemExit(
+                f"{folder.name} has no validation probabilities for fold(s) {', '.join(map(str, lacking))}: train "
+                f"them with `nnUNetv2_train {folder.parent.name} {configuration} FOLD -tr {trainer} -p {plans} --npz` "
+                f"(add --val if the fold is trained); folds with them: {', '.join(map(str, have)) or 'none'} "
+                f"(ensemble those with -f {' '.join(map(str, have)) or 'FOLD'})")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -10,8 +10,10 @@ trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 pip=("$work/venv/bin/python" -m pip install -q)
 started=$SECONDS
-if "${pip[@]}" torch torchvision --index-url https://download.pytorch.org/whl/cpu 2>/dev/null; then
-    route="torch + torchvision from download.pytorch.org/whl/cpu"
+cpu_index=https://download.pytorch.org/whl/cpu
+if curl -sfo /dev/null --max-time 15 "$cpu_index/torch/"; then
+    route="torch + torchvision from $cpu_index"
+    "${pip[@]}" torch torchvision --index-url "$cpu_index"
     "${pip[@]}" -e ".[test]"
 else
     cpu_torch=${CPU_TORCH:-torch==2.13.0+cpu}

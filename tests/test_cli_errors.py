@@ -117,3 +117,26 @@ def test_deeplab_without_a_matching_torchvision_names_the_install(monkeypatch):
     with pytest.raises(TorchvisionMismatch, match="and torchvision must come from the same build") as error:
         DeepLabV3Plus2D(3, 2)
     assert "--index-url https://download.pytorch.org/whl/cpu" in str(error.value)
+
+
+def test_ensemble_cv_of_an_unvalidated_fold_names_the_folds_there_are(nnunet_folders, capsys):
+    model = nnunet_folders / "nnUNet_results" / "Dataset004_Toy" / "nnUNetTrainer25D__nnUNetPlans__2d"
+    (model / "fold_0" / "validation").mkdir(parents=True)
+    (model / "fold_0" / "validation" / "case_000.npz").write_bytes(b"")
+    (nnunet_folders / "nnUNet_raw" / "Dataset004_Toy").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["ensemble-cv", "-d", "4", "--models", "nnUNetTrainer25D:2d", "-f", "0", "1"])
+    message = str(exit_info.value.code)
+    assert message.startswith("nnUNetTrainer25D__nnUNetPlans__2d has no validation probabilities for fold(s) 1")
+    assert "`nnUNetv2_train Dataset004_Toy 2d FOLD -tr nnUNetTrainer25D -p nnUNetPlans --npz`" in message
+    assert message.endswith("folds with them: 0 (ensemble those with -f 0)")
+
+
+def test_the_demo_names_a_truncated_checkpoint_instead_of_loading_it(tmp_path):
+    from nnunet_25d.demo import training_state
+
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / "summary.json").write_text("{}")
+    (tmp_path / "checkpoint_final.pth").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(UserError, match="checkpoint_final.pth is truncated or corrupted .*delete it and run the demo"):
+        training_state(tmp_path)

@@ -309,16 +309,16 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
         except CommandFailed as error:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
     failed, not_run = unfinished_runs(jobs, runner.log_dir)
-    failures = failed + failures
     not_run += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
-    markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failures, not_run)
+    markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
+                            not_run)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
-    if failures or (not_run and train):  # after the tasks, a fold that failed is in the report, not an error
+    if failures or (train and (failed or not_run)):  # --finalize after tasks: a failed fold is in the report
         raise SystemExit(1)
     return markdown
 

@@ -122,7 +122,10 @@ def launch_local(jobs: list[Job], resources: Resources, out_dir: Path, matrix_ar
         wait_for_preprocessing(submit_preprocessing("local", folder, resources, preprocess, out_dir, device))
     array = executor("local", folder, resources, "nnunet25d-benchmark", resources.gpus, array_size=len(jobs))
     failures = wait_for_tasks(array.map_array(BenchmarkTask(tasks), range(len(jobs))), jobs)
-    CollectReport(matrix_arguments)()
+    try:
+        CollectReport(matrix_arguments)()
+    except RuntimeError as error:  # run_benchmark_cli's form of the report's own exit; its message is printed
+        failures.append(f"the report step failed ({error}; its message is above)")
     if failures:
         raise SystemExit("\n".join(failures))
 
