@@ -7,8 +7,10 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_SPEC
 
 from nnunet_25d.report.load import CONTENTION_SHARE, OTHER_CPU_KEY
+from nnunet_25d.synthetic import write_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +21,14 @@ def run_demo(workdir):
 
 
 def test_demo_reports_both_models_and_skips_finished_training_on_rerun(tmp_path):
+    # the demo's own Dataset525 at the tiny size: the demo takes a DatasetXXX it finds instead of writing one
+    # (writing it is make-dataset's code, tested in test_synthetic.py); this halves the test's time
+    write_dataset(tmp_path / "nnUNet_raw", 525, n_train=5, n_test=2, spec=TINY_SPEC, seed=0)
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    head = first.stdout.splitlines()[:3]  # the pre-flight check, before any nnU-Net command
+    assert head[0].startswith(f"machine: {os.cpu_count()} cores (") and head[0].endswith("running on cpu")
+    assert any(line.startswith("estimated wall time: ") for line in head), head
     report = tmp_path / "report"
     markdown = (report / "report.md").read_text()
     assert "`nnUNetTrainer_2epochs_5iters`" in markdown and "`nnUNetTrainer25D_2epochs_5iters`" in markdown
