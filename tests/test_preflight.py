@@ -91,3 +91,69 @@ def test_prediction_memory_of_the_largest_case_at_the_plans_spacing(tmp_path):
         pytest.approx(300 * 400 * 400 * 26 / 2 ** 30 + 1.0)
     assert largest_case_voxels(fingerprint, [0, 1, 2], [2.5, 0.8, 0.8]) == 300 * 200 * 200
     assert prediction_memory_gib(tmp_path / "unplanned", "nnUNetPlans", ["2d"]) is None
+
+
+def test_preflight_prints_the_state_then_the_estimate(capsys):
+    from nnunet_25d.preflight import preflight
+
+    assert preflight("cuda", 600.0, "measured", 30.0, BUSY) is BUSY
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine: 2 cores (1.00 busy") and lines[0].endswith("running on cuda")
+    assert [line.split(":")[1].split()[0] for line in lines[1:4]] == ["other", "this", "-device"]
+    assert lines[4] == "estimated wall time: 20 min (measured, 2.0x for the other work running now)"
+
+
+def test_the_machine_is_read_from_psutil_and_torch():
+    import psutil
+    import torch
+
+    from nnunet_25d.preflight import read_machine
+
+    state = read_machine(sample_seconds=0.2)
+    assert state.cores == psutil.cpu_count() and state.other_cpu_cores >= 0
+    assert 0 < state.available_memory_gib <= psutil.virtual_memory().total / 2 ** 30
+    assert (state.gpu is None) == (not torch.cuda.is_available())
+
+
+def test_edges_of_the_warnings_and_the_estimate():
+    gpu = MachineState(cores=2, other_cpu_cores=0.4, available_memory_gib=20.0, gpu="NVIDIA H200")
+    lines = machine_lines(gpu, "cuda", need_memory_gib=20.0)
+    assert lines == ["machine: 2 cores (0.40 busy with other work), 20.0 GiB memory free, GPU NVIDIA H200; running "
+                     "on cuda"], "no warning: not busy, the memory just fits, a GPU for cuda"
+    assert machine_lines(IDLE, "cuda", None)[1].startswith("warning: -device cuda on a machine without a CUDA GPU")
+    assert estimate_line(600.0, gpu, "m") == "estimated wall time: 10 min (m)", "below the flag: no slowdown applied"
+    assert [duration(s) for s in (10, 70, 3600, 7200, 3660)] == ["1 min", "1 min", "1 h 00 min", "2 h 00 min",
+                                                                  "1 h 01 min"]
+
+
+def test_the_estimate_leaves_out_failed_and_corrupt_runs(tmp_path):
+    from benchmark_tree import write_fold
+
+    timed = job(tmp_path, "nnUNetTrainer", "2d", 0)
+    write_fold(timed, {"c0": {}})
+    (timed.fold_folder / RESOURCES_FILE).write_text(json.dumps({"wall_seconds": 100.0}))
+    failed = job(tmp_path, "nnUNetTrainer", "2d", 1)  # recorded, not finished: not a timing of a whole run
+    failed.fold_folder.mkdir(parents=True)
+    (failed.fold_folder / RESOURCES_FILE).write_text(json.dumps({"wall_seconds": 5.0}))
+    corrupt = job(tmp_path, "nnUNetTrainer", "2d", 2)
+    corrupt.fold_folder.mkdir(parents=True)
+    (corrupt.fold_folder / "checkpoint_final.pth").write_bytes(b"cut")
+    assert remaining_training([timed, failed, corrupt]) == (100.0, "1 of 1 runs to train, from the finished folds "
+                                                                   "of their variants")
+
+
+def test_the_spacing_is_read_in_the_plans_axis_order(tmp_path):
+    fingerprint = {"shapes_after_crop": [[256, 256, 40]], "spacings": [[0.4, 0.4, 2.5]]}  # slices on the last axis
+    assert largest_case_voxels(fingerprint, [2, 0, 1], [0.8, 0.8]) == pytest.approx(256 * 256 * 40 / 4)
+    assert largest_case_voxels(fingerprint, [2, 0, 1], None) == 256 * 256 * 40
+    assert largest_case_voxels({"shapes_after_crop": [], "spacings": []}, [0, 1, 2], None) == 0
+    plans = {"transpose_forward": [2, 0, 1], "configurations": {"2d": {"spacing": [0.8, 0.8]}}}
+    dataset = {"labels": {"background": 0, "a": 1}, "channel_names": {"0": "MR"}}
+    for name, content in (("dataset_fingerprint.json", fingerprint), ("nnUNetPlans.json", plans),
+                          ("dataset.json", dataset)):
+        (tmp_path / name).write_text(json.dumps(content))
+    per_voxel = 2 * 6 + 4
+    assert prediction_memory_gib(tmp_path, "nnUNetPlans", ["2d"]) == \
+        pytest.approx(256 * 256 * 40 / 4 * per_voxel / 2 ** 30 + 1.0)
+    assert prediction_memory_gib(tmp_path, "nnUNetPlans", ["3d_lowres"]) == \
+        pytest.approx(256 * 256 * 40 * per_voxel / 2 ** 30 + 1.0), "an unplanned configuration: as cropped"

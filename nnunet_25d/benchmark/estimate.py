@@ -66,7 +66,7 @@ def prediction_memory_gib(preprocessed_dataset: Path, plans: str, configurations
         return None
     fingerprint, plans_json, dataset = (json.loads(f.read_text()) for f in files)
     channels = len(dataset.get("channel_names", dataset.get("modality", {"0": ""})))
-    transpose = plans_json.get("transpose_forward", [0, 1, 2])
+    transpose = plans_json["transpose_forward"]
     voxels = max(largest_case_voxels(fingerprint, transpose, plans_json["configurations"].get(name, {}).get("spacing"))
                  for name in configurations)
     bytes_per_voxel = len(dataset["labels"]) * BYTES_PER_CLASS_VOXEL + channels * BYTES_PER_CHANNEL_VOXEL
