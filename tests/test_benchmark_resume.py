@@ -107,7 +107,8 @@ def test_the_task_entry_decides_like_the_benchmark(fold, state, mode, tmp_path, 
     for name in ("raw", "preprocessed", "results"):
         monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
     monkeypatch.delenv("nnUNet_n_proc_DA", raising=False)  # the task sets it; restored afterwards
-    cli.main(["benchmark", "-d", "999", "--variants", "nnUNetTrainer:2d", "--folds", "0", "--task", "0", "--dry-run"])
+    cli.main(["benchmark", "-d", "999", "--variants", "nnUNetTrainer:2d", "--folds", "0", "--task", "0", "--dry-run",
+              "-device", "cuda"])  # as every emitted task gets it
     first, decision = capsys.readouterr().out.splitlines()
     assert first.startswith(f"task 0 of 1: nnUNetTrainer 2d fold 0: {mode} ")
     expected = {"train": "--npz", "resume": "--c", "validate": "--val"}

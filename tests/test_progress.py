@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 from nnunet_25d import demo
 from nnunet_25d.comparison import DatasetPaths, ModelSpec
@@ -66,7 +67,7 @@ def fold(tmp_path):
 def test_a_rerun_says_skipped_and_runs_nothing_for_finished_trainings(fold, capsys):
     paths, spec, fold_dir = fold
     (fold_dir / "validation").mkdir(parents=True)
-    (fold_dir / "checkpoint_final.pth").touch()
+    torch.save({}, fold_dir / "checkpoint_final.pth")  # readable: a truncated one stops the demo with its path
     (fold_dir / "validation" / "summary.json").touch()
     runner = RecordingRunner()
     demo.train_all(runner, paths, [spec], 0, time.perf_counter())
