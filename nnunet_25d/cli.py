@@ -26,7 +26,7 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 # commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
 # ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
-LIGHT_COMMANDS = ("predict",)
+LIGHT_COMMANDS = ("predict", "env", "make-dataset")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

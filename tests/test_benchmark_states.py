@@ -16,6 +16,9 @@ from nnunet_25d.benchmark.command import unfinished_runs
 CASES = {"c0": {"organ": present(0.9), "lesion": present(0.5)}, "c1": {"organ": present(0.8), "lesion": present(0.4)}}
 
 
+pytestmark = pytest.mark.integration  # the real `nnunet25d benchmark` in a subprocess (~10 s each)
+
+
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
