@@ -112,6 +112,15 @@ def test_the_figure_and_the_table_say_how_many_cases_stand_behind_each_mean():
         scores_table(rows, "test", [DICE])
 
 
+def test_case_counts_and_load_comparisons_of_a_row():
+    r = row("2.5D", "2d", {})
+    r.scores = [Score("cv", "dice", name, 0.5, n_cases=n) for name, n in (("a", 4), ("b", 2), ("c", 5))]
+    assert r.cases("cv") == "2-5" and r.cases("test") == "?"
+    reference = row("nnU-Net 2d", "2d", {}, True, other_cpu=1.06, cores=2)
+    unknown_cores = row("2.5D", "2d", {}, other_cpu=1.36, cores=None)
+    assert not unknown_cores.timed_like(reference), "the reference's cores judge a row recorded without them"
+
+
 def test_the_machine_section_names_cpu_cores_gpu_torch_and_nnunet():
     machine = this_machine()
     text = machine_section((machine,))

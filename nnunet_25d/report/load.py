@@ -117,7 +117,7 @@ def comparable_load(a: float, b: float, cores: int | None) -> bool:
     """Two timings compare: neither was contended, or their loads slow the work down alike (within 10 %)."""
     if not (contended(a, cores) or contended(b, cores)):
         return True
-    if cores is None or math.isnan(a) or math.isnan(b):
+    if math.isnan(a) or math.isnan(b):  # one run contended, the other's load not recorded
         return False
     fast, slow = sorted((slowdown(a, cores), slowdown(b, cores)))
     return slow / fast < COMPARABLE_SLOWDOWN
