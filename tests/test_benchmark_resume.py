@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmark_tree import (LABELS, ensemble, fake_checkpoint, job, make_test_set, present, write_fold, write_splits,
-                            write_test_prediction)
+from benchmark_tree import (DATASET_JSON, LABELS, ensemble, fake_checkpoint, job, make_test_set, present, write_fold,
+                            write_splits, write_test_prediction)
 
 from nnunet_25d.benchmark import find_best
 from nnunet_25d.benchmark.find_best import users_files_kept
@@ -50,6 +50,15 @@ def test_a_summary_older_than_a_case_npz_is_stale(fold):
     _validated(fold)
     _age(fold.validation_folder / "summary.json", 60)  # --val --npz rewrote the .npz, then died
     assert fold.mode == "validate"
+
+
+def test_a_fold_retrained_after_its_validation_is_validated_again(fold):
+    """Issue 22 (a): the old model's scores must not stand for a newer checkpoint_final."""
+    _validated(fold)
+    for path in fold.validation_folder.iterdir():
+        _age(path, 120)
+    fake_checkpoint(fold.fold_folder / "checkpoint_final.pth")  # nnUNetv2_train again, without --val
+    assert fold.mode == "validate" and fold.train_args("cpu")[-1] == "--val"
 
 
 def test_the_validation_cases_come_from_summary_json_without_splits(tmp_path):
@@ -251,3 +260,21 @@ def test_the_test_set_needs_the_same_cases_in_images_and_labels(tmp_path):
     (raw / "labelsTs" / "b.nii.gz").write_bytes(b"")
     test_set, _ = find_test_set(raw, dataset_json)
     assert test_set.cases == ("a", "b") and test_set.images == raw / "imagesTs"
+
+
+def test_the_report_may_not_go_into_nnunets_own_results_folder(tmp_path, monkeypatch, capsys):
+    """Issue 22 (c): --output $nnUNet_results/DatasetXXX deleted the user's inference_information.json."""
+    from nnunet_25d import cli
+
+    dataset = tmp_path / "results" / "Dataset999_Toy"
+    for fold in (0, 1):
+        write_fold(job(tmp_path, "nnUNetTrainer", "2d", fold), {"c0": {"organ": present(0.8)}})
+    (dataset / "inference_information.json").write_text('{"users": true}')
+    (tmp_path / "preprocessed" / "Dataset999_Toy" / "dataset.json").write_text(json.dumps(DATASET_JSON))
+    for name in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{name}", str(tmp_path / name))
+    with pytest.raises(SystemExit):
+        cli.main(["benchmark", "-d", "999", "--variants", "nnUNetTrainer:2d", "--folds", "0", "1", "--collect-only",
+                  "-device", "cpu", "--output", str(dataset / ".." / "Dataset999_Toy")])
+    assert "is nnU-Net's own results folder of Dataset999_Toy" in capsys.readouterr().err
+    assert json.loads((dataset / "inference_information.json").read_text()) == {"users": True}

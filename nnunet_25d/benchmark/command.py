@@ -269,6 +269,10 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans,
                       preprocessed / dataset / "splits_final.json")
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
+    if out_dir.resolve() == (results / dataset).resolve():
+        raise UserError(f"--output {args.output} is nnU-Net's own results folder of {dataset}, where your "
+                        f"inference_information.json lies: give the report a folder of its own (default: "
+                        f"{results / dataset / 'nnunet25d_benchmark'})")
     dataset_json = dataset_json_of(dataset, preprocessed, raw)
     tolerances_per_class(args.nsd_tolerance, list(dataset_labels(dataset_json)))  # a wrong count stops here
     scoring = Scoring(preprocessed / dataset / "gt_segmentations",

@@ -126,7 +126,8 @@ def validation_cases(fold: int, splits_file: Path | None, summary_file: Path) ->
 
 
 def validated(fold_folder: Path, fold: int, splits_file: Path | None) -> bool:
-    """Every validation case has its .npz, and summary.json was written after all of them."""
+    """Every validation case has its .npz, and summary.json was written after all of them and after the final
+    checkpoint (a fold trained again since is validated again)."""
     validation = fold_folder / "validation"
     summary = validation / "summary.json"
     if not summary.is_file():
@@ -134,7 +135,8 @@ def validated(fold_folder: Path, fold: int, splits_file: Path | None) -> bool:
     npz = [validation / f"{case}.npz" for case in validation_cases(fold, splits_file, summary)]
     if not npz or not all(path.is_file() for path in npz):
         return False
-    return summary.stat().st_mtime >= max(path.stat().st_mtime for path in npz)
+    newest = max(path.stat().st_mtime for path in [*npz, fold_folder / "checkpoint_final.pth"] if path.is_file())
+    return summary.stat().st_mtime >= newest
 
 
 def fold_mode(fold_folder: Path, fold: int, splits_file: Path | None = None) -> str:
