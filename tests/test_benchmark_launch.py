@@ -17,7 +17,7 @@ from benchmark_tree import LABELS, write_splits
 from conftest import TINY_ID
 
 from nnunet_25d.benchmark.emit import activation_lines, write_slurm
-from nnunet_25d.benchmark.launch import BenchmarkTask
+from nnunet_25d.benchmark.launch import BenchmarkTask, run_bounded
 from nnunet_25d.benchmark.matrix import Variant, build_jobs
 from nnunet_25d.benchmark.resources import Resources, time_minutes
 from nnunet_25d.benchmark.task import data_augmentation_workers, granted_cpus, task_job
@@ -232,3 +232,36 @@ def test_local_launch_stops_before_any_task_when_preprocessing_fails(nnunet, tmp
     assert "nnUNetv2_plan_and_preprocess failed (exit 1)" in result.stderr
     assert len(list((out / "submitit").glob("*_submitted.pkl"))) == 1  # the preprocessing job only
     assert not (out / "benchmark.md").exists()
+
+
+class CountingExecutor:
+    """Stands in for submitit's local executor: records how many submitted tasks were still running at each
+    submission (a task ends when its result is asked for)."""
+
+    def __init__(self):
+        self.running, self.at_submission = set(), []
+
+    def submit(self, task, index):
+        self.at_submission.append(len(self.running))
+        self.running.add(index)
+        executor = self
+
+        class Job:
+            paths = type("Paths", (), {"stderr": "log"})
+
+            def result(self):
+                executor.running.discard(index)
+                if index == 1:
+                    raise RuntimeError("boom")
+
+        return Job()
+
+
+@pytest.mark.parametrize("at_once, most", [(1, 0), (2, 1)])
+def test_local_tasks_run_at_most_n_at_once(tmp_path, at_once, most):
+    """Issue 22 (d): submitit's local executor started every task at once."""
+    jobs = build_jobs([Variant("nnUNetTrainer", "2d")], [0, 1, 2, 3], "999", tmp_path)
+    executor = CountingExecutor()
+    failures = run_bounded(executor, BenchmarkTask([]), jobs, at_once)
+    assert max(executor.at_submission) == most and len(executor.at_submission) == 4 and not executor.running
+    assert failures == ["task 1 (nnUNetTrainer 2d fold 1) failed: boom (submitit log: log)"]

@@ -121,7 +121,7 @@ def launch_local(jobs: list[Job], resources: Resources, out_dir: Path, matrix_ar
     if preprocess:
         wait_for_preprocessing(submit_preprocessing("local", folder, resources, preprocess, out_dir, device))
     array = executor("local", folder, resources, "nnunet25d-benchmark", resources.gpus, array_size=len(jobs))
-    failures = wait_for_tasks(array.map_array(BenchmarkTask(tasks), range(len(jobs))), jobs)
+    failures = run_bounded(array, BenchmarkTask(tasks), jobs, resources.array_parallelism or 1)
     try:
         CollectReport(matrix_arguments)()
     except RuntimeError as error:  # run_benchmark_cli's form of the report's own exit; its message is printed
@@ -160,15 +160,26 @@ def wait_for_preprocessing(job) -> None:
                          f"(submitit log: {job.paths.stderr})")
 
 
-def wait_for_tasks(submitted: list, jobs: list[Job]) -> list[str]:
-    """Wait for every task; one line per failed one."""
-    failures = []
-    for index, (job, matrix_job) in enumerate(zip(submitted, jobs)):
-        try:
-            job.result()
-        except Exception as error:
-            failures.append(f"task {index} ({matrix_job.variant.label} fold {matrix_job.fold}) failed: "
-                            f"{failure_line(error)} (submitit log: {job.paths.stderr})")
+def wait_for_task(index: int, job, matrix_job: Job) -> list[str]:
+    """Wait for one task; a line if it failed."""
+    try:
+        job.result()
+    except Exception as error:
+        return [f"task {index} ({matrix_job.variant.label} fold {matrix_job.fold}) failed: "
+                f"{failure_line(error)} (submitit log: {job.paths.stderr})"]
+    return []
+
+
+def run_bounded(executor_, task: BenchmarkTask, jobs: list[Job], at_once: int) -> list[str]:
+    """Every task, at most ``at_once`` running (submitit's local executor ignores array_parallelism and would start
+    them all: 45 trainings on one machine); one line per failed task."""
+    failures, running = [], []
+    for index, matrix_job in enumerate(jobs):
+        running.append((index, executor_.submit(task, index), matrix_job))
+        if len(running) >= at_once:
+            failures += wait_for_task(*running.pop(0))
+    for waiting in running:
+        failures += wait_for_task(*waiting)
     return failures
 
 

@@ -90,7 +90,7 @@ def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
                        help="GPUs per task (default: 1 with -device cuda, else 0); more than 1 trains with "
                             "nnU-Net's -num_gpus")
     group.add_argument("--array-parallelism", type=at_least(1), default=None,
-                       help="at most this many tasks at once (default: all)")
+                       help="at most this many tasks at once (default: all on SLURM, 1 with --launch local)")
 
 
 def resources_from_args(args: argparse.Namespace) -> Resources:
