@@ -163,15 +163,37 @@ def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
         (results / "inference_information.json").write_text("half-written")
         raise RuntimeError("nnU-Net failed")
     assert (results / "inference_information.json").read_text() == "users"
-    # killed: the backup is still there, and the next run restores it before anything else
+    # killed after nnU-Net's write: the backup is still there; the next run keeps both files
     (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
     (out / find_best.BACKUP_FOLDER / "inference_information.json").write_text("users")
     (results / "inference_information.json").write_text("from the killed run")
     with users_files_kept(results, out):
-        assert (results / "inference_information.json").read_text() == "users"
         (results / "inference_information.json").write_text("new")
-    assert (results / "inference_information.json").read_text() == "users"
+    assert (results / "inference_information.json").read_text() == "from the killed run"
+    assert (results / "inference_information.json.before_killed_benchmark").read_text() == "users"
     assert (out / "inference_information.json").read_text() == "new"
+    # killed before nnU-Net wrote anything: the backup simply goes back
+    (results / "inference_information.json.before_killed_benchmark").unlink()
+    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
+    (out / find_best.BACKUP_FOLDER / "inference_instructions.txt").write_text("users' instructions")
+    (results / "inference_instructions.txt").unlink(missing_ok=True)
+    with users_files_kept(results, out):
+        assert (results / "inference_instructions.txt").read_text() == "users' instructions"
+    assert not (out / find_best.BACKUP_FOLDER).exists()
+
+
+def test_a_killed_run_does_not_restore_its_backup_over_the_users_newer_file(tmp_path, capsys):
+    """Issue 22 (b): killed during find_best, then the user ran find_best: the user's new file stays."""
+    results, out = tmp_path / "results", tmp_path / "report"
+    results.mkdir()
+    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
+    (out / find_best.BACKUP_FOLDER / "inference_information.json").write_text("users, old")
+    (results / "inference_information.json").write_text("users, newer")
+    with users_files_kept(results, out):
+        (results / "inference_information.json").write_text("benchmark's")
+    assert (results / "inference_information.json").read_text() == "users, newer"
+    assert (results / "inference_information.json.before_killed_benchmark").read_text() == "users, old"
+    assert "put the backup beside it" in capsys.readouterr().out
 
 
 TEST_CASES = ["t0", "t1", "t2"]

@@ -8,7 +8,8 @@ its folder variables when first imported.
 
 nnU-Net writes ``inference_information.json`` and ``inference_instructions.txt`` into
 ``nnUNet_results/DatasetXXX``, where the user's own find_best result may lie: with ``--output``, the new files are
-copied there and the user's are put back as they were (a run killed half-way restores them on the next call).
+copied there and the user's are put back as they were (after a run killed half-way, the next call puts a backup
+back where nothing replaced the file, and beside the file where something did).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ BACKUP_FOLDER = "users_find_best_backup"
 def users_files_kept(results_folder: Path, output: Path) -> Iterator[None]:
     """Back up the user's find_best files, let nnU-Net write, copy its files to ``output``, restore the user's."""
     backup = output / BACKUP_FOLDER
-    restore(backup, results_folder)  # from a run that was killed before it could restore
+    keep_both(backup, results_folder)  # from a run that was killed before it could restore
     backup.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES:
         if (results_folder / name).is_file():
@@ -50,6 +51,24 @@ def restore(backup: Path, results_folder: Path) -> None:
     for saved in backup.iterdir():
         shutil.copy2(saved, results_folder / saved.name)
         saved.unlink()
+    backup.rmdir()
+
+
+def keep_both(backup: Path, results_folder: Path) -> None:
+    """A backup left by a run killed during find_best: put it back where nothing replaced it; where the file has
+    changed since (the killed run's output, or the user's own newer find_best: no way to tell), keep that file and
+    put the backup beside it, and say so."""
+    if not backup.is_dir():
+        return
+    for saved in backup.iterdir():
+        current = results_folder / saved.name
+        if current.is_file() and current.read_bytes() != saved.read_bytes():
+            aside = current.with_name(f"{saved.name}.before_killed_benchmark")
+            shutil.move(saved, aside)
+            print(f"a benchmark killed during find_best left a backup of {current}; the file has changed since (that "
+                  f"run's output or yours): kept it, and put the backup beside it as {aside}", flush=True)
+        else:
+            shutil.move(saved, current)
     backup.rmdir()
 
 
