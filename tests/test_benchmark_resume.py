@@ -52,6 +52,13 @@ def test_a_summary_older_than_a_case_npz_is_stale(fold):
     assert fold.mode == "validate"
 
 
+def test_a_fold_whose_final_checkpoint_cannot_be_read_is_corrupt_not_done(fold):
+    _validated(fold)
+    final = fold.fold_folder / "checkpoint_final.pth"
+    final.write_bytes(final.read_bytes()[:100])  # a copy cut short
+    assert fold.mode == "corrupt" and not fold.finished and not fold.started
+
+
 def test_a_fold_retrained_after_its_validation_is_validated_again(fold):
     """Issue 22 (a): the old model's scores must not stand for a newer checkpoint_final."""
     _validated(fold)
