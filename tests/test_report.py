@@ -319,7 +319,7 @@ def test_the_benchmark_report_goes_through_the_engine(tmp_path):
         summaries.append(VariantSummary(variant, folds, cases))
     baselines = ["nnUNetTrainer:2d"]
     markdown = write_report(summaries, compare_all(summaries, baselines), baselines, tmp_path / "out", "bench")
-    assert "nnUNetTrainer25D 2d has the best Dice for every class on the CV over folds 0,1: liver 0.925 (+0.100 vs " \
+    assert "nnUNetTrainer25D 2d has the best Dice for every class on the CV over folds 0,1: liver 0.925 (n = 12, +0.100 vs " \
            "nnUNetTrainer 2d)" in markdown
     assert "counts as significant): significant — liver, nnUNetTrainer25D 2d vs nnUNetTrainer 2d +0.100" in markdown
     assert "CPU Recorded CPU, 4 cores; GPU Recorded GPU" in markdown

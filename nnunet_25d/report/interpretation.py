@@ -22,9 +22,12 @@ def best_per_class(rows: list[ModelRow], split: str, metric: Metric) -> dict[str
 
 def _against_baselines(rows: list[ModelRow], winner: ModelRow, split: str, metric: Metric, name: str) -> str:
     value = winner.value(split, metric.key, name)
+    score = winner.score(split, metric.key, name)
+    cases = [f"n = {score.n}"] if score is not None and score.n is not None else []
     margins = [f"{metric.phrase(value - b.value(split, metric.key, name), signed=True)} vs {b.label}"
                for b in rows if b.baseline and b is not winner and finite(b.value(split, metric.key, name))]
-    return metric.phrase(value) + (f" ({', '.join(margins)})" if margins else "")
+    notes = cases + margins
+    return metric.phrase(value) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def best_sentence(rows: list[ModelRow], split: str, metric: Metric, setting: ReportSetting) -> str:
