@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from nnunet_25d.report.load import CONTENTION_SHARE, OtherCpuSampler, slowdown
+from nnunet_25d.report.load import OtherCpuSampler, contended, slowdown
 
 GIB = 2 ** 30
 
@@ -24,7 +24,7 @@ class MachineState:
 
     @property
     def busy(self) -> bool:
-        return self.other_cpu_cores > CONTENTION_SHARE * self.cores
+        return contended(self.other_cpu_cores, self.cores)
 
     @property
     def slowdown(self) -> float:

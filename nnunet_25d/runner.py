@@ -24,6 +24,11 @@ def trainer_lookup_path(existing: str | None) -> str:
     return str(TRAINER_FOLDER) if not existing else f"{TRAINER_FOLDER}{os.pathsep}{existing}"
 
 
+def last_nonempty_line(lines: list[str]) -> str:
+    """A log's last line with text (usually the error), stripped; "" for a log without any."""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
 class CommandFailed(RuntimeError):
     """An nnU-Net command exited non-zero; the message names the command and its log (then the log's tail)."""
 
@@ -32,7 +37,7 @@ class CommandFailed(RuntimeError):
         tail = "\n".join(lines[-15:])
         super().__init__(f"`{shlex.join(args)}` failed (exit {returncode}); full log: {log_path}\n{tail}")
         self.args_run, self.returncode, self.log_path = list(args), returncode, log_path
-        self.last_line = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        self.last_line = last_nonempty_line(lines)
 
     @property
     def summary(self) -> str:

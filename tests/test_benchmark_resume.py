@@ -162,6 +162,12 @@ def test_find_best_keeps_the_users_inference_information(tmp_path, monkeypatch):
     assert not (out / find_best.BACKUP_FOLDER).exists()
 
 
+def _left_by_killed_run(out: Path, name: str, text: str) -> None:
+    """The backup of the user's ``name`` that a benchmark killed during find_best leaves in its report folder."""
+    (out / find_best.BACKUP_FOLDER).mkdir(parents=True, exist_ok=True)
+    (out / find_best.BACKUP_FOLDER / name).write_text(text)
+
+
 def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
     results, out = tmp_path / "results", tmp_path / "report"
     results.mkdir()
@@ -171,8 +177,7 @@ def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
         raise RuntimeError("nnU-Net failed")
     assert (results / "inference_information.json").read_text() == "users"
     # killed after nnU-Net's write: the backup is still there; the next run keeps both files
-    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
-    (out / find_best.BACKUP_FOLDER / "inference_information.json").write_text("users")
+    _left_by_killed_run(out, "inference_information.json", "users")
     (results / "inference_information.json").write_text("from the killed run")
     with users_files_kept(results, out):
         (results / "inference_information.json").write_text("new")
@@ -181,8 +186,7 @@ def test_a_failed_or_killed_find_best_still_gives_the_users_file_back(tmp_path):
     assert (out / "inference_information.json").read_text() == "new"
     # killed before nnU-Net wrote anything: the backup simply goes back
     (results / "inference_information.json.before_killed_benchmark").unlink()
-    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
-    (out / find_best.BACKUP_FOLDER / "inference_instructions.txt").write_text("users' instructions")
+    _left_by_killed_run(out, "inference_instructions.txt", "users' instructions")
     (results / "inference_instructions.txt").unlink(missing_ok=True)
     with users_files_kept(results, out):
         assert (results / "inference_instructions.txt").read_text() == "users' instructions"
@@ -193,8 +197,7 @@ def test_a_killed_run_does_not_restore_its_backup_over_the_users_newer_file(tmp_
     """Issue 22 (b): killed during find_best, then the user ran find_best: the user's new file stays."""
     results, out = tmp_path / "results", tmp_path / "report"
     results.mkdir()
-    (out / find_best.BACKUP_FOLDER).mkdir(parents=True)
-    (out / find_best.BACKUP_FOLDER / "inference_information.json").write_text("users, old")
+    _left_by_killed_run(out, "inference_information.json", "users, old")
     (results / "inference_information.json").write_text("users, newer")
     with users_files_kept(results, out):
         (results / "inference_information.json").write_text("benchmark's")

@@ -27,7 +27,7 @@ from nnunet_25d.demo import parse_schedule
 from nnunet_25d.errors import UserError
 from nnunet_25d.preflight import cuda_device_name, default_device, preflight
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.runner import CommandFailed, NNUNetRunner, last_nonempty_line
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -111,12 +111,13 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
     """Train every unfinished job (resuming interrupted ones); return a line per failure. A fold whose final
     checkpoint cannot be read is left as it is (a failure naming the file): the user decides what to keep."""
     failures = []
-    corrupt = [job for job in jobs if job.mode == "corrupt"]
-    todo = [job for job in jobs if not job.finished and job not in corrupt]
+    modes = {job: job.mode for job in jobs}  # each reads the fold's files
+    corrupt = [job for job in jobs if modes[job] == "corrupt"]
+    todo = [job for job in jobs if modes[job] not in ("done", "corrupt")]
     print(f"{len(jobs) - len(todo) - len(corrupt)} of {len(jobs)} runs finished already; training {len(todo)}",
           flush=True)
     for job in jobs:
-        if job.finished:
+        if modes[job] == "done":
             print(f"{job.variant.trainer_name} {job.variant.configuration} fold {job.fold}: skipped (finished)",
                   flush=True)
     for job in corrupt:
@@ -124,7 +125,7 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
         print(f"FAILED: {failures[-1]}", flush=True)
     runner.announce = tqdm.write  # the command each run really starts, and its log (for `tail -f`)
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
-        action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(job.mode, "training")
+        action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(modes[job], "training")
         tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
         try:
             runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
@@ -139,8 +140,7 @@ def did_not_finish_line(job: Job, last_line: str, log: Path) -> str:
 
 
 def last_log_line(log: Path) -> str:
-    lines = log.read_text(errors="replace").splitlines()
-    return next((line.strip() for line in reversed(lines) if line.strip()), "(empty log)")
+    return last_nonempty_line(log.read_text(errors="replace").splitlines()) or "(empty log)"
 
 
 def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str]]:
@@ -148,16 +148,16 @@ def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str
     says why); without one it never started here, which is not a failure."""
     failed, not_run = [], []
     for job in jobs:
-        what, log = f"{job.variant.label} fold {job.fold}", log_dir / f"{job.name}.log"
-        if job.mode == "done":
+        what, log, mode = f"{job.variant.label} fold {job.fold}", log_dir / f"{job.name}.log", job.mode
+        if mode == "done":
             continue
-        if job.mode == "corrupt":
+        if mode == "corrupt":
             failed.append(corrupt_checkpoint_line(job))
         elif log.is_file():
             failed.append(did_not_finish_line(job, last_log_line(log), log))
-        elif job.mode == "resume":
+        elif mode == "resume":
             not_run.append(f"{what}: interrupted (a checkpoint, no final one): the benchmark resumes it with --c")
-        elif job.mode == "validate":
+        elif mode == "validate":
             not_run.append(f"{what}: trained, not validated with --npz: the benchmark runs its --val")
         else:
             not_run.append(f"{what}: not started: run the benchmark without --collect-only/--finalize to train it")

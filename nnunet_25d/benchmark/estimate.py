@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
+from nnunet_25d.preflight import GIB
 
-GIB = 2 ** 30
 # nnU-Net's predictor on the CPU per voxel: float16 logits and their count per class, then float32 probabilities at
 # export (6 bytes per class); the image (4 bytes per channel); the process itself. Calibrated on nnU-Net 2d's
 # nnUNetv2_predict at 512 x 512 x 300 with 8 classes: 5.0 GB measured (benchmarks/clinical_scale.py), 4.8 estimated.
@@ -29,12 +29,13 @@ def recorded_wall_seconds(job: Job) -> float | None:
 
 def remaining_training(jobs: list[Job]) -> tuple[float | None, str]:
     """(seconds, what the figure is based on) for the jobs still to train; None where no variant has a timing."""
-    todo = [job for job in jobs if not job.finished and job.mode != "corrupt"]
+    modes = {job: job.mode for job in jobs}  # each reads the fold's files
+    todo = [job for job in jobs if modes[job] not in ("done", "corrupt")]
     if not todo:
         return 0.0, "every fold is trained"
     timed: dict = {}
     for job in jobs:
-        seconds = recorded_wall_seconds(job) if job.finished else None
+        seconds = recorded_wall_seconds(job) if modes[job] == "done" else None
         if seconds is not None:
             timed.setdefault(job.variant, []).append(seconds)
     known = [sum(timed[job.variant]) / len(timed[job.variant]) for job in todo if job.variant in timed]
