@@ -26,7 +26,7 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 # commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
 # ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
-LIGHT_COMMANDS = ("predict", "env", "make-dataset")
+LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -55,6 +55,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from nnunet_25d.inference.command import add_parser as add_predict_parser
 
     add_predict_parser(sub)
+    from nnunet_25d.export.command import add_parser as add_export_parser
+
+    add_export_parser(sub)
+    from nnunet_25d.deploy.command import add_parser as add_predict_onnx_parser
+
+    add_predict_onnx_parser(sub)
     if only not in LIGHT_COMMANDS:
         add_heavy_parsers(sub)
     for command in sub.choices.values():  # `nnunet25d demo --debug` works as well as `nnunet25d --debug demo`
@@ -85,10 +91,10 @@ def called_command(argv: list[str]) -> str | None:
 def error_line(error: BaseException) -> str:
     """One line for a user error: the message, prefixed with the exception's kind where that says something."""
     from nnunet_25d.errors import UserError
-    from nnunet_25d.runner import CommandFailed
 
-    if isinstance(error, CommandFailed):
-        return error.summary
+    summary = getattr(error, "summary", None)  # a failed nnU-Net command (runner.CommandFailed): its log's gist
+    if isinstance(summary, str):
+        return summary
     message = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, OSError) and not isinstance(error, UserError):
         return f"{type(error).__name__}: {message}"

@@ -38,6 +38,10 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    from nnunet_25d.runner import CommandFailed
-
-    return (UserError, SetupError, CommandFailed, FileNotFoundError, NotADirectoryError, PermissionError)
+    kinds: tuple[type[BaseException], ...] = (UserError, SetupError, FileNotFoundError, NotADirectoryError,
+                                              PermissionError)
+    try:
+        from nnunet_25d.runner import CommandFailed
+    except ImportError:  # the deployment runtime alone (`predict-onnx`): no nnU-Net commands to fail
+        return kinds
+    return (*kinds, CommandFailed)

@@ -82,14 +82,19 @@ def torch_device(name: str):
     return torch.device(name)
 
 
-def run(args: argparse.Namespace) -> None:
-    if args.part_id >= args.num_parts:
-        raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
+def with_plugin_trainers() -> None:
+    """nnU-Net finds the plugin's trainers by name (``nnUNet_extTrainer``); nnUNet_results must be set."""
     paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     if str(TRAINER_FOLDER) not in paths:
         os.environ["nnUNet_extTrainer"] = os.pathsep.join([*paths, str(TRAINER_FOLDER)])
     if not os.environ.get("nnUNet_results"):
         raise UserError("nnUNet_results is not set: export it (the folder nnUNetv2_train wrote the model into)")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.part_id >= args.num_parts:
+        raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
+    with_plugin_trainers()
     from nnunetv2.utilities.file_path_utilities import get_output_folder
 
     from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor

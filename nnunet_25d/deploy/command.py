@@ -1,0 +1,66 @@
+"""``nnunet25d predict-onnx``: segment a folder of images with an exported model folder, on ONNX Runtime."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nnunet_25d.errors import UserError
+
+
+def add_parser(sub) -> None:
+    parser = sub.add_parser(
+        "predict-onnx", help="segment images with a model folder written by `nnunet25d export` (ONNX Runtime; no "
+                             "torch or nnU-Net needed)",
+        description="The slab predictor of `nnunet25d predict` on ONNX Runtime: nnU-Net's preprocessing, every "
+                    "slice from its true slab, the folds' mean, segmentations on the input's grid (and .npz/.pkl "
+                    "probabilities for nnUNetv2_ensemble).")
+    parser.add_argument("-i", required=True, help="input folder (CASE_0000.nii.gz, CASE_0001.nii.gz ... per case)")
+    parser.add_argument("-o", required=True, help="output folder (created if missing)")
+    parser.add_argument("-m", required=True, help="model folder written by `nnunet25d export`")
+    parser.add_argument("--providers", nargs="+", default=["CPUExecutionProvider"],
+                        help="ONNX Runtime execution providers in order of preference (e.g. CUDAExecutionProvider "
+                             "CPUExecutionProvider)")
+    parser.add_argument("-step_size", type=float, default=None, help="in-plane tile step (default: the export's)")
+    parser.add_argument("--disable_tta", action="store_true", help="no mirroring at test time")
+    parser.add_argument("--save_probabilities", action="store_true", help="also write .npz/.pkl (for ensembling)")
+    parser.add_argument("--continue_prediction", "--c", action="store_true", help="keep files already predicted")
+    parser.add_argument("--slices-per-forward", type=int, default=1, metavar="N", help="slices per network call")
+    parser.add_argument("--disable_progress_bar", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def available_providers(wanted: list[str]) -> list[str]:
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    unknown = [p for p in wanted if p not in available]
+    if unknown:
+        raise UserError(f"ONNX Runtime here has no {', '.join(unknown)} (available: {', '.join(available)}); for "
+                        f"CUDA install onnxruntime-gpu instead of onnxruntime")
+    return wanted
+
+
+def run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from nnunet_25d.deploy.cases import cases_in
+    from nnunet_25d.deploy.predictor import OnnxSlabPredictor
+
+    if args.slices_per_forward < 1:
+        raise UserError(f"--slices-per-forward must be at least 1, got {args.slices_per_forward}")
+    with tqdm(desc="tiles", unit="tile", disable=args.disable_progress_bar) as bar:
+        predictor = OnnxSlabPredictor(Path(args.m), available_providers(args.providers), not args.disable_tta,
+                                      args.step_size, args.slices_per_forward, bar.update)
+        cases = cases_in(Path(args.i), predictor.model["file_ending"], predictor.model["input_channels"])
+        output = Path(args.o)
+        output.mkdir(parents=True, exist_ok=True)
+        for case, files in cases.items():
+            truncated = output / case
+            done = Path(f"{truncated}{predictor.model['file_ending']}")
+            if args.continue_prediction and done.is_file() and (
+                    not args.save_probabilities or Path(f"{truncated}.npz").is_file()):
+                continue
+            data, geometry = predictor.preprocessed(files)
+            bar.total = (bar.total or 0) + predictor.tiles_per_case(data.shape[1:])
+            bar.set_postfix_str(case)
+            predictor.predict_case(files, truncated, args.save_probabilities, (data, geometry))
