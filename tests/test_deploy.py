@@ -150,6 +150,8 @@ def predict_torch(nnunet, dataset_id: int, trainer: str, folds: list[str], input
 def test_predict_onnx_reproduces_nnunet25d_predict(nnunet, tiny_dataset, trained_slab_model, tmp_path):
     printed = export(nnunet, TINY_ID, TINY_TRAINER, ["0"], tmp_path / "model")
     assert "opset 18" in printed and "(slices, 1, 3, 32, 32) float32 -> output 'logits': (slices, 3, 32, 32)" in printed
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["fold_0.onnx", "nnunet25d_model.json"], \
+        "one self-contained file per fold (no external weights) beside the description"
     inputs = tiny_inputs(nnunet, tiny_dataset, tmp_path / "in")
     predict_onnx_without_torch(nnunet, "-i", str(inputs), "-o", str(tmp_path / "onnx"), "-m", str(tmp_path / "model"),
                                "--save_probabilities")

@@ -30,8 +30,8 @@ class SlabNetwork2D(nn.Module):
 
 
 def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
-    """Write ``network`` (eval mode, deep supervision off) as ONNX with a dynamic batch axis; checked with
-    ``onnx.checker``. Returns the exporter used and the opset."""
+    """Write ``network`` (eval mode, deep supervision off) as one ONNX file, weights inside, with a dynamic batch
+    axis; checked with ``onnx.checker``. Returns the exporter used and the opset."""
     import onnx
 
     network = network.eval()
@@ -40,6 +40,7 @@ def export_onnx(network: nn.Module, example: torch.Tensor, path: Path, opset: in
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(network, (example,), str(path), dynamo=True, opset_version=opset,
+                              external_data=False,  # one self-contained file per fold (weights inside)
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_shapes={"slabs": {0: torch.export.Dim("slices")}}, verbose=False)
         except Exception:  # the TorchScript exporter takes what torch.export cannot trace
