@@ -168,3 +168,157 @@ def test_model_description_errors_name_the_fix(tmp_path):
     write_model_description(tmp_path, {"folds": [{"fold": 0, "file": "fold_0.onnx"}]})
     with pytest.raises(ModelDescriptionError, match="lacks input_channels"):
         read_model_description(tmp_path)
+
+
+# --- the runtime's pipeline against nnU-Net's on a hand-written plan (transposed, two channels, resampled) ---
+
+TARGET_SPACING = [0.6, 0.75]  # 2d: in-plane only (after transpose_forward), the slice spacing stays the case's
+CASE_SPACING = [3.0, 0.8, 0.7]  # z, y, x as nnU-Net reads them
+TRANSPOSE_FORWARD, TRANSPOSE_BACKWARD = [0, 2, 1], [0, 2, 1]
+
+
+def hand_plans() -> dict:
+    resampling = {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None}
+    return {"dataset_name": "Dataset999_Hand", "plans_name": "nnUNetPlans", "image_reader_writer": "SimpleITKIO",
+            "transpose_forward": TRANSPOSE_FORWARD, "transpose_backward": TRANSPOSE_BACKWARD,
+            "original_median_spacing_after_transp": CASE_SPACING, "original_median_shape_after_transp": [6, 20, 22],
+            "experiment_planner_used": "ExperimentPlanner", "label_manager": "LabelManager",
+            "foreground_intensity_properties_per_channel": {"0": PROPERTIES, "1": PROPERTIES},
+            "configurations": {"2d": {
+                "data_identifier": "nnUNetPlans_2d", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
+                "patch_size": [16, 16], "median_image_size_in_voxels": [20, 22], "spacing": TARGET_SPACING,
+                "normalization_schemes": ["CTNormalization", "ZScoreNormalization"],
+                "use_mask_for_norm": [False, True],
+                "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_data_kwargs": resampling,
+                "resampling_fn_seg": "resample_data_or_seg_to_shape",
+                "resampling_fn_seg_kwargs": {**resampling, "is_seg": True, "order": 1},
+                "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+                "resampling_fn_probabilities_kwargs": {**resampling, "order": 1},
+                "architecture": {"network_class_name": "x", "arch_kwargs": {}, "_kw_requires_import": []},
+                "batch_dice": True}}}
+
+
+def hand_model(regions: bool) -> dict:
+    """What `nnunet25d export` writes for :func:`hand_plans` (the keys the runtime reads)."""
+    configuration = hand_plans()["configurations"]["2d"]
+    kwargs = {key: value for key, value in configuration["resampling_fn_data_kwargs"].items() if key != "is_seg"}
+    return {"input_channels": 2, "file_ending": ".nii.gz", "spacing": TARGET_SPACING,
+            "transpose_forward": TRANSPOSE_FORWARD, "transpose_backward": TRANSPOSE_BACKWARD,
+            "normalization": [{"name": n, "use_mask_for_norm": m, "intensity_properties": PROPERTIES}
+                              for n, m in zip(configuration["normalization_schemes"],
+                                              configuration["use_mask_for_norm"])],
+            "resampling": {"data": kwargs, "probabilities": {**kwargs, "order": 1}},
+            "regions_class_order": [1, 2] if regions else None, "foreground_labels": [1, 2]}
+
+
+def hand_case() -> tuple[np.ndarray, dict]:
+    """(2, Z, Y, X) channels with zeros around the body (cropped) and a hole in it (filled)."""
+    rng = np.random.default_rng(2)
+    data = np.zeros((2, 6, 20, 22), dtype=np.float32)
+    data[:, 1:5, 3:17, 2:19] = rng.normal(40, 30, size=(2, 4, 14, 17))
+    data[:, 2, 8:10, 8:10] = 0
+    return data, {"spacing": CASE_SPACING, "sitk_stuff": {}}
+
+
+def test_preprocessing_is_nnunets_bit_for_bit():
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_25d.deploy.preprocessing import CaseGeometry, preprocess
+
+    plans = PlansManager(hand_plans())
+    data, properties = hand_case()
+    expected, *_ = DefaultPreprocessor(verbose=False).run_case_npy(
+        data.copy(), None, properties, plans, plans.get_configuration("2d"), {"channel_names": {"0": "CT",
+                                                                                                  "1": "MRI"}})
+    geometry = CaseGeometry((), (), (), CASE_SPACING)
+    ours = preprocess(data.copy(), geometry, hand_model(False))
+    assert ours.shape == expected.shape and np.array_equal(ours, expected)
+    assert expected.shape[2:] != tuple(properties["shape_after_cropping_and_before_resampling"][1:]), "resampled"
+    assert geometry.bbox == properties["bbox_used_for_cropping"]
+    assert geometry.shape_before_cropping == tuple(properties["shape_before_cropping"])
+    assert geometry.shape_after_cropping == tuple(properties["shape_after_cropping_and_before_resampling"])
+    with pytest.raises(ImageError, match="the case has 1 channel.s., the model takes 2"):
+        preprocess(data[:1].copy(), geometry, hand_model(False))
+
+
+@pytest.mark.parametrize("regions", [False, True])
+@pytest.mark.parametrize("with_probabilities", [False, True])
+def test_segmentation_and_probabilities_on_the_input_grid_are_nnunets(regions, with_probabilities):
+    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_25d.deploy.postprocessing import final_segmentation
+    from nnunet_25d.deploy.preprocessing import CaseGeometry
+
+    plans = PlansManager(hand_plans())
+    labels = {"background": 0, "a": [1, 2], "b": 2} if regions else {"background": 0, "a": 1, "b": 2}
+    dataset_json = {"labels": labels, "regions_class_order": [1, 2] if regions else None}
+    bbox = [[1, 5], [2, 19], [3, 17]]  # transposed layout
+    properties = {"spacing": CASE_SPACING, "shape_before_cropping": (6, 22, 20), "bbox_used_for_cropping": bbox,
+                  "shape_after_cropping_and_before_resampling": (4, 17, 14)}
+    logits = (np.random.default_rng(3).normal(size=(2 if regions else 3, 4, 23, 16)) * 3).astype(np.float16)
+    expected = convert_predicted_logits_to_segmentation_with_correct_shape(
+        torch.from_numpy(logits.copy()), plans, plans.get_configuration("2d"),
+        plans.get_label_manager(dataset_json), properties, with_probabilities)
+    geometry = CaseGeometry((), (), (), CASE_SPACING, (6, 22, 20), bbox, (4, 17, 14))
+    segmentation, probabilities = final_segmentation(logits, geometry, hand_model(regions), with_probabilities)
+    expected_segmentation = expected[0] if with_probabilities else expected
+    assert segmentation.dtype == expected_segmentation.dtype and segmentation.shape == (6, 20, 22)
+    assert np.array_equal(segmentation, expected_segmentation)
+    assert len(np.unique(segmentation)) == 3
+    if with_probabilities:
+        assert probabilities.shape == expected[1].shape and np.abs(probabilities - expected[1]).max() < 1e-6
+    else:
+        assert probabilities is None
+
+
+def small_slab_network(slab_size: int, axis: int):
+    from nnunet_25d.architectures.slab_network import SlabNetwork
+
+    torch.manual_seed(0)
+    return SlabNetwork(2, 3, slab_size, slab_axis=axis, n_stages=2, features_per_stage=[4, 8],
+                       conv_op=torch.nn.Conv2d, kernel_sizes=[[3, 3], [3, 3]], strides=[[1, 1], [2, 2]], n_conv_per_stage=1,
+                       n_conv_per_stage_decoder=1, conv_bias=True, norm_op=torch.nn.InstanceNorm2d,
+                       norm_op_kwargs={"affine": True}, nonlin=torch.nn.LeakyReLU).eval()
+
+
+@pytest.mark.parametrize("axis, mirror_axes, depth, slices_per_forward", [
+    (0, (1, 2), 1, 1), (0, (0, 1, 2), 5, 1), (0, (), 7, 3), (1, (0, 2), 4, 2), (2, (2,), 6, 1)])
+def test_numpy_window_is_the_torch_slab_predictors(axis, mirror_axes, depth, slices_per_forward):
+    """The same 2D network behind both windows: the numpy window computes the PyTorch predictor's logits."""
+    from types import SimpleNamespace
+
+    from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
+    from nnunet_25d.export.onnx_network import SlabNetwork2D
+    from nnunet_25d.views import from_view, to_view
+
+    network = small_slab_network(5, axis)
+    patch = [8, 16, 16]
+    patch[axis] = 1
+    predictor = slab_predictor.nnUNetSlabPredictor(0.5, True, bool(mirror_axes), False, torch.device("cpu"),
+                                                   allow_tqdm=False, slices_per_forward=slices_per_forward)
+    predictor.manual_initialization(network, SimpleNamespace(get_label_manager=lambda _: SimpleNamespace(
+        num_segmentation_heads=3)), SimpleNamespace(patch_size=patch), None, {}, "t", mirror_axes)
+    shape = [depth if a == axis else 24 + 5 * a for a in range(3)]  # two or three tiles in-plane
+    volume = torch.randn(2, *shape)
+    volume[0] = 0
+    expected = predictor.predict_sliding_window_return_logits(volume).numpy()
+
+    two_d = SlabNetwork2D(network)
+    calls = []
+
+    def numpy_network(slabs: np.ndarray) -> np.ndarray:
+        calls.append(slabs.shape)
+        with torch.no_grad():
+            return two_d(torch.from_numpy(slabs)).numpy()
+
+    tile = [patch[a] for a in range(3) if a != axis]
+    window = SlabSlidingWindow(numpy_network, 3, 5, tile, 0.5, 1. / 8,
+                               [to_view(axis).index(a) for a in mirror_axes], slices_per_forward)
+    view = np.ascontiguousarray(volume.numpy().transpose(0, *[a + 1 for a in to_view(axis)]))
+    ours = window(view).transpose(0, *[a + 1 for a in from_view(axis)])
+    assert ours.dtype == np.float16 and ours.shape == expected.shape
+    difference = np.abs(ours.astype(np.float32) - expected.astype(np.float32))
+    assert np.mean(difference == 0) > 0.999 and difference.max() <= 2 * np.spacing(np.float16(np.abs(expected).max()))
+    assert {c[0] for c in calls} <= set(range(1, slices_per_forward + 1)) and {c[1:] for c in calls} == {(2, 5, *tile)}
