@@ -10,15 +10,16 @@ from acvl_utils.cropping_and_padding.bounding_boxes import get_bbox_from_mask
 from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
-from nnunetv2.preprocessing.normalization.default_normalization_schemes import (CTNormalization,
+from nnunetv2.preprocessing.normalization.default_normalization_schemes import (CTNormalization, NoNormalization,
                                                                                 RescaleTo01Normalization,
+                                                                                RGBTo01Normalization,
                                                                                 ZScoreNormalization)
 from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
 from nnunet_25d.deploy.cases import cases_in
-from nnunet_25d.deploy.model_description import (DESCRIPTION_FILE, ModelDescriptionError, read_model_description,
-                                                 write_model_description)
+from nnunet_25d.deploy.model_description import (DESCRIPTION_FILE, REQUIRED_KEYS, ModelDescriptionError,
+                                                 read_model_description, write_model_description)
 from nnunet_25d.deploy.postprocessing import probabilities_of, segmentation_of
 from nnunet_25d.deploy.preprocessing import ImageError, bounding_box, nonzero_mask, normalise_channel
 from nnunet_25d.deploy.resampling import resample
@@ -110,9 +111,12 @@ PROPERTIES = {"mean": 40.0, "std": 12.0, "percentile_00_5": -20.0, "percentile_9
 
 @pytest.mark.parametrize("name, normaliser, use_mask", [
     ("ZScoreNormalization", ZScoreNormalization, False), ("ZScoreNormalization", ZScoreNormalization, True),
-    ("CTNormalization", CTNormalization, False), ("RescaleTo01Normalization", RescaleTo01Normalization, False)])
+    ("CTNormalization", CTNormalization, False), ("RescaleTo01Normalization", RescaleTo01Normalization, False),
+    ("RGBTo0_1Normalization", RGBTo01Normalization, False), ("NoNormalization", NoNormalization, False)])
 def test_normalisation_is_nnunets_bit_for_bit(name, normaliser, use_mask):
     data = holed_volume()[:, 1:5, 2:9, 3:12].copy() * 50
+    if name == "RGBTo0_1Normalization":
+        data = np.abs(data).clip(0, 255)
     mask = nonzero_mask(data)
     seg = np.where(mask, np.int8(0), np.int8(-1))
     expected = normaliser(use_mask, PROPERTIES).run(data[0].copy(), seg)
@@ -168,6 +172,14 @@ def test_model_description_errors_name_the_fix(tmp_path):
     write_model_description(tmp_path, {"folds": [{"fold": 0, "file": "fold_0.onnx"}]})
     with pytest.raises(ModelDescriptionError, match="lacks input_channels"):
         read_model_description(tmp_path)
+    complete = {key: None for key in REQUIRED_KEYS}
+    write_model_description(tmp_path, {**complete, "folds": [{"fold": 0, "file": "fold_0.onnx"},
+                                                             {"fold": 1, "file": "fold_1.onnx"}]})
+    (tmp_path / "fold_1.onnx").write_bytes(b"")
+    with pytest.raises(ModelDescriptionError, match=r"lacks fold_0.onnx named in nnunet25d_model.json"):
+        read_model_description(tmp_path)
+    (tmp_path / "fold_0.onnx").write_bytes(b"")
+    assert read_model_description(tmp_path)["version"] == 1
 
 
 # --- the runtime's pipeline against nnU-Net's on a hand-written plan (transposed, two channels, resampled) ---
@@ -217,6 +229,7 @@ def hand_case() -> tuple[np.ndarray, dict]:
     data = np.zeros((2, 6, 20, 22), dtype=np.float32)
     data[:, 1:5, 3:17, 2:19] = rng.normal(40, 30, size=(2, 4, 14, 17))
     data[:, 2, 8:10, 8:10] = 0
+    data[:, 1:5, 3:6, 2:5] = 0  # a corner outside the body but inside its box: use_mask_for_norm leaves it out
     return data, {"spacing": CASE_SPACING, "sitk_stuff": {}}
 
 
