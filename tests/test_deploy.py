@@ -43,7 +43,7 @@ sys.meta_path.insert(0, Blocked())
 from nnunet_25d.cli import main
 main(sys.argv[1:])
 """
-REGIONS_ID = 972
+REGIONS_ID = 978
 REGIONS_TRAINER = "nnUNetTrainer25DResampled"
 # Both predictors keep nnU-Net's float16 logits. Where ONNX Runtime's and torch's float32 results (~1e-6 apart)
 # straddle a float16 rounding boundary, the stored logits differ by one float16 step (2^-10 relative): on those few
