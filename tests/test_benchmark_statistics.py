@@ -4,6 +4,7 @@ predictions beside cross-validation, everything computed from the per-case CSV."
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 import warnings
@@ -13,14 +14,14 @@ import numpy as np
 import pytest
 from benchmark_tree import (ABSENT, FALSE_POSITIVE, SHAPE, SPACING, ensemble, gt_folder, job, make_test_set, present,
                             write_fold, write_splits, write_test_prediction)
-from scipy.stats import bootstrap, wilcoxon
+from scipy.stats import bootstrap
 from statsmodels.stats.multitest import multipletests
 
 from nnunet_25d.benchmark.collect import Scoring, read_cases_csv
 from nnunet_25d.benchmark.command import summarise
 from nnunet_25d.benchmark.report import write_report
-from nnunet_25d.benchmark.statistics import (CaseScore, Comparison, bootstrap_ci, compare, holm, mean_score,
-                                             paired_scores, wilcoxon_p)
+from nnunet_25d.benchmark.statistics import (CaseScore, Comparison, bootstrap_ci, compare, hodges_lehmann, holm,
+                                             mean_score, paired_scores, sign_flip_p)
 from nnunet_25d.benchmark.surface import image_diagonal_mm
 
 FOLDS = [[f"c{i:02d}" for i in range(6)], [f"c{i:02d}" for i in range(6, 12)]]
@@ -43,6 +44,13 @@ def _cases(organ: float, lesion: float, on_empty: tuple, fold: int | None) -> di
     return {case: {"organ": present(organ + bonus + 0.003 * i),
                    "lesion": present(lesion + bonus + 0.004 * i) if case in LESION_CASES else on_empty}
             for i, case in enumerate(cases)}
+
+
+def enumerated_sign_flip_p(differences: np.ndarray) -> float:
+    """The reference, written out: the share of all 2^n sign patterns whose |mean| reaches the observed one."""
+    signs = np.array(list(itertools.product((1.0, -1.0), repeat=differences.size)))
+    flipped = np.abs((signs * differences).mean(axis=1))
+    return float(np.mean(flipped >= abs(differences.mean()) * (1 - 1e-9)))
 
 
 def _key(c: Comparison) -> tuple:
@@ -111,7 +119,7 @@ def test_false_positives_on_empty_cases_count_as_failures(tree):
     assert painter_test.n_pairs == 12  # ... unless one side paints: it scores 0, the clean side 1
     assert painter_test.mean_difference == pytest.approx((6 * 0.06 - 6 * 1.0) / 12)
     ours, theirs = paired_scores(painter, baseline, "dice")[1:]
-    assert painter_test.p_value == pytest.approx(wilcoxon(ours, theirs).pvalue)
+    assert painter_test.p_value == pytest.approx(enumerated_sign_flip_p(ours - theirs))
     # the Dice columns use the same rule: 0 for each painted empty case, fold 1's mean is 0, not n/a
     assert summaries["nnUNetTrainer25DPainter:2d"].fold_dice("lesion") == {0: pytest.approx(0.65), 1: 0.0}
     assert math.isnan(summaries["nnUNetTrainer25D:2d"].fold_dice("lesion")[1])
@@ -137,16 +145,97 @@ def test_only_cases_both_validated_are_paired(tmp_path):
     assert {c.split for c in comparisons} == {"cv"}  # no test predictions: no test rows
 
 
-def test_holm_over_the_whole_table_of_a_split_matches_statsmodels(tree):
-    for split in ("cv", "test"):  # the family: every metric, class, variant and baseline of one split
-        table = [c for c in tree["table"] if c.split == split]
-        assert len(table) == 3 * 2 * 2 * 2
-        expected = multipletests([c.p_value for c in table if not math.isnan(c.p_value)], method="holm")[1]
-        assert [c.p_holm for c in table if not math.isnan(c.p_value)] == pytest.approx(list(expected))
+def test_holm_corrects_over_the_primary_family_only(tree):
+    table = tree["table"]
+    family = [c for c in table if c.primary]
+    assert {(c.split, c.metric) for c in family} == {("cv", "dice")}  # the default: Dice on the cross-validation
+    assert len(family) == 2 * 2 * 2  # classes x variants x baselines of that metric
+    expected = multipletests([c.p_value for c in family if not math.isnan(c.p_value)], method="holm")[1]
+    assert [c.p_holm for c in family if not math.isnan(c.p_value)] == pytest.approx(list(expected))
+    secondary = [c for c in table if not c.primary]
+    assert len(secondary) == len(table) - 8 and all(math.isnan(c.p_holm) for c in secondary)
+    assert any(not math.isnan(c.p_value) for c in secondary)  # secondary keeps its uncorrected p
     # by hand: sorted p 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
     made = [Comparison("v", "b", "x", 6, 0.1, 0, 0.2, p) for p in (0.01, 0.04, 0.03, float("nan"))]
     assert [c.p_holm for c in holm(made)][:3] == pytest.approx([0.03, 0.06, 0.06])
     assert math.isnan(holm(made)[3].p_holm)  # an undefined p is not part of the family
+
+
+def test_another_primary_family_moves_the_correction(tree):
+    from nnunet_25d.benchmark.summary import PrimaryComparison, compare_all
+
+    summaries, baselines = list(tree["summaries"].values()), BASELINES
+    table = compare_all(summaries, baselines, PrimaryComparison("hd95", "test"))
+    family = [c for c in table if c.primary]
+    assert {(c.split, c.metric) for c in family} == {("test", "hd95")} and len(family) == 8
+    default = {_key(c): c for c in tree["table"]}
+    for c in table:  # the comparisons themselves do not change; only who is corrected
+        np.testing.assert_equal((c.mean_difference, c.p_value), (default[_key(c)].mean_difference,
+                                                                 default[_key(c)].p_value))
+
+
+def test_sign_flip_p_is_the_enumerated_permutation_distribution():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 4, 7, 12):
+        ours, theirs = rng.uniform(0.5, 0.9, n), rng.uniform(0.5, 0.9, n)
+        assert sign_flip_p(ours, theirs) == pytest.approx(enumerated_sign_flip_p(ours - theirs))
+    # four pairs of one sign: 2 of the 16 patterns reach |mean| -> the smallest p at n = 4
+    assert sign_flip_p(np.array([0.9, 0.8, 0.85, 0.7]), np.array([0.1, 0.2, 0.3, 0.2])) == pytest.approx(0.125)
+    assert math.isnan(sign_flip_p(np.array([]), np.array([])))
+    assert math.isnan(sign_flip_p(np.array([0.5, 0.6]), np.array([0.5, 0.6])))
+
+
+def test_sign_flip_p_beyond_exact_enumeration_is_a_seeded_monte_carlo():
+    rng = np.random.default_rng(4)
+    ours, theirs = rng.uniform(0.5, 0.9, 30), rng.uniform(0.5, 0.9, 30)
+    p = sign_flip_p(ours, theirs)
+    assert p == sign_flip_p(ours, theirs)  # seeded: the same report twice
+    signs = rng.choice([-1.0, 1.0], size=(200_000, 30))  # an independent Monte Carlo of the same null
+    d = ours - theirs
+    reference = np.mean(np.abs((signs * d).mean(axis=1)) >= abs(d.mean()) * (1 - 1e-9))
+    assert p == pytest.approx(reference, abs=0.01)
+    assert sign_flip_p(ours + 0.5, theirs) == pytest.approx(2 / 100_000)  # all one sign: (0 + 1) / (R + 1), twice
+
+
+def test_hodges_lehmann_is_the_median_of_the_walsh_averages():
+    d = np.array([0.1, -0.3, 0.5])
+    walsh = [0.1, -0.3, 0.5, (0.1 - 0.3) / 2, (0.1 + 0.5) / 2, (-0.3 + 0.5) / 2]
+    assert hodges_lehmann(d) == pytest.approx(np.median(walsh))  # 0.1
+    assert hodges_lehmann(np.array([0.2, 0.2, 0.2, 5.0])) == pytest.approx(0.2)  # an outlier does not drag it
+    assert math.isnan(hodges_lehmann(np.array([])))
+
+
+def test_unequal_folds_the_table_and_the_difference_agree_in_sign():
+    from nnunet_25d.benchmark.matrix import Variant
+    from nnunet_25d.benchmark.summary import VariantSummary, compare_all
+
+    def summary(trainer: str, small_fold: float, large_fold: float) -> VariantSummary:
+        variant = Variant(trainer, "2d")
+        cases = [CaseScore(variant.key, 0, f"a{i}", "organ", small_fold, 100, 100) for i in range(2)] + \
+            [CaseScore(variant.key, 1, f"b{i}", "organ", large_fold, 100, 100) for i in range(8)]
+        return VariantSummary(variant, [], cases)
+
+    # folds of 2 and 8 cases: by the mean of fold means A (0.725) beats B (0.45); over cases B wins
+    a, b = summary("nnUNetTrainer25D", 1.0, 0.45), summary("nnUNetTrainer", 0.2, 0.7)
+    comparison = compare_all([a, b], ["nnUNetTrainer:2d"])[0]
+    assert comparison.mean_difference == pytest.approx(-0.04)
+    assert a.means[("cv", "dice")]["organ"][0] == pytest.approx(0.56)
+    assert b.means[("cv", "dice")]["organ"][0] == pytest.approx(0.60)
+    assert a.means[("cv", "dice")]["organ"][1] == pytest.approx(np.std([1.0, 0.45], ddof=1))
+
+
+def test_outcomes_count_missed_structures_and_false_positive_cases(tree):
+    painter = tree["summaries"]["nnUNetTrainer25DPainter:2d"].outcomes("cv", "lesion")
+    clean = tree["summaries"]["nnUNetTrainer25D:2d"].outcomes("cv", "lesion")
+    assert (painter.present, painter.missed, painter.empty, painter.false_positive) == (6, 0, 6, 6)
+    assert (clean.present, clean.missed, clean.empty, clean.false_positive) == (6, 0, 6, 0)
+    from nnunet_25d.benchmark.matrix import Variant
+    from nnunet_25d.benchmark.summary import VariantSummary
+
+    cases = [CaseScore("m", 0, "a", "x", 0.0, 50, 0), CaseScore("m", 0, "b", "x", 0.7, 50, 40),  # missed, found
+             CaseScore("m", 0, "c", "x", float("nan"), 0, 0), CaseScore("m", 0, "d", "x", 0.0, 0, 9)]  # empty, FP
+    made = VariantSummary(Variant("nnUNetTrainer", "2d"), [], cases).outcomes("cv", "x")
+    assert (made.present, made.missed, made.empty, made.false_positive) == (2, 1, 2, 1)
 
 
 def _scipys_paired_ci(ours: np.ndarray, theirs: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -201,19 +290,28 @@ def test_cases_csv_holds_every_case_and_is_what_the_statistics_use(tree):
     assert ours == [repr(s) for s in tree["summaries"]["nnUNetTrainer25D:2d"].cases]
 
 
-def test_report_names_n_and_ci_of_every_comparison(tree):
+def test_report_names_n_ci_and_role_of_every_comparison(tree):
     summaries, comparisons = list(tree["summaries"].values()), list(tree["comparisons"].values())
     markdown = write_report(summaries, comparisons, BASELINES, tree["out"], "toy")
     assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetTrainer 3d_fullres (baseline)" in markdown
     for c in comparisons:
         if c.metric == "dice":
+            flag = "†" if c.n_pairs < 10 else ""
             row = f"| {c.class_name} | {c.variant} | {c.baseline} | {c.n_pairs} | {c.mean_difference:+.3f} " \
-                  f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}] |"
+                  f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]{flag} | {c.hodges_lehmann:+.3f} |"
             assert row in markdown
+    sections = [line for line in markdown.splitlines() if line.startswith("### Each variant")]
+    assert sections[0] == "### Each variant against each baseline (primary): Dice, CV over folds 0,1"
+    assert len(sections) == 6 and all("(secondary, uncorrected)" in line for line in sections[1:])
+    assert "† CI from fewer than 10 pairs" in markdown
+    assert "**Power (CV over folds 0,1): 8 comparisons in the primary family, n ≤ 12 pairs each" in markdown
+    assert "| nnUNetTrainer25DPainter 2d | 0 / 12, 0 / 0 | 0 / 6, 6 / 6 |" in markdown  # missed, false positives
     rows = list(csv.DictReader(open(tree["out"] / "comparisons.csv")))
     assert len(rows) == len(comparisons) == 2 * 3 * 8
     assert {r["n_pairs"] for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["class"] == "lesion"} \
         == {"12", "8"}  # cross-validation, test set
+    assert sum(r["primary"] == "1" for r in rows) == 8
+    assert all(r["holm_p"] == "nan" for r in rows if r["primary"] == "0")
 
 
 def test_surface_metrics_count_false_positives_on_empty_cases_like_dice(tree):
@@ -264,16 +362,16 @@ def test_the_test_set_is_the_fold_ensemble_scored_like_cross_validation(tree):
     assert comparison.n_pairs == 8
     assert comparison.mean_difference == pytest.approx(0.96 - 0.80)
     ours, theirs = (np.array([s.scores("organ", "test")[c].dice for c in TEST_CASES]) for s in (summary, baseline))
-    assert comparison.p_value == pytest.approx(wilcoxon(ours, theirs).pvalue)
+    assert comparison.p_value == pytest.approx(enumerated_sign_flip_p(ours - theirs))
 
 
-def test_cross_validation_means_per_metric_are_over_folds(tree):
+def test_cross_validation_means_are_over_cases_with_the_folds_spread_beside(tree):
     summary = tree["summaries"]["nnUNetTrainer25D:2d"]
     rows = [r for r in csv.DictReader(open(tree["out"] / "cases.csv"))
             if r["variant"] == "nnUNetTrainer25D:2d" and r["split"] == "cv" and r["class"] == "organ"]
     fold_means = [np.mean([float(r["hd95"]) for r in rows if r["fold"] == str(fold)]) for fold in (0, 1)]
     assert summary.fold_means("organ", "hd95") == {0: pytest.approx(fold_means[0]), 1: pytest.approx(fold_means[1])}
-    assert summary.means[("cv", "hd95")]["organ"] == (pytest.approx(np.mean(fold_means)),
+    assert summary.means[("cv", "hd95")]["organ"] == (pytest.approx(np.mean([float(r["hd95"]) for r in rows])),
                                                        pytest.approx(np.std(fold_means, ddof=1)))
     assert summary.dice == summary.means[("cv", "dice")]
     lesion = summary.fold_means("lesion", "hd95")
@@ -289,10 +387,8 @@ def test_pairs_skip_only_the_cases_both_left_empty():
     assert (cases, list(ours), list(theirs)) == (["b"], [0.8], [0.6])  # "a", sorted first, does not end the pairing
 
 
-def test_one_pair_that_differs_gets_scipys_p_value():
-    ours, theirs = np.array([0.8]), np.array([0.6])
-    assert wilcoxon_p(ours, theirs) == pytest.approx(wilcoxon(ours, theirs).pvalue)
-    assert math.isnan(wilcoxon_p(np.array([]), np.array([])))
+def test_one_pair_that_differs_cannot_be_significant():
+    assert sign_flip_p(np.array([0.8]), np.array([0.6])) == pytest.approx(1.0)  # +d and -d: both as extreme
 
 
 def test_value_follows_the_absent_present_rule_per_metric():

@@ -16,8 +16,9 @@ from nnunet_25d.benchmark.estimate import prediction_memory_gib, remaining_train
 from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
-from nnunet_25d.benchmark.statistics import Comparison
-from nnunet_25d.benchmark.summary import VariantSummary, compare_all
+from nnunet_25d.benchmark.power import Power
+from nnunet_25d.benchmark.statistics import METRICS, Comparison
+from nnunet_25d.benchmark.summary import PrimaryComparison, VariantSummary, compare_all
 from nnunet_25d.benchmark.surface import dataset_labels, tolerances_per_class
 from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet, ensemble_predictions, find_test_set, \
     predict_test_sets
@@ -184,8 +185,8 @@ def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> li
 
 
 def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path, scoring: Scoring,
-              test_predictions: list[EnsemblePrediction] | None = None
-              ) -> tuple[list[VariantSummary], list[Comparison]]:
+              test_predictions: list[EnsemblePrediction] | None = None,
+              primary: PrimaryComparison = PrimaryComparison()) -> tuple[list[VariantSummary], list[Comparison]]:
     """Collect the finished folds and the evaluated test-set predictions, write their per-case scores to
     ``cases.csv`` and compute everything from it."""
     folds = {variant: [collect_fold(job, scoring) for job in jobs if job.variant == variant and job.finished]
@@ -199,7 +200,29 @@ def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], ou
     cases = read_cases_csv(cases_file)
     summaries = [VariantSummary(variant, results, [c for c in cases if c.variant == variant.key])
                  for variant, results in folds.items() if results]
-    return summaries, compare_all(summaries, baselines)
+    return summaries, compare_all(summaries, baselines, primary)
+
+
+def validation_case_count(dataset_json: dict, folds: list[int], splits_file: Path) -> int:
+    """The cases the benchmarked folds validate: from splits_final.json, else as nnU-Net will split numTraining
+    (five folds; the first numTraining % 5 of them one case larger)."""
+    if splits_file.is_file():
+        splits = json.loads(splits_file.read_text())
+        return sum(len(splits[f]["val"]) for f in folds if f < len(splits))
+    total = int(dataset_json.get("numTraining", 0))
+    return sum(total // 5 + (f < total % 5) for f in folds if 0 <= f < 5)
+
+
+def design_power(args: argparse.Namespace, dataset_json: dict, variants: list[Variant], baselines: list[str],
+                 splits_file: Path, test_set: TestSet | None) -> Power:
+    """The primary family's size and its cases, known before anything is trained."""
+    compared = [v for v in variants if v.key not in baselines]
+    family = len(dataset_labels(dataset_json)) * len(compared) * len(baselines)
+    if args.primary_split == "test":
+        n_pairs = len(test_set.cases) if test_set is not None else 0
+    else:
+        n_pairs = validation_case_count(dataset_json, args.folds, splits_file)
+    return Power(n_pairs, family)
 
 
 def dataset_json_of(dataset: str, preprocessed: Path, raw: Path) -> dict:
@@ -290,6 +313,14 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
 
     if not train and not any(job.finished for job in jobs):
         raise UserError(nothing_finished_error(dataset, preprocessed, jobs, args))
+    test_set = resolve_test_set(args, raw / dataset, dataset_json)
+    if args.primary_split == "test" and test_set is None:
+        raise UserError("--primary-split test: this run has no test set (imagesTs with labelsTs); declare the "
+                        "cross-validation primary (--primary-split cv) or add the test set")
+    primary = PrimaryComparison(args.primary_metric, args.primary_split)
+    power = design_power(args, dataset_json, variants, baselines, preprocessed / dataset / "splits_final.json",
+                         test_set)
+    print(power.sentence("cross-validation" if primary.split == "cv" else "test set"), flush=True)
     if train or predict:
         seconds, basis = remaining_training(jobs) if train else (None, "test-set prediction and scoring only")
         preflight(args.device, seconds, basis,
@@ -301,11 +332,11 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
         train_missing(runner, jobs, args.device)
-    test_set = resolve_test_set(args, raw / dataset, dataset_json)
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
     if predict:
         failures += predict_test_sets(runner, test_predictions, args.device)
-    summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions)
+    summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions,
+                                       primary)
     information = None
     if args.find_best and summaries:
         try:
@@ -315,16 +346,23 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     failed, not_run = unfinished_runs(jobs, runner.log_dir)
     not_run += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
-    title = f"{dataset}: five-fold benchmark, folds {','.join(map(str, args.folds))}"
+    title = f"{dataset}: benchmark, {folds_phrase(args.folds)}"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
-                            not_run)
+                            not_run, primary)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if failures or (train and (failed or not_run)):  # --finalize after tasks: a failed fold is in the report
         raise SystemExit(1)
     return markdown
+
+
+def folds_phrase(folds: list[int]) -> str:
+    """How many of nnU-Net's five folds the benchmark ran, for its title."""
+    if sorted(folds) == list(range(5)):
+        return "five-fold cross-validation"
+    return f"{len(folds)} of nnU-Net's five folds ({','.join(map(str, folds))})"
 
 
 def benchmark_arguments(args: argparse.Namespace) -> list[str]:
@@ -344,16 +382,17 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--nsd-tolerance", *map(str, args.nsd_tolerance)]
     if args.test is not None:
         out.append("--test" if args.test else "--no-test")
-    return out
+    return out + ["--primary-metric", args.primary_metric, "--primary-split", args.primary_split]
 
 
 def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "benchmark", help="five-fold benchmark of the 2.5D variants against nnU-Net's 2d and 3d_fullres",
         description="Trains the missing folds of a (trainer, configuration) matrix with nnUNetv2_train --npz "
-                    "(finished folds are skipped, interrupted ones resumed with --c), then reports mean ± std "
-                    "Dice per class over folds, every variant against every baseline per class (paired mean "
-                    "difference with bootstrap CI, Wilcoxon p, Holm-adjusted), cost, "
+                    "(finished folds are skipped, interrupted ones resumed with --c), then reports mean Dice per "
+                    "class over cases (± std over folds), every variant against every baseline per class (paired "
+                    "mean difference with bootstrap CI, sign-flip permutation p; Holm-adjusted over the primary "
+                    "comparison declared with --primary-metric/--primary-split), the design's power, cost, "
                     "plots, and nnU-Net's find_best_configuration over the matrix. Uses your nnUNet_raw, "
                     "nnUNet_preprocessed and nnUNet_results.")
     parser.add_argument("-d", "--dataset", required=True, help="dataset ID or DatasetXXX_Name")
@@ -387,6 +426,11 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--nsd-tolerance", type=float, nargs="+", metavar="MM", default=None,
                         help="tolerance of the normalised surface Dice in mm: one value for every class or one per "
                              "class in dataset.json's order (default: 1 mm)")
+    parser.add_argument("--primary-metric", choices=list(METRICS), default="dice",
+                        help="the metric of the primary comparison, declared before the run: Holm corrects over its "
+                             "classes x variants x baselines; other metrics are reported as secondary, uncorrected")
+    parser.add_argument("--primary-split", choices=["cv", "test"], default="cv",
+                        help="the split of the primary comparison: the cross-validation (default) or the test set")
     parser.add_argument("--output", default=None,
                         help="report folder (default: nnUNet_results/DatasetXXX/nnunet25d_benchmark)")
     add_launch_arguments(parser)

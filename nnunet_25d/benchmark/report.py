@@ -11,8 +11,9 @@ import numpy as np
 
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
+from nnunet_25d.benchmark.power import Power
 from nnunet_25d.benchmark.statistics import Comparison
-from nnunet_25d.benchmark.summary import VariantSummary
+from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, per_case_figure, save
 from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
@@ -20,7 +21,8 @@ from nnunet_25d.report.machine import Machine, this_machine
 from nnunet_25d.report.metrics import DICE, Metric, metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, splits_of
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
-from nnunet_25d.report.tables import differences_table, write_differences_csv, write_scores_csv
+from nnunet_25d.report.tables import (differences_table, render_markdown, write_differences_csv,
+                                      write_scores_csv)
 
 CURVES = ("train_losses", "val_losses", "ema_fg_dice")
 
@@ -68,7 +70,7 @@ def most_contended(folds: list[FoldResult]) -> tuple[float, int | None]:
 
 def difference(c: Comparison) -> Difference:
     return Difference(c.variant, c.baseline, c.split, c.metric, c.class_name, c.n_pairs, c.mean_difference,
-                      c.ci_low, c.ci_high, c.p_value, c.p_holm)
+                      c.ci_low, c.ci_high, c.p_value, c.p_holm, c.hodges_lehmann, c.primary, c.few_pairs)
 
 
 def machines(summaries: list[VariantSummary]) -> tuple[Machine, ...]:
@@ -107,31 +109,86 @@ def best_configuration_section(information: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-STATISTICS_NOTE = (
-    "Dice: mean ± std over folds of each fold's mean over its validation cases (nnU-Net's summary.json); HD95 (mm) "
-    "and NSD the same way; test set: mean over the test cases predicted by the ensemble of the folds. A class "
-    "absent from both reference and prediction is left out; present in exactly one of them, it scores 0 (HD95: "
-    "the image diagonal). "
-    "Comparisons: every variant against every baseline, per class, paired over the n cases both validated; a "
-    "pair is left out only when both models correctly predicted the class absent; if only one of them paints it "
-    "into an empty case, that one scores 0 and the other 1. Δ: mean paired difference (variant − baseline) with a "
-    "95 % bootstrap CI (SciPy, BCa, 9999 resamples of the pairs); p: two-sided Wilcoxon signed-rank (SciPy); Holm "
-    "p: adjusted for all comparisons of the table (statsmodels). s/case: validation inference (sliding window, "
-    "TTA, export) from the training logs. Peak memory: GPU on CUDA, process RSS otherwise. Other work: the "
-    "most cores other processes used (machine CPU time minus nnU-Net's own processes, highest 30-s mean) during the "
-    "fold's measured runs; above a quarter of the cores the timing is flagged.")
+def statistics_note(primary: PrimaryComparison) -> str:
+    metric_label = metric(primary.metric).label
+    return (
+        "Scores: mean over the split's cases (cross-validation: every benchmarked fold's validation cases, each "
+        "validated once; ± the std of the folds' means); HD95 in mm. A class absent from both reference and "
+        "prediction is left out; present in exactly one of them, it scores 0 (HD95: the image diagonal). "
+        "Comparisons: every variant against every baseline, per class, paired over the n cases both scored; a pair "
+        "is left out only when both models correctly predicted the class absent; if only one of them paints it into "
+        "an empty case, that one scores 0 and the other 1. Δ: mean paired difference (variant − baseline) with a "
+        "95 % bootstrap CI (SciPy, BCa, 9999 resamples of the pairs; † from fewer than 10 pairs); HL: "
+        "Hodges-Lehmann shift (median of the Walsh averages); p: two-sided sign-flip permutation test of the mean "
+        "difference (SciPy; exact up to 16 pairs, 99 999 seeded resamples beyond), the quantity the CI estimates. "
+        f"Primary comparison, declared before the run (--primary-metric, --primary-split): {metric_label} on the "
+        f"{'cross-validation' if primary.split == 'cv' else 'test set'}, Holm-adjusted over its family of every "
+        "class × variant × baseline (statsmodels); every other comparison is secondary: its p is not corrected and "
+        "is no verdict. s/case: validation inference (sliding window, TTA, export) from the training logs. Peak "
+        "memory: GPU on CUDA, process RSS otherwise. Other work: the most cores other processes used (machine CPU "
+        "time minus nnU-Net's own processes, highest 30-s mean) during the fold's measured runs; above a quarter of "
+        "the cores the timing is flagged.")
 
 
 def comparisons_sections(differences: list[Difference], metrics: list[Metric], setting: ReportSetting) -> list[str]:
-    """A table per split x metric that has comparisons."""
+    """A table per split x metric that has comparisons, the primary one first."""
+    groups = dict.fromkeys((d.split, d.metric) for d in sorted(differences, key=lambda d: not d.primary))
     parts = []
-    for split in dict.fromkeys(d.split for d in differences):
-        for m in metrics:
-            chosen = [d for d in differences if d.split == split and d.metric == m.key]
-            if chosen:
-                parts += [f"### Each variant against each baseline: {m.label}, {setting.split_title(split)}", "",
-                          differences_table(chosen, m), ""]
+    for split, key in groups:
+        m = next((m for m in metrics if m.key == key), metric(key))
+        chosen = [d for d in differences if (d.split, d.metric) == (split, key)]
+        role = "primary" if any(d.primary for d in chosen) else "secondary, uncorrected"
+        parts += [f"### Each variant against each baseline ({role}): {m.label}, {setting.split_title(split)}", "",
+                  differences_table(chosen, m), ""]
     return parts
+
+
+def power_line(comparisons: list[Comparison], setting: ReportSetting) -> str:
+    """The primary family's power, from the comparisons it really holds."""
+    family = [c for c in comparisons if c.primary]
+    if not family:
+        return "Power: no primary comparison (no variant beside a baseline on the primary split)."
+    split = setting.split_title(family[0].split)
+    return "**" + Power(max(c.n_pairs for c in family), len(family)).sentence(split) + "**"
+
+
+def outcomes_section(summaries: list[VariantSummary], setting: ReportSetting) -> str:
+    """Per split and model, each class's missed structures (in the reference, not predicted) and false-positive
+    cases (predicted into a case whose reference has none)."""
+    parts = []
+    for split in dict.fromkeys(split for s in summaries for split in s.splits):
+        names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
+        header = ["model"] + [f"{name}: missed / present, false positive / empty" for name in names]
+        body = [[s.variant.label] + [_outcome_cell(s.outcomes(split, name)) for name in names]
+                for s in summaries if split in s.splits]
+        parts += [f"### Missed structures and false-positive cases, {setting.split_title(split)}", "",
+                  render_markdown(header, body), ""]
+    return "\n".join(parts)
+
+
+def _outcome_cell(outcomes: Outcomes) -> str:
+    return f"{outcomes.missed} / {outcomes.present}, {outcomes.false_positive} / {outcomes.empty}"
+
+
+def hd95_section(summaries: list[VariantSummary], setting: ReportSetting) -> str:
+    """HD95's median [IQR] over cases: its mean is driven by failures scored as the image diagonal."""
+    parts = []
+    for split in dict.fromkeys(split for s in summaries for split in s.splits):
+        names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
+        body = [[s.variant.label] + [_median_iqr(list(s.case_values(split, "hd95", n).values())) for n in names]
+                for s in summaries if split in s.splits]
+        if any(cell != "n/a" for row in body for cell in row[1:]):
+            parts += [f"### HD95 (mm) median [IQR] over cases, {setting.split_title(split)}", "",
+                      render_markdown(["model"] + [f"HD95 {n}" for n in names], body), ""]
+    return "\n".join(parts)
+
+
+def _median_iqr(values: list[float]) -> str:
+    finite_values = [v for v in values if not np.isnan(v)]
+    if not finite_values:
+        return "n/a"
+    low, median, high = np.percentile(finite_values, [25, 50, 75])
+    return f"{median:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def per_case_file(m: Metric, split: str) -> str:
@@ -141,7 +198,8 @@ def per_case_file(m: Metric, split: str) -> str:
 
 def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
-                 failures: list[str] | None = None, not_run: list[str] | None = None) -> str:
+                 failures: list[str] | None = None, not_run: list[str] | None = None,
+                 primary: PrimaryComparison = PrimaryComparison()) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [variant_row(s, baselines) for s in summaries]
     differences = [difference(c) for c in comparisons]
@@ -150,8 +208,10 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
     parts = []
     if rows:
         setting = benchmark_setting(summaries, baselines)
-        parts += [report_head(title, rows, setting, metrics, splits, differences), STATISTICS_NOTE, "",
-                  results_sections(rows, setting, metrics, splits)]
+        parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
+                  statistics_note(primary), "", power_line(comparisons, setting), "",
+                  results_sections(rows, setting, metrics, splits), outcomes_section(summaries, setting),
+                  hd95_section(summaries, setting)]
         parts += comparisons_sections(differences, metrics, setting)
         parts += ["Per-case scores: `cases.csv`; comparisons: `comparisons.csv`; per model, split, fold and class: "
                   "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]

@@ -3,7 +3,7 @@ compare every variant with every baseline on each of them."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -11,6 +11,16 @@ from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import Variant
 from nnunet_25d.benchmark.statistics import (METRICS, SPLITS, CaseScore, Comparison, compare, holm, mean_score,
                                              mean_std)
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One class of one model on one split, counted per case: what Metrics Reloaded asks beside the means."""
+
+    present: int  # cases whose reference has the class
+    missed: int  # of those, predicted empty
+    empty: int  # cases whose reference has none
+    false_positive: int  # of those, predicted into
 
 
 @dataclass
@@ -22,8 +32,9 @@ class VariantSummary:
     folds: list[FoldResult]  # resources and curves
     cases: list[CaseScore]  # the per-case CSV's rows of this variant (both splits): every score comes from these
     dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> CV (mean, std over folds)
-    # (split, metric) -> class -> (mean, std): cv: mean and std over folds of each fold's mean over its cases;
-    # test: mean over the test cases of the fold ensemble's prediction, std NaN (one model, no folds)
+    # (split, metric) -> class -> (mean, std): the mean over the split's cases (cv: every fold's validation cases,
+    # each validated once), the estimand of the paired comparisons too; std: cv over the folds' means (their
+    # spread), test NaN (one model, the fold ensemble)
     means: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,9 +74,17 @@ class VariantSummary:
 
     def mean_std(self, split: str, metric: str, name: str) -> tuple[float, float]:
         """See ``means``."""
+        mean = mean_score(list(self.scores(name, split).values()), metric)
         if split == "cv":
-            return mean_std(list(self.fold_means(name, metric).values()))
-        return mean_score(list(self.scores(name, split).values()), metric), float("nan")
+            return mean, mean_std(list(self.fold_means(name, metric).values()))[1]
+        return mean, float("nan")
+
+    def outcomes(self, split: str, name: str) -> Outcomes:
+        scores = list(self.scores(name, split).values())
+        present = [s for s in scores if s.n_ref > 0]
+        empty = [s for s in scores if s.n_ref == 0]
+        return Outcomes(len(present), sum(s.n_pred == 0 for s in present), len(empty),
+                        sum(s.n_pred > 0 for s in empty))
 
     def scores(self, name: str, split: str = "cv") -> dict[str, CaseScore]:
         """Class ``name`` in every case of ``split`` (each CV case is validated in exactly one fold)."""
@@ -94,20 +113,32 @@ class VariantSummary:
         return self.folds[0].parameters if self.folds else 0
 
 
-def compare_all(summaries: list[VariantSummary], baselines: list[str]) -> list[Comparison]:
+@dataclass(frozen=True)
+class PrimaryComparison:
+    """The comparison declared before the run: one metric on one split, over every class x variant x baseline.
+    Holm corrects over this family only; every other comparison is secondary (uncorrected, labelled so)."""
+
+    metric: str = "dice"
+    split: str = "cv"
+
+    def holds(self, comparison: Comparison) -> bool:
+        return (comparison.metric, comparison.split) == (self.metric, self.split)
+
+
+def compare_all(summaries: list[VariantSummary], baselines: list[str],
+                primary: PrimaryComparison = PrimaryComparison()) -> list[Comparison]:
     """Per split, metric and class, every variant that is not a baseline against every baseline
-    (``TRAINER:CONFIGURATION``), each over the cases both scored; p-values Holm-adjusted over the whole table of a
-    split (all its metrics, classes, variants and baselines). No baseline is picked from the results, so none can
-    be picked to suit a class."""
+    (``TRAINER:CONFIGURATION``), each over the cases both scored. Holm-adjusted over the primary family; the
+    other comparisons keep their unadjusted p only. No baseline is picked from the results, so none can be picked
+    to suit a class."""
     by_key = {s.variant.key: s for s in summaries}
     references = [by_key[key] for key in baselines if key in by_key]
     names = list(dict.fromkeys(name for s in summaries for name in s.class_names))
     splits = [split for split in SPLITS if any(split in s.splits for s in summaries)]
-    table = []
-    for split in splits:
-        table += holm([compare(s.scores(name, split), b.scores(name, split), s.variant.key, b.variant.key, name,
-                               metric, split)
-                       for metric in METRICS for name in names
-                       for s in summaries if s.variant.key not in baselines and split in s.splits
-                       for b in references if split in b.splits])
-    return table
+    table = [compare(s.scores(name, split), b.scores(name, split), s.variant.key, b.variant.key, name, metric, split)
+             for split in splits for metric in METRICS for name in names
+             for s in summaries if s.variant.key not in baselines and split in s.splits
+             for b in references if split in b.splits]
+    family = holm([c for c in table if primary.holds(c)])
+    adjusted = iter(replace(c, primary=True) for c in family)
+    return [next(adjusted) if primary.holds(c) else c for c in table]

@@ -44,11 +44,16 @@ def contention_warning(rows: list[ModelRow]) -> str:
 
 
 def report_head(title: str, rows: list[ModelRow], setting: ReportSetting, metrics: list[Metric],
-                splits: list[str], differences: list[Difference] | None = None) -> str:
-    """Title; the reading of the first metric on the primary split (test if there, else the first); data and
-    classes; machine; other work on the CPUs."""
-    primary = "test" if "test" in splits else splits[0] if splits else "cv"
-    return "\n\n".join([f"## {title}", reading(rows, primary, metrics[0], setting, differences),
+                splits: list[str], differences: list[Difference] | None = None,
+                primary: tuple[str, str] | None = None) -> str:
+    """Title; the reading of the primary (split, metric key) where declared and present, else of the first metric on
+    the test set if there, else on the first split; data and classes; machine; other work on the CPUs."""
+    split = "test" if "test" in splits else splits[0] if splits else "cv"
+    chosen = metrics[0]
+    if primary is not None and primary[0] in splits:
+        split = primary[0]
+        chosen = next((m for m in metrics if m.key == primary[1]), chosen)
+    return "\n\n".join([f"## {title}", reading(rows, split, chosen, setting, differences),
                         data_section(setting, splits), machine_section(setting.machines),
                         contention_warning(rows)]) + "\n"
 

@@ -18,8 +18,8 @@ class Score:
     split: str  # "cv" (validation folds) or "test" (imagesTs), as in cases.csv's split column
     metric: str  # a metric key, e.g. "dice", "hd95"
     class_name: str
-    mean: float  # over folds (one fold: its value)
-    std: float = NAN  # over folds
+    mean: float  # over the split's cases (the paired comparisons' estimand)
+    std: float = NAN  # of the folds' means (their spread)
     per_fold: Mapping[int, float] = field(default_factory=dict)
     per_case: tuple[float, ...] = ()  # for box plots
     n_cases: int | None = None  # cases behind ``mean`` where ``per_case`` is not given
@@ -90,8 +90,11 @@ class Difference:
     mean: float  # variant minus baseline
     ci_low: float
     ci_high: float
-    p: float  # unadjusted (Wilcoxon signed-rank)
-    p_adjusted: float  # over the whole table (Holm)
+    p: float  # unadjusted (sign-flip permutation test of the mean difference)
+    p_adjusted: float  # Holm over the primary family; NaN for a secondary comparison
+    hodges_lehmann: float = NAN
+    primary: bool = False
+    few_pairs: bool = False  # its CI comes from fewer than ten pairs: flagged
 
 
 def splits_of(rows: list[ModelRow]) -> list[str]:
