@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import TINY_SPEC
-from scipy.stats import wilcoxon
+from statistics_reference import enumerated_sign_flip_p
 
-from nnunet_25d.benchmark.collect import case_id
+from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.synthetic import write_dataset
 
 DATASET_ID = 975
@@ -63,6 +63,10 @@ def benchmark_run(nnunet) -> dict:
 def test_rerun_after_kill_trains_only_what_is_missing(nnunet, benchmark_run):
     done = sum(benchmark_run["finished_before"].values())
     assert f"{done} of 4 runs finished already; training {4 - done}" in benchmark_run["stdout"]
+    # before training: 2 classes x 1 variant x 1 baseline, folds 0 and 1 of six cases validate 2 + 1
+    assert "Power (cross-validation): 2 comparisons in the primary family, n ≤ 3 pairs each; smallest attainable " \
+           "two-sided p 0.25, Holm-adjusted 0.5 > α = 0.05: this design cannot reach significance" \
+           in benchmark_run["stdout"]
     assert (fold_folder(nnunet, TRAINERS[0], 0) / "checkpoint_final.pth").stat().st_mtime == benchmark_run["mtime"]
     for trainer in TRAINERS:
         for fold in (0, 1):
@@ -125,7 +129,7 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
         summary = out / "test_predictions" / f"{row['trainer']}__nnUNetPlans__2d" / "summary.json"
         means = {{"1": "tube", "2": "nodule"}[k]: v["Dice"] for k, v in json.loads(summary.read_text())["mean"].items()}
         assert float(row["dice"]) == pytest.approx(means[row["class"]], abs=1e-4)
-    # the 2.5D model against nnU-Net 2d: Wilcoxon over both folds' cases; both-empty pairs out, one-empty = 0
+    # the 2.5D model against nnU-Net 2d: sign-flip p over both folds' cases; both-empty pairs out, one-empty = 0
     comparisons = list(csv.DictReader(open(out / "comparisons.csv")))
     for name in ("tube", "nodule"):
         per_case = [{}, {}]
@@ -139,7 +143,7 @@ def test_collect_only_reports_nnunet_summaries_with_paired_tests(nnunet, benchma
                    and r["metric"] == "dice" and r["baseline"] == "nnUNetTrainer:2d" and r["class"] == name)
         assert int(row["n_pairs"]) == len(cases)
         if differences.any():
-            assert float(row["wilcoxon_p"]) == pytest.approx(wilcoxon(variant, baseline).pvalue, rel=1e-3)
+            assert float(row["permutation_p"]) == pytest.approx(enumerated_sign_flip_p(differences), rel=1e-3)
         assert float(row["mean_difference"]) == pytest.approx(differences.mean(), abs=1e-4)
     markdown = (out / "benchmark.md").read_text()
     assert "nnUNetTrainer 2d (baseline)" in markdown and "nnUNetv2_find_best_configuration" in markdown

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from benchmark_tree import DATASET_JSON, job, present, write_fold
 
-from nnunet_25d.benchmark.command import unfinished_runs
+from nnunet_25d.benchmark.training import unfinished_runs
 
 CASES = {"c0": {"organ": present(0.9), "lesion": present(0.5)}, "c1": {"organ": present(0.8), "lesion": present(0.4)}}
 

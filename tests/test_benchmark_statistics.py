@@ -4,7 +4,6 @@ predictions beside cross-validation, everything computed from the per-case CSV."
 from __future__ import annotations
 
 import csv
-import itertools
 import math
 import os
 import warnings
@@ -15,6 +14,7 @@ import pytest
 from benchmark_tree import (ABSENT, FALSE_POSITIVE, SHAPE, SPACING, ensemble, gt_folder, job, make_test_set, present,
                             write_fold, write_splits, write_test_prediction)
 from scipy.stats import bootstrap
+from statistics_reference import enumerated_sign_flip_p
 from statsmodels.stats.multitest import multipletests
 
 from nnunet_25d.benchmark.collect import Scoring, read_cases_csv
@@ -44,13 +44,6 @@ def _cases(organ: float, lesion: float, on_empty: tuple, fold: int | None) -> di
     return {case: {"organ": present(organ + bonus + 0.003 * i),
                    "lesion": present(lesion + bonus + 0.004 * i) if case in LESION_CASES else on_empty}
             for i, case in enumerate(cases)}
-
-
-def enumerated_sign_flip_p(differences: np.ndarray) -> float:
-    """The reference, written out: the share of all 2^n sign patterns whose |mean| reaches the observed one."""
-    signs = np.array(list(itertools.product((1.0, -1.0), repeat=differences.size)))
-    flipped = np.abs((signs * differences).mean(axis=1))
-    return float(np.mean(flipped >= abs(differences.mean()) * (1 - 1e-9)))
 
 
 def _key(c: Comparison) -> tuple:

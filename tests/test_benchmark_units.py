@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_25d.benchmark.collect import case_id, class_names, validation_seconds_per_case
+from nnunet_25d.benchmark.cases import case_id
+from nnunet_25d.benchmark.collect import class_names, validation_seconds_per_case
 from nnunet_25d.benchmark.emit import array_script, command_list
 from nnunet_25d.benchmark.matrix import Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.resources import Resources

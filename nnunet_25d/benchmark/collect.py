@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
 from nnunet_25d.benchmark.statistics import ENSEMBLE_FOLD, CaseScore
 from nnunet_25d.benchmark.surface import scorer_for
@@ -41,14 +42,6 @@ def class_names(dataset_json: dict) -> dict[str, str]:
         if key != "0":
             names[key] = name
     return names
-
-
-def case_id(file_name: str) -> str:
-    name = Path(file_name).name
-    for ending in (".nii.gz", ".nrrd", ".mha", ".nii", ".png", ".tif", ".tiff"):
-        if name.endswith(ending):
-            return name[: -len(ending)]
-    return name.rsplit(".", 1)[0]
 
 
 def read_summary(path: Path, names: dict[str, str], variant: str = "", fold: int = 0) -> list[CaseScore]:

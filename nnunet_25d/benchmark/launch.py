@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nnunet_25d.benchmark.emit import command_list, nnunet_script, with_processes, write_slurm
+from nnunet_25d.benchmark.emit import benchmark_command, command_list, nnunet_script, with_processes, write_slurm
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.benchmark.resources import Resources, add_resource_arguments, at_least, resources_from_args
 from nnunet_25d.benchmark.task import granted_cpus
@@ -36,15 +38,16 @@ def failure_line(error: Exception) -> str:
     return next((line.strip() for line in reversed(trace.splitlines()) if line.strip()), text)
 
 
-def run_benchmark_cli(arguments: list[str]) -> None:
-    """``nnunet25d benchmark ARGUMENTS`` in this process; a failure becomes an exception submitit records."""
-    from nnunet_25d import cli
-
-    try:
-        cli.main(["benchmark", *arguments])
-    except SystemExit as error:
-        if error.code not in (0, None):
-            raise RuntimeError(str(error.code)) from None  # the message names the fold and its log
+def run_benchmark_command(arguments: list[str]) -> None:
+    """``nnunet25d benchmark ARGUMENTS`` in a process of its own, as the emitted scripts run it; its stderr passes
+    through, and a failure becomes an exception (its last line) that submitit records."""
+    process = subprocess.Popen(benchmark_command(arguments), stderr=subprocess.PIPE, text=True, bufsize=1)
+    last = ""
+    for line in process.stderr:
+        sys.stderr.write(line)
+        last = line.strip() or last
+    if process.wait() != 0:
+        raise RuntimeError(last or f"exit code {process.returncode}")  # names the fold and its log
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class BenchmarkTask:
     arguments: list[str]
 
     def __call__(self, index: int) -> None:
-        run_benchmark_cli([*self.arguments, "--task", str(index)])
+        run_benchmark_command([*self.arguments, "--task", str(index)])
 
     def checkpoint(self, index: int):
         """Called by submitit on preemption or timeout: requeue the same task; it resumes the fold with --c."""
@@ -83,7 +86,7 @@ class CollectReport:
     arguments: list[str]
 
     def __call__(self) -> None:
-        run_benchmark_cli([*self.arguments, "--finalize"])
+        run_benchmark_command([*self.arguments, "--finalize"])
 
 
 def executor(kind: str, folder: Path, resources: Resources, name: str, gpus: int = 0,
@@ -124,8 +127,8 @@ def launch_local(jobs: list[Job], resources: Resources, out_dir: Path, matrix_ar
     failures = run_bounded(array, BenchmarkTask(tasks), jobs, resources.array_parallelism or 1)
     try:
         CollectReport(matrix_arguments)()
-    except RuntimeError as error:  # run_benchmark_cli's form of the report's own exit; its message is printed
-        failures.append(f"the report step failed ({error}; its message is above)")
+    except RuntimeError as error:  # the report's own exit; its message is printed above
+        failures.append(f"the report step failed: {error}")
     if failures:
         raise SystemExit("\n".join(failures))
 

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.checkpoint_file import is_readable_checkpoint
 
 # nnU-Net's own trainers that the 2.5D variants must beat (the default of --baselines)
@@ -120,8 +121,6 @@ def validation_cases(fold: int, splits_file: Path | None, summary_file: Path) ->
         splits = json.loads(splits_file.read_text())
         if fold < len(splits):
             return list(splits[fold]["val"])
-    from nnunet_25d.benchmark.collect import case_id
-
     return [case_id(c["reference_file"]) for c in json.loads(summary_file.read_text())["metric_per_case"]]
 
 

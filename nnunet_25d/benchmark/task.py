@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.benchmark.resources import resources_from_args
+from nnunet_25d.benchmark.training import train_missing
 from nnunet_25d.runner import NNUNetRunner
 
 
@@ -47,8 +48,6 @@ def run_task(args: argparse.Namespace, jobs: list[Job], out_dir: Path) -> None:
     if args.dry_run:
         print("nothing to run" if job.finished else shlex.join(job.measured_args(args.device)))
         return
-    from nnunet_25d.benchmark.command import train_missing  # command.py imports this module
-
     failures = train_missing(NNUNetRunner(out_dir / "logs", device=args.device), [job], args.device)
     if failures:
         raise SystemExit(failures[0])
