@@ -266,14 +266,14 @@ def test_compare_with_no_pairs_or_no_differences_is_undefined_not_an_error():
 def test_cases_csv_holds_every_case_and_is_what_the_statistics_use(tree):
     rows = list(csv.DictReader(open(tree["out"] / "cases.csv")))
     assert list(rows[0]) == ["variant", "split", "fold", "case", "class", "dice", "hd95", "nsd", "n_ref", "n_pred",
-                             "nsd_tolerance_mm"]
+                             "nsd_tolerance_mm", "seed"]
     assert len(rows) == len(MODELS) * (12 + 8) * 2
     painted = [r for r in rows if r["variant"] == "nnUNetTrainer25DPainter:2d" and r["case"] in ("c07", "t05")
                and r["class"] == "lesion"]
     assert [float(r.pop("hd95")) for r in painted] == pytest.approx([DIAGONAL] * 2)  # spacing read as float32
     assert painted == [{"variant": "nnUNetTrainer25DPainter:2d", "split": split, "fold": fold, "case": case,
                         "class": "lesion", "dice": "0.0", "nsd": "0.0", "n_ref": "0", "n_pred": "40",
-                        "nsd_tolerance_mm": "2.0"}
+                        "nsd_tolerance_mm": "2.0", "seed": "0"}
                        for split, fold, case in (("cv", "1", "c07"), ("test", "-1", "t05"))]
     absent = [r for r in rows
               if r["variant"] == "nnUNetTrainer25D:2d" and r["case"] == "c07" and r["class"] == "lesion"]
@@ -290,8 +290,14 @@ def test_report_names_n_ci_and_role_of_every_comparison(tree):
     for c in comparisons:
         if c.metric == "dice":
             flag = "†" if c.n_pairs < 10 else ""
+            # cross-validation: a CI clustered by fold where the pairs come from both folds; the test set is one
+            # ensemble (one cluster, one seed): no such column
+            clustered = "" if c.split == "test" else " n/a |" if math.isnan(c.ci_clustered_low) else \
+                f" [{c.ci_clustered_low:+.3f}, {c.ci_clustered_high:+.3f}] |"
+            spans_both_folds = c.class_name == "organ" or "Painter" in c.variant  # fold 1 has no lesion
+            assert (not math.isnan(c.ci_clustered_low)) == (c.split == "cv" and spans_both_folds)
             row = f"| {c.class_name} | {c.variant} | {c.baseline} | {c.n_pairs} | {c.mean_difference:+.3f} " \
-                  f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]{flag} | {c.hodges_lehmann:+.3f} |"
+                  f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]{flag} |{clustered} {c.hodges_lehmann:+.3f} |"
             assert row in markdown
     sections = [line for line in markdown.splitlines() if line.startswith("### Each variant")]
     assert sections[0] == "### Each variant against each baseline (primary): Dice, CV over folds 0,1"

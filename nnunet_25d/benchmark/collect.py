@@ -44,7 +44,8 @@ def class_names(dataset_json: dict) -> dict[str, str]:
     return names
 
 
-def read_summary(path: Path, names: dict[str, str], variant: str = "", fold: int = 0) -> list[CaseScore]:
+def read_summary(path: Path, names: dict[str, str], variant: str = "", fold: int = 0, seed: int = 0
+                 ) -> list[CaseScore]:
     """Every (case, class) of nnU-Net's ``metric_per_case``, with the voxel counts the absent/present rule needs."""
     scores = []
     for case in json.loads(path.read_text())["metric_per_case"]:
@@ -52,7 +53,7 @@ def read_summary(path: Path, names: dict[str, str], variant: str = "", fold: int
             if key in names:
                 n_ref, n_pred = voxel_counts(metrics)
                 scores.append(CaseScore(variant, fold, case_id(case["reference_file"]), names[key],
-                                        float(metrics["Dice"]), n_ref, n_pred))
+                                        float(metrics["Dice"]), n_ref, n_pred, seed=seed))
     return scores
 
 
@@ -97,7 +98,8 @@ def with_surfaces(cases: list[CaseScore], dataset_json: dict, predictions: Path,
 def collect_fold(job: Job, scoring: Scoring) -> FoldResult:
     folder = job.fold_folder
     dataset_json = json.loads((job.model_folder / "dataset.json").read_text())
-    cases = read_summary(folder / "validation" / "summary.json", class_names(dataset_json), job.variant.key, job.fold)
+    cases = read_summary(folder / "validation" / "summary.json", class_names(dataset_json), job.variant.key, job.fold,
+                         job.variant.seed)
     cases = with_surfaces(cases, dataset_json, folder / "validation", scoring.references, scoring.tolerances_mm)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     resources_file = folder / RESOURCES_FILE
@@ -113,17 +115,18 @@ def collect_fold(job: Job, scoring: Scoring) -> FoldResult:
     )
 
 
-def collect_test(variant_key: str, predictions: Path, references: Path, scoring: Scoring) -> list[CaseScore]:
+def collect_test(variant_key: str, predictions: Path, references: Path, scoring: Scoring, seed: int = 0
+                 ) -> list[CaseScore]:
     """The test cases of one variant's fold ensemble: nnU-Net's Dice from ``summary.json`` that
     ``nnUNetv2_evaluate_folder`` wrote into the prediction folder, surfaces against ``labelsTs``."""
     dataset_json = json.loads((predictions / "dataset.json").read_text())
     cases = [replace(c, split="test") for c in read_summary(predictions / "summary.json", class_names(dataset_json),
-                                                              variant_key, ENSEMBLE_FOLD)]
+                                                              variant_key, ENSEMBLE_FOLD, seed)]
     return with_surfaces(cases, dataset_json, predictions, references, scoring.tolerances_mm)
 
 
 CASE_COLUMNS = ["variant", "split", "fold", "case", "class", "dice", "hd95", "nsd", "n_ref", "n_pred",
-                "nsd_tolerance_mm"]
+                "nsd_tolerance_mm", "seed"]
 
 
 def _number(value: float) -> str:
@@ -136,18 +139,20 @@ def _read_number(text: str) -> float:
 
 def write_cases_csv(scores: list[CaseScore], path: Path) -> None:
     """One row per variant x split x fold x case x class: nnU-Net's Dice, HD95 (mm) and NSD (empty where undefined:
-    reference and prediction both empty), the voxel counts, the NSD tolerance (mm). Test rows have fold -1."""
+    reference and prediction both empty), the voxel counts, the NSD tolerance (mm), the seeded repeat. Test rows have
+    fold -1."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(CASE_COLUMNS)
         for s in scores:
             writer.writerow([s.variant, s.split, s.fold, s.case, s.class_name, _number(s.dice), _number(s.hd95),
-                             _number(s.nsd), s.n_ref, s.n_pred, _number(s.nsd_tolerance_mm)])
+                             _number(s.nsd), s.n_ref, s.n_pred, _number(s.nsd_tolerance_mm), s.seed])
 
 
 def read_cases_csv(path: Path) -> list[CaseScore]:
     with open(path, newline="") as f:
         return [CaseScore(row["variant"], int(row["fold"]), row["case"], row["class"], _read_number(row["dice"]),
                           int(row["n_ref"]), int(row["n_pred"]), _read_number(row["hd95"]),
-                          _read_number(row["nsd"]), row["split"], _read_number(row["nsd_tolerance_mm"]))
+                          _read_number(row["nsd"]), row["split"], _read_number(row["nsd_tolerance_mm"]),
+                          int(row.get("seed") or 0))
                 for row in csv.DictReader(f)]

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nnunet_25d.benchmark.collect import Scoring, collect_fold, collect_test, read_cases_csv, write_cases_csv
@@ -15,6 +16,7 @@ from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.power import Power
+from nnunet_25d.benchmark.resources import at_least
 from nnunet_25d.benchmark.statistics import METRICS, Comparison
 from nnunet_25d.benchmark.summary import PrimaryComparison, VariantSummary, compare_all
 from nnunet_25d.benchmark.surface import dataset_labels, tolerances_per_class
@@ -123,12 +125,13 @@ def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> li
 def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path, scoring: Scoring,
               test_predictions: list[EnsemblePrediction] | None = None,
               primary: PrimaryComparison = PrimaryComparison()) -> tuple[list[VariantSummary], list[Comparison]]:
-    """Collect the finished folds and the evaluated test-set predictions, write their per-case scores to
-    ``cases.csv`` and compute everything from it."""
-    folds = {variant: [collect_fold(job, scoring) for job in jobs if job.variant == variant and job.finished]
+    """Collect the finished folds (of every seeded repeat) and the evaluated test-set predictions, write their
+    per-case scores to ``cases.csv`` and compute everything from it."""
+    folds = {variant: [collect_fold(job, scoring) for job in jobs
+                       if replace(job.variant, seed=0) == variant and job.finished]  # every seeded repeat
              for variant in variants}
     tests = [case for p in test_predictions or [] if p.evaluated
-             for case in collect_test(p.variant.key, p.folder, p.test_set.labels, scoring)]
+             for case in collect_test(p.variant.key, p.folder, p.test_set.labels, scoring, p.variant.seed)]
     cases_file = out_dir / "cases.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
     write_cases_csv([case for results in folds.values() for fold in results for case in fold.cases] + tests,
@@ -194,7 +197,7 @@ def run_find_best(runner: NNUNetRunner, dataset_id: str, summaries: list[Variant
                   out_dir: Path, plans: str) -> dict | None:
     """nnU-Net's find_best_configuration over the variants that finished every fold. Its result goes to
     ``out_dir``; the user's own ``inference_information.json`` in nnUNet_results stays as it was."""
-    complete = [s.variant for s in summaries if sorted(s.fold_ids) == sorted(folds)]
+    complete = [s.variant for s in summaries if sorted(s.fold_ids) == sorted(folds)]  # seed 0: the plain names
     if not complete:
         print("find_best_configuration skipped: no variant has finished every fold", flush=True)
         return None
@@ -226,7 +229,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     variants = variants_from_args(args)
     baselines = baselines_from_args(args, variants)
     jobs = build_jobs(variants, args.folds, dataset_id, results / dataset, args.plans,
-                      preprocessed / dataset / "splits_final.json")
+                      preprocessed / dataset / "splits_final.json", args.seeds)
     out_dir = Path(args.output) if args.output else results / dataset / "nnunet25d_benchmark"
     if out_dir.resolve() == (results / dataset).resolve():
         raise UserError(f"--output {args.output} is nnU-Net's own results folder of {dataset}, where your "
@@ -280,9 +283,11 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
         except CommandFailed as error:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
     failed, not_run = unfinished_runs(jobs, runner.log_dir)
-    not_run += [f"{p.variant.label} test set: not predicted (run with --finalize, or without --collect-only, to "
+    not_run += [f"{p.variant.run_label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: benchmark, {folds_phrase(args.folds)}"
+    if args.seeds > 1:
+        title += f", {args.seeds} seeds"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
@@ -318,7 +323,8 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--nsd-tolerance", *map(str, args.nsd_tolerance)]
     if args.test is not None:
         out.append("--test" if args.test else "--no-test")
-    return out + ["--primary-metric", args.primary_metric, "--primary-split", args.primary_split]
+    return out + ["--primary-metric", args.primary_metric, "--primary-split", args.primary_split,
+                  "--seeds", str(args.seeds)]
 
 
 def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
@@ -362,6 +368,10 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--nsd-tolerance", type=float, nargs="+", metavar="MM", default=None,
                         help="tolerance of the normalised surface Dice in mm: one value for every class or one per "
                              "class in dataset.json's order (default: 1 mm)")
+    parser.add_argument("--seeds", type=at_least(1), default=1, metavar="N",
+                        help="train every model N times (seeded repeats <TRAINER>_seed1 ...; the first is the plain "
+                             "trainer): the report gives the spread between repeats, compares the models' per-case "
+                             "means over repeats and adds a bootstrap CI clustered by fold and seed")
     parser.add_argument("--primary-metric", choices=list(METRICS), default="dice",
                         help="the metric of the primary comparison, declared before the run: Holm corrects over its "
                              "classes x variants x baselines; other metrics are reported as secondary, uncorrected")

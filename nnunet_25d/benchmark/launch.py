@@ -168,7 +168,7 @@ def wait_for_task(index: int, job, matrix_job: Job) -> list[str]:
     try:
         job.result()
     except Exception as error:
-        return [f"task {index} ({matrix_job.variant.label} fold {matrix_job.fold}) failed: "
+        return [f"task {index} ({matrix_job.variant.run_label} fold {matrix_job.fold}) failed: "
                 f"{failure_line(error)} (submitit log: {job.paths.stderr})"]
     return []
 

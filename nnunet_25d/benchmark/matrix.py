@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nnunet_25d.benchmark.cases import case_id
@@ -19,17 +19,25 @@ class Variant:
     trainer: str  # base name, without a schedule suffix
     configuration: str
     schedule: tuple[int, int] | None = None  # (epochs, iterations) of a CPU schedule, None = the trainer's own
+    seed: int = 0  # the seeded repeat (0: the plain trainer; N: <trainer>_seedN)
 
     @property
     def trainer_name(self) -> str:
-        """The name nnUNetv2_train gets (with the schedule suffix)."""
-        from nnunet_25d.training.variants import schedule_name  # imports nnU-Net: too slow for the fold probe
+        """The name nnUNetv2_train gets (with the schedule suffix, then the seed's)."""
+        from nnunet_25d.training.seeds import seeded_name  # imports nnU-Net: too slow for the fold probe
+        from nnunet_25d.training.variants import schedule_name
 
-        return self.trainer if self.schedule is None else schedule_name(self.trainer, *self.schedule)
+        name = self.trainer if self.schedule is None else schedule_name(self.trainer, *self.schedule)
+        return seeded_name(name, self.seed)
 
     @property
     def label(self) -> str:
         return f"{self.trainer} {self.configuration}"
+
+    @property
+    def run_label(self) -> str:
+        """The label of this repeat: the model's, with its seed where there is one."""
+        return self.label + (f" seed {self.seed}" if self.seed else "")
 
     @property
     def key(self) -> str:
@@ -153,6 +161,7 @@ def fold_mode(fold_folder: Path, fold: int, splits_file: Path | None = None) -> 
 
 
 def build_jobs(variants: list[Variant], folds: list[int], dataset_id: str, model_root: Path,
-               plans: str = "nnUNetPlans", splits_file: Path | None = None) -> list[Job]:
-    """Variant-major order: all folds of a variant before the next variant."""
-    return [Job(v, f, dataset_id, model_root, plans, splits_file) for v in variants for f in folds]
+               plans: str = "nnUNetPlans", splits_file: Path | None = None, seeds: int = 1) -> list[Job]:
+    """Variant-major order: all folds of a variant's first seed, then of its next seed, before the next variant."""
+    return [Job(replace(v, seed=seed), f, dataset_id, model_root, plans, splits_file)
+            for v in variants for seed in range(seeds) for f in folds]

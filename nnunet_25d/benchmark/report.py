@@ -70,7 +70,8 @@ def most_contended(folds: list[FoldResult]) -> tuple[float, int | None]:
 
 def difference(c: Comparison) -> Difference:
     return Difference(c.variant, c.baseline, c.split, c.metric, c.class_name, c.n_pairs, c.mean_difference,
-                      c.ci_low, c.ci_high, c.p_value, c.p_holm, c.hodges_lehmann, c.primary, c.few_pairs)
+                      c.ci_low, c.ci_high, c.p_value, c.p_holm, c.hodges_lehmann, c.primary, c.few_pairs,
+                      c.ci_clustered_low, c.ci_clustered_high)
 
 
 def machines(summaries: list[VariantSummary]) -> tuple[Machine, ...]:
@@ -152,6 +153,31 @@ def power_line(comparisons: list[Comparison], setting: ReportSetting) -> str:
     return "**" + Power(max(c.n_pairs for c in family), len(family)).sentence(split) + "**"
 
 
+def seed_section(summaries: list[VariantSummary], metrics: list[Metric], setting: ReportSetting) -> str:
+    """With seeded repeats: per model and class, each repeat's mean and their spread (std over repeats), beside the
+    spread between folds that the scores tables give."""
+    repeated = [s for s in summaries if len(s.seeds) > 1]
+    if not repeated:
+        return ""
+    parts = []
+    for split in dict.fromkeys(split for s in repeated for split in s.splits):
+        for m in metrics:
+            names = list(dict.fromkeys(n for s in repeated for n in s.class_names))
+            body = [[s.variant.label] + [_seed_cell(s.seed_means(split, m.key, n), m) for n in names]
+                    for s in repeated if split in s.splits]
+            parts += [f"### Spread between seeded repeats: {m.label}, {setting.split_title(split)}", "",
+                      render_markdown(["model"] + [f"{m.label} {n}: per seed (std)" for n in names], body), ""]
+    return "\n".join(parts)
+
+
+def _seed_cell(means: dict[int, float], m: Metric) -> str:
+    values = [v for v in means.values() if not np.isnan(v)]
+    if not values:
+        return "n/a"
+    spread = f" ({m.format(float(np.std(values, ddof=1)))})" if len(values) > 1 else ""
+    return " / ".join(m.format(v) for v in values) + spread
+
+
 def outcomes_section(summaries: list[VariantSummary], setting: ReportSetting) -> str:
     """Per split and model, each class's missed structures (in the reference, not predicted) and false-positive
     cases (predicted into a case whose reference has none)."""
@@ -210,8 +236,8 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         setting = benchmark_setting(summaries, baselines)
         parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
                   statistics_note(primary), "", power_line(comparisons, setting), "",
-                  results_sections(rows, setting, metrics, splits), outcomes_section(summaries, setting),
-                  hd95_section(summaries, setting)]
+                  results_sections(rows, setting, metrics, splits), seed_section(summaries, metrics, setting),
+                  outcomes_section(summaries, setting), hd95_section(summaries, setting)]
         parts += comparisons_sections(differences, metrics, setting)
         parts += ["Per-case scores: `cases.csv`; comparisons: `comparisons.csv`; per model, split, fold and class: "
                   "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]

@@ -17,6 +17,7 @@ BOOTSTRAP_SEED = 0  # a fixed seed: the same per-case data give the same report
 PERMUTATION_EXACT_UP_TO = 16  # pairs: all 2^n sign patterns enumerated (65 536); Monte Carlo beyond
 PERMUTATION_RESAMPLES = 99_999
 PERMUTATION_SEED = 0
+CLUSTERED_RESAMPLES = 2000
 FEW_PAIRS = 10  # a bootstrap CI from fewer pairs under-covers (simulated: 80 % at n = 4, 87 % at 6 for 95 %)
 ENSEMBLE_FOLD = -1  # the fold of a test-set score: the ensemble of the benchmarked folds predicted it
 
@@ -42,6 +43,7 @@ class CaseScore:
     nsd: float = float("nan")
     split: str = "cv"
     nsd_tolerance_mm: float = float("nan")
+    seed: int = 0  # the seeded repeat of the model's training (0: the plain trainer)
 
     @property
     def absent(self) -> bool:
@@ -68,6 +70,33 @@ class CaseScore:
         if metric == "nsd" and (self.n_ref == 0 or self.n_pred == 0):
             return 0.0
         return float(getattr(self, metric))
+
+
+@dataclass(frozen=True)
+class CaseMean:
+    """One class in one case, averaged over a model's seeded repeats: each repeat under the absent/present rule, a
+    repeat that correctly left the class out scoring the perfect value beside repeats that painted it (as in a
+    paired comparison); absent when every repeat is a correct absence. ``per_seed`` keeps the repeats' values for
+    the clustered bootstrap."""
+
+    variant: str
+    fold: int
+    case: str
+    class_name: str
+    split: str
+    per_seed: Mapping[str, tuple[float, ...]]  # metric -> one value per repeat, in seed order
+    absent: bool
+
+    def value(self, metric: str) -> float:
+        return float("nan") if self.absent else float(np.mean(self.per_seed[metric]))
+
+
+def case_mean(repeats: Sequence[CaseScore]) -> CaseMean:
+    """The repeats (one per seed, same case and class) as one :class:`CaseMean`."""
+    first = repeats[0]
+    per_seed = {metric: tuple(_paired_score(r, metric) for r in repeats) for metric in METRICS}
+    return CaseMean(first.variant, first.fold, first.case, first.class_name, first.split, per_seed,
+                    all(r.absent for r in repeats))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -105,8 +134,15 @@ def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseS
     return cases, np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
 
 
-def _paired_score(score: CaseScore, metric: str) -> float:
+def _paired_score(score: CaseScore | CaseMean, metric: str) -> float:
     return METRICS[metric].perfect if score.absent else score.value(metric)
+
+
+def seed_values(score: CaseScore | CaseMean, metric: str) -> tuple[float, ...]:
+    """The case's value in each seeded repeat, as a paired comparison scores it."""
+    if isinstance(score, CaseMean):
+        return score.per_seed[metric] if not score.absent else (METRICS[metric].perfect,)
+    return (_paired_score(score, metric),)
 
 
 @dataclass(frozen=True)
@@ -127,6 +163,10 @@ class Comparison:
     split: str = "cv"
     hodges_lehmann: float = float("nan")  # median of the Walsh averages of the differences: robust to outliers
     primary: bool = False  # in the pre-declared primary family (one metric on one split)
+    # 95 % percentile CI of the mean difference from a bootstrap that resamples folds, cases within them and each
+    # model's seeded repeats (NaN with one fold and one seed, where it is the plain bootstrap)
+    ci_clustered_low: float = float("nan")
+    ci_clustered_high: float = float("nan")
 
     @property
     def higher_is_better(self) -> bool:
@@ -138,16 +178,47 @@ class Comparison:
         return 2 <= self.n_pairs < FEW_PAIRS
 
 
-def compare(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseScore], variant_name: str, baseline_name: str,
-            class_name: str, metric: str, split: str) -> Comparison:
+def compare(variant: Mapping[str, CaseScore | CaseMean], baseline: Mapping[str, CaseScore | CaseMean],
+            variant_name: str, baseline_name: str, class_name: str, metric: str, split: str) -> Comparison:
     """``variant`` against ``baseline`` (case -> score of one class) over the cases both scored."""
     cases, ours, theirs = paired_scores(variant, baseline, metric)
     differences = ours - theirs
     mean = float(differences.mean()) if cases else float("nan")
     low, high = bootstrap_ci(ours, theirs)
+    clustered = clustered_bootstrap_ci([seed_values(variant[c], metric) for c in cases],
+                                       [seed_values(baseline[c], metric) for c in cases],
+                                       [variant[c].fold for c in cases])
     return Comparison(variant_name, baseline_name, class_name, len(cases), mean, low, high,
                       sign_flip_p(ours, theirs), metric=metric, split=split,
-                      hodges_lehmann=hodges_lehmann(differences))
+                      hodges_lehmann=hodges_lehmann(differences), ci_clustered_low=clustered[0],
+                      ci_clustered_high=clustered[1])
+
+
+def clustered_bootstrap_ci(ours: Sequence[Sequence[float]], theirs: Sequence[Sequence[float]],
+                           folds: Sequence[int], level: float = 0.95, resamples: int = CLUSTERED_RESAMPLES,
+                           seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile CI of the mean paired difference when cases cluster by fold and each model was trained several
+    times: each resample draws folds with replacement, then cases within each drawn fold, then each model's repeats
+    (``ours[i]``: the variant's value of pair i in every repeat). NaN below two pairs, or with one fold and one
+    repeat per model (the plain bootstrap is the interval there)."""
+    if len(ours) < 2 or len({len(v) for v in ours}) > 1 or len({len(v) for v in theirs}) > 1:
+        return float("nan"), float("nan")
+    ours_by_seed, theirs_by_seed = np.asarray(ours, dtype=float).T, np.asarray(theirs, dtype=float).T
+    clusters = [np.flatnonzero(np.asarray(folds) == f) for f in dict.fromkeys(folds)]
+    if len(clusters) == 1 and ours_by_seed.shape[0] == theirs_by_seed.shape[0] == 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    statistics = np.empty(resamples)
+    for b in range(resamples):
+        drawn = rng.integers(0, len(clusters), len(clusters))
+        cases = np.concatenate([rng.choice(clusters[k], clusters[k].size) for k in drawn])
+        our_seeds = rng.integers(0, ours_by_seed.shape[0], ours_by_seed.shape[0])
+        their_seeds = rng.integers(0, theirs_by_seed.shape[0], theirs_by_seed.shape[0])
+        statistics[b] = (ours_by_seed[our_seeds][:, cases].mean(axis=0)
+                         - theirs_by_seed[their_seeds][:, cases].mean(axis=0)).mean()
+    tail = (1 - level) / 2
+    low, high = np.quantile(statistics, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def sign_flip_p(ours: np.ndarray, theirs: np.ndarray) -> float:

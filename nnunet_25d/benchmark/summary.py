@@ -9,8 +9,8 @@ import numpy as np
 
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import Variant
-from nnunet_25d.benchmark.statistics import (METRICS, SPLITS, CaseScore, Comparison, compare, holm, mean_score,
-                                             mean_std)
+from nnunet_25d.benchmark.statistics import (METRICS, SPLITS, CaseMean, CaseScore, Comparison, case_mean, compare,
+                                             holm, mean_score, mean_std)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,17 @@ class VariantSummary:
 
     @property
     def fold_ids(self) -> list[int]:
-        return [f.job.fold for f in self.folds]
+        return list(dict.fromkeys(f.job.fold for f in self.folds))
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeded repeats of its training that the cases come from (0: the plain trainer)."""
+        return sorted({s.seed for s in self.cases})
+
+    def seed_means(self, split: str, metric: str, name: str) -> dict[int, float]:
+        """Per seeded repeat: the mean of ``metric`` of class ``name`` over the split's cases."""
+        chosen = [s for s in self.cases if s.split == split and s.class_name == name]
+        return {seed: mean_score([s for s in chosen if s.seed == seed], metric) for seed in self.seeds}
 
     def fold_means(self, name: str, metric: str = "dice") -> dict[int, float]:
         """Per cross-validation fold: mean ``metric`` of class ``name`` over the fold's cases (absent/present rule;
@@ -80,15 +90,23 @@ class VariantSummary:
         return mean, float("nan")
 
     def outcomes(self, split: str, name: str) -> Outcomes:
-        scores = list(self.scores(name, split).values())
+        """Counted over every (case, seeded repeat)."""
+        scores = [s for s in self.cases if s.class_name == name and s.split == split]
         present = [s for s in scores if s.n_ref > 0]
         empty = [s for s in scores if s.n_ref == 0]
         return Outcomes(len(present), sum(s.n_pred == 0 for s in present), len(empty),
                         sum(s.n_pred > 0 for s in empty))
 
-    def scores(self, name: str, split: str = "cv") -> dict[str, CaseScore]:
-        """Class ``name`` in every case of ``split`` (each CV case is validated in exactly one fold)."""
-        return {s.case: s for s in self.cases if s.class_name == name and s.split == split}
+    def scores(self, name: str, split: str = "cv") -> dict[str, CaseScore | CaseMean]:
+        """Class ``name`` in every case of ``split`` (each CV case is validated in exactly one fold); with seeded
+        repeats, each case's mean over them."""
+        chosen = [s for s in self.cases if s.class_name == name and s.split == split]
+        if len(self.seeds) <= 1:
+            return {s.case: s for s in chosen}
+        repeats: dict[str, list[CaseScore]] = {}
+        for score in sorted(chosen, key=lambda s: s.seed):
+            repeats.setdefault(score.case, []).append(score)
+        return {case: case_mean(scores) for case, scores in repeats.items()}
 
     def _fold_mean(self, attribute: str) -> float:
         values = [getattr(f, attribute) for f in self.folds]

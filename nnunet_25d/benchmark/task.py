@@ -43,7 +43,7 @@ def run_task(args: argparse.Namespace, jobs: list[Job], out_dir: Path) -> None:
     job = task_job(jobs, args.task, max(1, gpus) if args.device == "cuda" else 1)
     workers = data_augmentation_workers(granted_cpus(args.cpus))
     os.environ["nnUNet_n_proc_DA"] = str(workers)
-    print(f"task {args.task} of {len(jobs)}: {job.variant.label} fold {job.fold}: {job.mode} "
+    print(f"task {args.task} of {len(jobs)}: {job.variant.run_label} fold {job.fold}: {job.mode} "
           f"(nnUNet_n_proc_DA={workers})", flush=True)
     if args.dry_run:
         print("nothing to run" if job.finished else shlex.join(job.measured_args(args.device)))

@@ -129,7 +129,7 @@ def predict_test_sets(runner: NNUNetRunner, predictions: list[EnsemblePrediction
     """Predict (or finish predicting) and evaluate each ensemble's test set; return a line per failure."""
     failures = []
     for prediction in predictions:
-        label = f"{prediction.variant.label} test set (folds {' '.join(map(str, prediction.folds))})"
+        label = f"{prediction.variant.run_label} test set (folds {' '.join(map(str, prediction.folds))})"
         mode = prediction.mode
         try:
             if mode == "done":

@@ -11,7 +11,7 @@ from nnunet_25d.runner import CommandFailed, NNUNetRunner, last_nonempty_line
 
 
 def corrupt_checkpoint_line(job: Job) -> str:
-    return f"{job.variant.label} fold {job.fold}: " + unreadable_checkpoint_message(
+    return f"{job.variant.run_label} fold {job.fold}: " + unreadable_checkpoint_message(
         job.fold_folder / "checkpoint_final.pth", "delete it and run the benchmark again to retrain the fold")
 
 
@@ -44,7 +44,7 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
 
 
 def did_not_finish_line(job: Job, last_line: str, log: Path) -> str:
-    return f"{job.variant.label} fold {job.fold}: did not finish: {last_line} (log: {log})"
+    return f"{job.variant.run_label} fold {job.fold}: did not finish: {last_line} (log: {log})"
 
 
 def last_log_line(log: Path) -> str:
@@ -56,7 +56,7 @@ def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str
     says why); without one it never started here, which is not a failure."""
     failed, not_run = [], []
     for job in jobs:
-        what, log, mode = f"{job.variant.label} fold {job.fold}", log_dir / f"{job.name}.log", job.mode
+        what, log, mode = f"{job.variant.run_label} fold {job.fold}", log_dir / f"{job.name}.log", job.mode
         if mode == "done":
             continue
         if mode == "corrupt":

@@ -95,6 +95,8 @@ class Difference:
     hodges_lehmann: float = NAN
     primary: bool = False
     few_pairs: bool = False  # its CI comes from fewer than ten pairs: flagged
+    ci_clustered_low: float = NAN  # resampling folds, cases within them and seeded repeats
+    ci_clustered_high: float = NAN
 
 
 def splits_of(rows: list[ModelRow]) -> list[str]:

@@ -96,15 +96,22 @@ def differences_table(differences: list[Difference], metric: Metric) -> str:
     """One row per (class, variant, baseline): n, mean paired difference with its 95 % CI (flagged from fewer than
     ten pairs), the Hodges-Lehmann shift, the permutation p and, for the primary family, its Holm p."""
     primary = any(d.primary for d in differences)
-    header = ["class", "variant", "baseline", "n", f"Δ {metric.label} [95% CI]", "HL shift",
-              "permutation p" if primary else "permutation p (uncorrected)"] + (["Holm p"] if primary else [])
-    body = [[d.class_name, d.variant, d.baseline, str(d.n), _difference(d, metric), _shift(d, metric), p_value(d.p)]
-            + ([p_value(d.p_adjusted)] if primary else []) for d in differences]
+    clustered = any(finite(d.ci_clustered_low) for d in differences)
+    header = ["class", "variant", "baseline", "n", f"Δ {metric.label} [95% CI]"] \
+        + (["95% CI clustered by fold, seed"] if clustered else []) \
+        + ["HL shift", "permutation p" if primary else "permutation p (uncorrected)"] + (["Holm p"] if primary else [])
+    body = [[d.class_name, d.variant, d.baseline, str(d.n), _difference(d, metric)]
+            + ([_interval(d.ci_clustered_low, d.ci_clustered_high, metric)] if clustered else [])
+            + [_shift(d, metric), p_value(d.p)] + ([p_value(d.p_adjusted)] if primary else []) for d in differences]
     table = render_markdown(header, body)
     if any(d.few_pairs for d in differences):
         table += (f"\n\n{FEW_PAIRS_MARK} CI from fewer than 10 pairs: a bootstrap interval under-covers at these "
                   f"sizes (about 80 % at n = 4, 87 % at n = 6 for a nominal 95 %).")
     return table
+
+
+def _interval(low: float, high: float, metric: Metric) -> str:
+    return f"[{metric.format(low, True)}, {metric.format(high, True)}]" if finite(low) else "n/a"
 
 
 def _shift(d: Difference, metric: Metric) -> str:
@@ -154,8 +161,10 @@ def write_differences_csv(differences: list[Difference], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["variant", "baseline", "split", "metric", "class", "n_pairs", "mean_difference",
-                         "ci95_low", "ci95_high", "hodges_lehmann", "permutation_p", "holm_p", "primary"])
+                         "ci95_low", "ci95_high", "ci95_clustered_low", "ci95_clustered_high", "hodges_lehmann",
+                         "permutation_p", "holm_p", "primary"])
         for d in differences:
             writer.writerow([d.variant, d.baseline, d.split, d.metric, d.class_name, d.n,
-                             *(f"{v:.6g}" for v in (d.mean, d.ci_low, d.ci_high, d.hodges_lehmann, d.p,
-                                                    d.p_adjusted)), int(d.primary)])
+                             *(f"{v:.6g}" for v in (d.mean, d.ci_low, d.ci_high, d.ci_clustered_low,
+                                                    d.ci_clustered_high, d.hodges_lehmann, d.p, d.p_adjusted)),
+                             int(d.primary)])

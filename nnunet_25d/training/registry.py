@@ -27,6 +27,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
 )
 from nnunet_25d.training.pe_attention_trainer import nnUNetTrainer25DPEAttention
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
+from nnunet_25d.training.seeds import split_seed
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.uv_net_trainer import nnUNetTrainer25DUVNet
 from nnunet_25d.training.variants import (
@@ -165,6 +166,9 @@ def closest_trainer_names(name: str, n: int = 3) -> list[str]:
 
 def trainer_name_error(name: str) -> TrainerNameError | None:
     """The error for a name that looks like one of the plugin's trainers but is not declared, else None."""
+    base, seed = split_seed(name)
+    if seed and (base in TRAINERS or base == NNUNET_BASE):
+        return None  # a seeded repeat, made on first use
     if name in TRAINERS or not looks_like_plugin_trainer(name):
         return None
     close = closest_trainer_names(name)

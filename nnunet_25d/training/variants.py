@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_25d.training.seeds import split_seed
+
 EPOCHS = (1, 5, 10, 20, 50, 100, 250)
 # (epochs, iterations per epoch): sized for CPU tests, demos and benchmarks
 CPU_SCHEDULES = ((2, 5), (3, 10), (5, 20), (10, 25), (10, 50), (20, 50))
@@ -79,6 +81,7 @@ class TrainerNameParts:
     epoch_word: str | None = None
     iterations: int | None = None
     iter_word: str | None = None
+    seed: int = 0  # a seeded repeat's _seedN
 
     @property
     def schedule(self) -> tuple[int, int] | None:
@@ -86,8 +89,10 @@ class TrainerNameParts:
 
 
 def split_trainer_name(name: str) -> TrainerNameParts:
-    """``nnUNetTrainer25D_5slices_10epochs_50iters`` -> base ``nnUNetTrainer25D``, 5 slices, 10 x 50."""
-    fields: dict = {}
+    """``nnUNetTrainer25D_5slices_10epochs_50iters[_seed2]`` -> base ``nnUNetTrainer25D``, 5 slices, 10 x 50
+    (seed 2)."""
+    name, seed = split_seed(name)
+    fields: dict = {"seed": seed} if seed else {}
     schedule = _SCHEDULE_SUFFIX.search(name)
     if schedule:
         name = name[:schedule.start()]
