@@ -161,3 +161,27 @@ def test_collect_only_names_the_missing_runs(nnunet, benchmark_run):
     assert "### Not run yet" in report and "### Failed runs" not in report
     assert "nnUNetTrainer25D_5slices 2d fold 0: not started: run the benchmark without --collect-only" in report
     assert result.returncode == 0
+
+
+def test_seeds_train_each_model_again_and_report_their_spread(nnunet, benchmark_run):
+    """``--seeds 2`` on the finished matrix: only the seeded repeats train; both repeats' cases are scored, paired as
+    per-case means, with the spread between repeats and an interval clustered by fold and seed."""
+    out = nnunet.root / "seeds"
+    result = nnunet.run("nnunet25d", "benchmark", *MATRIX, "--seeds", "2", "--no-find-best", "--output", str(out),
+                        timeout=1200)
+    assert "4 of 8 runs finished already; training 4" in result.stdout
+    for trainer in TRAINERS:
+        for fold in (0, 1):
+            folder = fold_folder(nnunet, f"{trainer}_seed1", fold)
+            assert finished(folder)
+            assert "seed 1 (torch, NumPy, random)" in next(folder.glob("training_log_*.txt")).read_text()
+    rows = list(csv.DictReader(open(out / "cases.csv")))
+    assert {(r["variant"], r["split"], r["seed"]) for r in rows} == {
+        (f"{t}:2d", split, seed) for t in ("nnUNetTrainer", "nnUNetTrainer25D") for split in ("cv", "test")
+        for seed in ("0", "1")}
+    report = (out / "benchmark.md").read_text()
+    assert report.startswith(f"## {DATASET}: benchmark, 2 of nnU-Net's five folds (0,1), 2 epochs x 5 iterations, "
+                             "2 seeds")
+    assert "### Spread between seeded repeats: Dice, CV over folds 0,1" in report
+    comparisons = [r for r in csv.DictReader(open(out / "comparisons.csv")) if r["metric"] == "dice"]
+    assert {r["split"] for r in comparisons if r["ci95_clustered_low"] != "nan"} == {"cv", "test"}
