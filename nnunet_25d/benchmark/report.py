@@ -12,10 +12,11 @@ import numpy as np
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.benchmark.power import Power
-from nnunet_25d.benchmark.statistics import Comparison
+from nnunet_25d.benchmark.statistics import (RANK_RESAMPLES, Comparison, paired_scores, paired_value,
+                                             rank_stability)
 from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary
 from nnunet_25d.report.document import report_head, results_sections
-from nnunet_25d.report.figures import overview_figure, per_case_figure, save
+from nnunet_25d.report.figures import overview_figure, paired_figure, per_case_figure, save
 from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
 from nnunet_25d.report.machine import Machine, this_machine
 from nnunet_25d.report.metrics import DICE, Metric, metric
@@ -153,6 +154,41 @@ def power_line(comparisons: list[Comparison], setting: ReportSetting) -> str:
     return "**" + Power(max(c.n_pairs for c in family), len(family)).sentence(split) + "**"
 
 
+def aligned_values(summaries: list[VariantSummary], split: str, metric_key: str, name: str
+                   ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(cases, model label -> values): the cases every model scored, except those all of them correctly left
+    empty, valued as in a paired comparison (a correct absence beside a painted one scores the perfect value)."""
+    scores = [s.scores(name, split) for s in summaries if split in s.splits]
+    chosen = [s for s in summaries if split in s.splits]
+    cases = sorted(set.intersection(*(set(x) for x in scores))) if scores else []
+    cases = [c for c in cases if not all(x[c].absent for x in scores)]
+    values = {s.variant.label: np.asarray([paired_value(x[c], metric_key) for c in cases])
+              for s, x in zip(chosen, scores)}
+    keep = np.all([np.isfinite(v) for v in values.values()], axis=0) if values and cases else np.zeros(0, bool)
+    return [c for c, k in zip(cases, keep) if k], {label: v[keep] for label, v in values.items()}
+
+
+def rank_section(summaries: list[VariantSummary], primary: PrimaryComparison, setting: ReportSetting) -> str:
+    """How stable the ranking of the primary metric is: per class, bootstrap resamples of the cases."""
+    m = metric(primary.metric)
+    names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
+    body = []
+    for s in [s for s in summaries if primary.split in s.splits]:
+        body.append([s.variant.label])
+    if len(body) < 2:
+        return ""
+    for name in names:
+        _, values = aligned_values(summaries, primary.split, primary.metric, name)
+        stability = rank_stability(values, m.higher_is_better) if values else {}
+        for row in body:
+            first, mean_rank = stability.get(row[0], (float("nan"), float("nan")))
+            row.append("n/a" if np.isnan(first) else f"{first:.0%} first, mean rank {mean_rank:.2f}")
+    return "\n".join([f"### Rank stability: {m.label}, {setting.split_title(primary.split)}", "",
+                      f"Each model ranked by its mean over the same {RANK_RESAMPLES} bootstrap resamples of the "
+                      "cases every model scored: how often it ranks first, and its mean rank.", "",
+                      render_markdown(["model"] + names, body), ""])
+
+
 def seed_section(summaries: list[VariantSummary], metrics: list[Metric], setting: ReportSetting) -> str:
     """With seeded repeats: per model and class, each repeat's mean and their spread (std over repeats), beside the
     spread between folds that the scores tables give."""
@@ -217,6 +253,40 @@ def _median_iqr(values: list[float]) -> str:
     return f"{median:.2f} [{low:.2f}, {high:.2f}]"
 
 
+PAIRED_FIGURE = "paired_per_case.png"
+
+
+def paired_pairs(summaries: list[VariantSummary], baseline: VariantSummary, primary: PrimaryComparison
+                 ) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """(variant label, class) -> (variant's, baseline's) paired values on the primary split and metric."""
+    pairs = {}
+    for s in summaries:
+        if s is baseline or primary.split not in s.splits:
+            continue
+        for name in s.class_names:
+            _, ours, theirs = paired_scores(s.scores(name, primary.split), baseline.scores(name, primary.split),
+                                            primary.metric)
+            pairs[(s.variant.label, name)] = (ours, theirs)
+    return pairs
+
+
+def write_paired_figure(summaries: list[VariantSummary], baselines: list[str], primary: PrimaryComparison,
+                        setting: ReportSetting, out_dir: Path) -> str:
+    """The primary comparison per case against the reference baseline; the Markdown line that shows it."""
+    by_key = {s.variant.key: s for s in summaries}
+    reference = next((by_key[b] for b in baselines if b in by_key and by_key[b].variant.configuration == "2d"),
+                     next((by_key[b] for b in baselines if b in by_key), None))
+    if reference is None or primary.split not in reference.splits:
+        return ""
+    pairs = paired_pairs([s for s in summaries if s.variant.key not in baselines], reference, primary)
+    if not pairs:
+        return ""
+    m = metric(primary.metric)
+    title = f"{setting.title([primary.split])}\n{m.label} per case: each variant against {reference.variant.label}"
+    save(paired_figure(pairs, reference.variant.label, m, title), out_dir / PAIRED_FIGURE)
+    return f"![{m.label} per case, paired against {reference.variant.label}]({PAIRED_FIGURE})"
+
+
 def per_case_file(m: Metric, split: str) -> str:
     """``dice_per_case.png`` for the CV, ``dice_per_case_test.png`` for the test set."""
     return f"{m.key}_per_case{'' if split == 'cv' else '_' + split}.png"
@@ -237,12 +307,15 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
                   statistics_note(primary), "", power_line(comparisons, setting), "",
                   results_sections(rows, setting, metrics, splits), seed_section(summaries, metrics, setting),
-                  outcomes_section(summaries, setting), hd95_section(summaries, setting)]
+                  outcomes_section(summaries, setting), hd95_section(summaries, setting),
+                  rank_section(summaries, primary, setting)]
         parts += comparisons_sections(differences, metrics, setting)
         parts += ["Per-case scores: `cases.csv`; comparisons: `comparisons.csv`; per model, split, fold and class: "
                   "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]
         parts += [f"![{m.label} per case, {setting.split_title(split)}]({per_case_file(m, split)})"
                   for split in splits for m in metrics] + [""]
+        paired = write_paired_figure(summaries, baselines, primary, setting, out_dir)
+        parts += [paired, ""] if paired else []
     else:
         parts += [f"## {title}", "", "No finished runs to report yet.", ""]
     section = best_configuration_section(best_configuration)

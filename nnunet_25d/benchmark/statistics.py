@@ -94,7 +94,7 @@ class CaseMean:
 def case_mean(repeats: Sequence[CaseScore]) -> CaseMean:
     """The repeats (one per seed, same case and class) as one :class:`CaseMean`."""
     first = repeats[0]
-    per_seed = {metric: tuple(_paired_score(r, metric) for r in repeats) for metric in METRICS}
+    per_seed = {metric: tuple(paired_value(r, metric) for r in repeats) for metric in METRICS}
     return CaseMean(first.variant, first.fold, first.case, first.class_name, first.split, per_seed,
                     all(r.absent for r in repeats))
 
@@ -126,7 +126,7 @@ def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseS
     for case in sorted(variant.keys() & baseline.keys()):
         if variant[case].absent and baseline[case].absent:
             continue
-        pair = _paired_score(variant[case], metric), _paired_score(baseline[case], metric)
+        pair = paired_value(variant[case], metric), paired_value(baseline[case], metric)
         if not any(math.isnan(v) for v in pair):
             cases.append(case)
             ours.append(pair[0])
@@ -134,7 +134,8 @@ def paired_scores(variant: Mapping[str, CaseScore], baseline: Mapping[str, CaseS
     return cases, np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
 
 
-def _paired_score(score: CaseScore | CaseMean, metric: str) -> float:
+def paired_value(score: CaseScore | CaseMean, metric: str) -> float:
+    """The case's value beside another model's: a correct absence scores the perfect value."""
     return METRICS[metric].perfect if score.absent else score.value(metric)
 
 
@@ -142,7 +143,7 @@ def seed_values(score: CaseScore | CaseMean, metric: str) -> tuple[float, ...]:
     """The case's value in each seeded repeat, as a paired comparison scores it."""
     if isinstance(score, CaseMean):
         return score.per_seed[metric] if not score.absent else (METRICS[metric].perfect,)
-    return (_paired_score(score, metric),)
+    return (paired_value(score, metric),)
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,26 @@ def bootstrap_ci(ours: np.ndarray, theirs: np.ndarray, level: float = 0.95) -> t
     result = bootstrap((ours, theirs), _mean_difference, paired=True, vectorized=True, confidence_level=level,
                        n_resamples=BOOTSTRAP_RESAMPLES, method="BCa", rng=np.random.default_rng(BOOTSTRAP_SEED))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+RANK_RESAMPLES = 1000
+
+
+def rank_stability(values: Mapping[str, np.ndarray], higher_is_better: bool, resamples: int = RANK_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> dict[str, tuple[float, float]]:
+    """Model -> (share of bootstrap resamples of the cases in which it ranks first, its mean rank), the models
+    ranked by their mean over the same resampled cases (``values``: one array per model, aligned by case). Ties
+    share the better rank."""
+    names = list(values)
+    table = np.asarray([values[n] for n in names], dtype=float)  # models x cases
+    if table.size == 0 or table.shape[1] == 0:
+        return {n: (float("nan"), float("nan")) for n in names}
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, table.shape[1], size=(resamples, table.shape[1]))
+    means = table[:, drawn].mean(axis=2)  # models x resamples
+    signed = -means if higher_is_better else means
+    ranks = (signed[:, None, :] > signed[None, :, :]).sum(axis=1) + 1  # 1 + how many are strictly better
+    return {n: (float(np.mean(ranks[i] == 1)), float(ranks[i].mean())) for i, n in enumerate(names)}
 
 
 def holm(comparisons: Sequence[Comparison]) -> list[Comparison]:

@@ -145,5 +145,31 @@ def per_case_figure(rows: list[ModelRow], setting: ReportSetting, metric: Metric
     return fig
 
 
+def paired_figure(pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], baseline: str, metric: Metric,
+                  title: str) -> Figure:
+    """A panel per (variant, class): each case a line from the baseline's value (left) to the variant's (right),
+    green where the variant is better, red where worse, grey where equal; the means as a thick black line."""
+    keys = list(pairs)
+    variants, classes = list(dict.fromkeys(k[0] for k in keys)), list(dict.fromkeys(k[1] for k in keys))
+    fig = Figure(figsize=(max(10.0, 3.4 * len(classes)), 1.0 + 3.4 * max(len(variants), 1)), layout="constrained")
+    axes = fig.subplots(max(len(variants), 1), max(len(classes), 1), squeeze=False)
+    for (variant, name), (ours, theirs) in pairs.items():
+        ax = axes[variants.index(variant)][classes.index(name)]
+        better = ours > theirs if metric.higher_is_better else ours < theirs
+        for our, their, up in zip(ours, theirs, better):
+            ax.plot([0, 1], [their, our], color="tab:green" if up else "grey" if our == their else "tab:red",
+                    alpha=0.5, lw=1)
+        if ours.size:
+            ax.plot([0, 1], [theirs.mean(), ours.mean()], color="black", lw=2.5, label="mean")
+        ax.set_xticks([0, 1], [baseline, variant], fontsize=7)
+        ax.set_xlim(-0.15, 1.15)
+        ax.set_title(f"{name} (n = {ours.size})", fontsize=9)
+        ax.set_ylabel(metric.axis_label)
+        if metric.bounded:
+            ax.set_ylim(-0.02, 1.02)
+    fig.suptitle(title)
+    return fig
+
+
 def save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=110)
