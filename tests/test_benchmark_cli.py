@@ -183,5 +183,6 @@ def test_seeds_train_each_model_again_and_report_their_spread(nnunet, benchmark_
     assert report.startswith(f"## {DATASET}: benchmark, 2 of nnU-Net's five folds (0,1), 2 epochs x 5 iterations, "
                              "2 seeds")
     assert "### Spread between seeded repeats: Dice, CV over folds 0,1" in report
+    assert "training (device-hours)" in report and " CPU-h |" in report  # both repeats' measured runs
     comparisons = [r for r in csv.DictReader(open(out / "comparisons.csv")) if r["metric"] == "dice"]
     assert {r["split"] for r in comparisons if r["ci95_clustered_low"] != "nan"} == {"cv", "test"}

@@ -332,3 +332,24 @@ def test_the_benchmark_report_goes_through_the_engine(tmp_path):
     assert [(r["variant"], r["baseline"], r["split"], r["n_pairs"]) for r in comparisons] == [
         ("nnUNetTrainer25D:2d", "nnUNetTrainer:2d", "cv", "12")]
     assert not math.isnan(float(comparisons[0]["holm_p"]))
+
+
+def test_training_hours_count_every_gpu_of_every_measured_run(tmp_path):
+    from nnunet_25d.benchmark.collect import FoldResult
+    from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job, Variant
+    from nnunet_25d.benchmark.report import training_hours
+
+    def fold(index: int, record: dict) -> FoldResult:
+        job = Job(Variant("nnUNetTrainer25D", "2d", seed=index // 2), index % 2, "42", tmp_path)
+        job.fold_folder.mkdir(parents=True)
+        (job.fold_folder / RESOURCES_FILE).write_text(json.dumps(record))
+        return FoldResult(job, [], 10.0, 2.0, 1000, None)
+
+    gpu = {"machine": {"gpu": "H200"}}
+    folds = [fold(0, {**gpu, "wall_seconds": 3600.0, "commands": [["nnUNetv2_train", "-num_gpus", "2", "--npz"]]}),
+             fold(1, {**gpu, "wall_seconds": 1800.0, "commands": [["nnUNetv2_train", "--npz"]]}),
+             fold(2, {**gpu, "wall_seconds": 1800.0})]  # a seeded repeat counts too
+    assert training_hours(folds) == (pytest.approx(2 * 1.0 + 0.5 + 0.5), "GPU")
+    cpu = [fold(3, {"machine": {"gpu": None}, "wall_seconds": 900.0, "commands": [["nnUNetv2_train"]]})]
+    assert training_hours(cpu) == (pytest.approx(0.25), "CPU")
+    assert math.isnan(training_hours(cpu + [fold(4, {"machine": {"gpu": None}})])[0])  # one run not measured here

@@ -55,10 +55,28 @@ def variant_scores(summary: VariantSummary) -> list[Score]:
 
 def variant_row(summary: VariantSummary, baselines: list[str]) -> ModelRow:
     other_cpu, cores = most_contended(summary.folds)
+    hours, device = training_hours(summary.folds)
     return ModelRow(summary.variant.label, summary.variant.trainer_name, summary.variant.configuration,
                     variant_scores(summary), summary.seconds_per_epoch, summary.seconds_per_case,
                     summary.parameters, summary.peak_memory_mib, other_cpu, cores, mean_curves(summary.folds),
-                    summary.variant.key in baselines, tuple(summary.fold_ids), key=summary.variant.key)
+                    summary.variant.key in baselines, tuple(summary.fold_ids), key=summary.variant.key,
+                    training_hours=hours, training_device=device)
+
+
+def training_hours(folds: list[FoldResult]) -> tuple[float, str]:
+    """(hours, "GPU" | "CPU"): the measured trainings' wall time (every fold and seeded repeat), times the GPUs
+    each used on CUDA; NaN where a fold's run was not measured here."""
+    records = [fold_resources(f) for f in folds]
+    if not records or any("wall_seconds" not in r for r in records):
+        return float("nan"), ""
+    on_gpu = any((r.get("machine") or {}).get("gpu") for r in records)
+    seconds = sum(r["wall_seconds"] * (_gpus(r) if on_gpu else 1) for r in records)
+    return seconds / 3600, "GPU" if on_gpu else "CPU"
+
+
+def _gpus(record: dict) -> int:
+    command = (record.get("commands") or [[]])[-1]
+    return int(command[command.index("-num_gpus") + 1]) if "-num_gpus" in command[:-1] else 1
 
 
 def most_contended(folds: list[FoldResult]) -> tuple[float, int | None]:

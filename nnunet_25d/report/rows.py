@@ -48,6 +48,8 @@ class ModelRow:
     baseline: bool = False
     folds: tuple[int, ...] = ()
     key: str = ""  # how paired differences name this model (default: its label)
+    training_hours: float = NAN  # summed wall time of its trainings x devices: GPU-hours on CUDA, else CPU wall
+    training_device: str = ""  # "GPU" or "CPU": what ``training_hours`` counts
 
     def __post_init__(self) -> None:
         self.key = self.key or self.label

@@ -65,14 +65,18 @@ def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
     timings were taken under."""
     reference = reference_row(rows)
     with_memory = any(finite(r.peak_memory_mib) for r in rows)
-    header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else [])
+    with_hours = any(finite(r.training_hours) for r in rows)
+    header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else []) \
+        + (["training (device-hours)"] if with_hours else [])
     if reference is not None:
         header += [f"epoch time vs {reference.label}", f"case time vs {reference.label}"]
     header.append(f"cores used by other work (max, {int(WINDOW_SECONDS)}-s window)")
     body = []
     for r in rows:
         line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
-                f"{r.parameters / 1e6:.2f}"] + ([number(r.peak_memory_mib, 0)] if with_memory else [])
+                f"{r.parameters / 1e6:.2f}"] + ([number(r.peak_memory_mib, 0)] if with_memory else []) \
+            + ([f"{number(r.training_hours, 2)} {r.training_device}-h" if finite(r.training_hours) else "n/a"]
+               if with_hours else [])
         if reference is not None and not r.timed_like(reference):
             line += [DIFFERENT_LOAD] * 2
         elif reference is not None:
