@@ -127,10 +127,13 @@ def ensemble(fold_jobs: list[Job], test: TestSet, out_dir: Path) -> EnsemblePred
 
 
 def write_test_prediction(prediction: EnsemblePrediction, cases: dict[str, dict[str, Outcome]]) -> None:
-    """What nnUNetv2_predict (label images, dataset.json) and nnUNetv2_evaluate_folder (summary.json) leave."""
+    """What nnUNetv2_predict (label images, probabilities, dataset.json) and nnUNetv2_evaluate_folder
+    (summary.json) leave."""
     prediction.record()
     (prediction.folder / "dataset.json").write_text(json.dumps(DATASET_JSON))
     write_cases(cases, prediction.folder, prediction.test_set.labels)
+    for case in cases:
+        np.savez_compressed(prediction.folder / f"{case}.npz", probabilities=np.zeros((1, 1, 1, 1), np.float16))
     write_summary(prediction.summary_file, cases, prediction.folder)
 
 

@@ -167,8 +167,7 @@ def test_seeds_train_each_model_again_and_report_their_spread(nnunet, benchmark_
     """``--seeds 2`` on the finished matrix: only the seeded repeats train; both repeats' cases are scored, paired as
     per-case means, with the spread between repeats and an interval clustered by fold and seed."""
     out = nnunet.root / "seeds"
-    result = nnunet.run("nnunet25d", "benchmark", *MATRIX, "--seeds", "2", "--no-find-best", "--output", str(out),
-                        timeout=1200)
+    result = nnunet.run("nnunet25d", "benchmark", *MATRIX, "--seeds", "2", "--output", str(out), timeout=1200)
     assert "4 of 8 runs finished already; training 4" in result.stdout
     for trainer in TRAINERS:
         for fold in (0, 1):
@@ -184,5 +183,12 @@ def test_seeds_train_each_model_again_and_report_their_spread(nnunet, benchmark_
                              "2 seeds")
     assert "### Spread between seeded repeats: Dice, CV over folds 0,1" in report
     assert "training (device-hours)" in report and " CPU-h |" in report  # both repeats' measured runs
+    # find_best's recommendation, run on the test set as nnU-Net prints it: ensemble (if two), postprocessing
+    information = json.loads((out / "inference_information.json").read_text())
+    members = information["best_model_or_ensemble"]["selected_model_or_models"]
+    assert "The recommendation on the test set, run as nnU-Net prints it" in report
+    summary = json.loads((out / "recommended" / "postprocessed" / "summary.json").read_text())
+    assert len(summary["metric_per_case"]) == 2
+    assert (out / "recommended" / "ensemble").is_dir() == (len(members) > 1)
     comparisons = [r for r in csv.DictReader(open(out / "comparisons.csv")) if r["metric"] == "dice"]
     assert {r["split"] for r in comparisons if r["ci95_clustered_low"] != "nan"} == {"cv", "test"}

@@ -104,3 +104,32 @@ def test_baselines_default_to_the_nnunet_ones_in_the_matrix_and_must_be_in_it():
     assert baselines_from_args(chosen, variants) == ["nnUNetTrainer25DAniso:3d_fullres", "nnUNetTrainer:2d"]
     with pytest.raises(SystemExit, match="not in the matrix"):
         baselines_from_args(Namespace(baselines=["nnUNetTrainer:3d_fullres"]), variants)
+
+
+def test_the_recommendation_runs_as_nnunet_prints_it(tmp_path):
+    from nnunet_25d.benchmark.recommended import recommended_of
+    from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet
+
+    test_set = TestSet(tmp_path / "imagesTs", tmp_path / "labelsTs", ".nii.gz", ("t0",))
+    predictions = [EnsemblePrediction(Variant(t, c), (0, 1), tmp_path / f"{t}__{c}", tmp_path / "out" / f"{t}_{c}",
+                                      test_set, "999") for t, c in (("nnUNetTrainer", "2d"), ("nnUNetTrainer25D", "2d"))]
+    best = {"postprocessing_file": "/r/ensembles/x/postprocessing.pkl", "some_plans_file": "/r/x/plans.json",
+            "selected_model_or_models": [{"trainer": "nnUNetTrainer25D", "configuration": "2d"},
+                                         {"trainer": "nnUNetTrainer", "configuration": "2d"}]}
+    recommended = recommended_of({"best_model_or_ensemble": best}, predictions, tmp_path / "report")
+    assert recommended.label == "nnUNetTrainer25D 2d + nnUNetTrainer 2d"
+    names, commands = zip(*recommended.commands())
+    assert names == ("ensemble_recommended", "postprocess_recommended", "evaluate_recommended")
+    assert commands[0] == ["nnUNetv2_ensemble", "-i", str(predictions[1].folder), str(predictions[0].folder), "-o",
+                           str(tmp_path / "report" / "recommended" / "ensemble"), "-np", "1"]
+    assert commands[1][:7] == ["nnUNetv2_apply_postprocessing", "-i", str(tmp_path / "report" / "recommended" /
+                                                                             "ensemble"), "-o",
+                               str(recommended.final), "-pp_pkl_file", "/r/ensembles/x/postprocessing.pkl"]
+    assert commands[2][:3] == ["nnUNetv2_evaluate_folder", str(tmp_path / "labelsTs"), str(recommended.final)]
+    single = {**best, "selected_model_or_models": best["selected_model_or_models"][:1]}
+    alone = recommended_of({"best_model_or_ensemble": single}, predictions, tmp_path / "report")
+    assert [name for name, _ in alone.commands()] == ["postprocess_recommended", "evaluate_recommended"]
+    assert alone.commands()[0][1][2] == str(predictions[1].folder)  # its own test-set prediction, postprocessed
+    missing = {**best, "selected_model_or_models": [{"trainer": "nnUNetTrainer25DFusion", "configuration": "2d"}]}
+    assert recommended_of({"best_model_or_ensemble": missing}, predictions, tmp_path) is None
+    assert recommended_of(None, predictions, tmp_path) is None

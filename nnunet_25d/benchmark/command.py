@@ -14,6 +14,7 @@ from nnunet_25d.benchmark.collect import Scoring, collect_fold, collect_test, re
 from nnunet_25d.benchmark.estimate import prediction_memory_gib, remaining_training
 from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
+from nnunet_25d.benchmark.recommended import recommended_of, recommended_scores, score_recommended
 from nnunet_25d.benchmark.report import write_report
 from nnunet_25d.benchmark.power import Power
 from nnunet_25d.benchmark.resources import at_least
@@ -282,16 +283,21 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
             information = run_find_best(runner, dataset_id, summaries, args.folds, out_dir, args.plans)
         except CommandFailed as error:
             failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
+    recommended = recommended_of(information, [p for p in test_predictions if p.evaluated and p.variant.seed == 0],
+                                 out_dir)
+    if recommended is not None and predict:
+        problem = score_recommended(runner, recommended)
+        failures += [problem] if problem else []
     failed, not_run = unfinished_runs(jobs, runner.log_dir)
     not_run += [f"{p.variant.run_label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: benchmark, {folds_phrase(args.folds)}"
-    if args.seeds > 1:
-        title += f", {args.seeds} seeds"
     if args.schedule:
         title += f", {args.schedule[0]} epochs x {args.schedule[1]} iterations"
+    if args.seeds > 1:
+        title += f", {args.seeds} seeds"
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
-                            not_run, primary)
+                            not_run, primary, recommended_scores(recommended, scoring))
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if failures or (train and (failed or not_run)):  # --finalize after tasks: a failed fold is in the report

@@ -12,14 +12,14 @@ import numpy as np
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.benchmark.power import Power
-from nnunet_25d.benchmark.statistics import (RANK_RESAMPLES, Comparison, paired_scores, paired_value,
-                                             rank_stability)
+from nnunet_25d.benchmark.statistics import (RANK_RESAMPLES, CaseScore, Comparison, mean_score, paired_scores,
+                                             paired_value, rank_stability)
 from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, paired_figure, per_case_figure, save
 from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
 from nnunet_25d.report.machine import Machine, this_machine
-from nnunet_25d.report.metrics import DICE, Metric, metric
+from nnunet_25d.report.metrics import DICE, HD95, NSD, Metric, metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, splits_of
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import (differences_table, render_markdown, write_differences_csv,
@@ -114,8 +114,9 @@ def _compared(summaries: list[VariantSummary], baselines: list[str]) -> str:
     return f"{len(summaries)} models" + (f", each against {' and '.join(names)}" if names else "")
 
 
-def best_configuration_section(information: dict | None) -> str:
-    """Markdown of nnUNetv2_find_best_configuration's ``inference_information.json``."""
+def best_configuration_section(information: dict | None, test_scores: list[CaseScore] | None = None) -> str:
+    """Markdown of nnUNetv2_find_best_configuration's ``inference_information.json``, and the recommendation's
+    test-set scores (its postprocessing applied) where they were computed."""
     if not information:
         return ""
     best = information["best_model_or_ensemble"]
@@ -126,7 +127,23 @@ def best_configuration_section(information: dict | None) -> str:
              f"(`{best['postprocessing_file']}`).", "", "| model or ensemble | cross-validation Dice |", "|---|---|"]
     ranked = sorted(information["all_results"].items(), key=lambda item: -item[1])
     lines += [f"| {name} | {value:.4f} |" for name, value in ranked]
+    if test_scores:
+        lines += ["", f"The recommendation on the test set, run as nnU-Net prints it (fold ensembles, "
+                      f"{'nnUNetv2_ensemble, ' if len(best['selected_model_or_models']) > 1 else ''}"
+                      f"nnUNetv2_apply_postprocessing): " + _recommended_scores(test_scores) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _recommended_scores(scores: list[CaseScore]) -> str:
+    names = list(dict.fromkeys(s.class_name for s in scores))
+    parts = []
+    for name in names:
+        chosen = [s for s in scores if s.class_name == name]
+        n = sum(not s.absent for s in chosen)
+        values = ", ".join(f"{m.label} {m.format(mean_score(chosen, m.key))}" for m in (DICE, HD95, NSD)
+                           if not np.isnan(mean_score(chosen, m.key)))
+        parts.append(f"{name} {values} (n = {n})")
+    return "; ".join(parts)
 
 
 def statistics_note(primary: PrimaryComparison) -> str:
@@ -313,7 +330,8 @@ def per_case_file(m: Metric, split: str) -> str:
 def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
                  failures: list[str] | None = None, not_run: list[str] | None = None,
-                 primary: PrimaryComparison = PrimaryComparison()) -> str:
+                 primary: PrimaryComparison = PrimaryComparison(),
+                 recommended: list[CaseScore] | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [variant_row(s, baselines) for s in summaries]
     differences = [difference(c) for c in comparisons]
@@ -336,7 +354,7 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         parts += [paired, ""] if paired else []
     else:
         parts += [f"## {title}", "", "No finished runs to report yet.", ""]
-    section = best_configuration_section(best_configuration)
+    section = best_configuration_section(best_configuration, recommended)
     if section:
         parts += [section]
     if failures:

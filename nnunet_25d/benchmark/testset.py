@@ -70,7 +70,9 @@ class EnsemblePrediction:
 
     @property
     def predictions(self) -> list[Path]:
-        return [self.folder / f"{case}{self.test_set.file_ending}" for case in self.test_set.cases]
+        """Each case's segmentation and its probabilities (``.npz``, what nnUNetv2_ensemble reads)."""
+        return [self.folder / f"{case}{ending}" for case in self.test_set.cases
+                for ending in (self.test_set.file_ending, ".npz")]
 
     @property
     def summary_file(self) -> Path:
@@ -98,7 +100,8 @@ class EnsemblePrediction:
         """nnU-Net's summary.json is newer than every prediction."""
         if not self.summary_file.is_file() or self.mode != "done":
             return False
-        return self.summary_file.stat().st_mtime >= max(p.stat().st_mtime for p in self.predictions)
+        segmentations = [p for p in self.predictions if p.name.endswith(self.test_set.file_ending)]
+        return self.summary_file.stat().st_mtime >= max(p.stat().st_mtime for p in segmentations)
 
     def predict_args(self, device: str, mode: str | None = None) -> list[str]:
         args = [*PREDICT_COMMAND, "-i", str(self.test_set.images), "-o", str(self.folder), "-d", self.dataset_id,
@@ -106,6 +109,7 @@ class EnsemblePrediction:
                 "-f", *map(str, self.folds), "-device", device]
         if device == "cpu":
             args += ["-npp", "1", "-nps", "1"]
+        args.append("--save_probabilities")  # find_best's recommended ensemble is built from them
         return args + (["--continue_prediction"] if (mode or self.mode) == "continue" else [])
 
     def evaluate_args(self) -> list[str]:
