@@ -111,8 +111,9 @@ def test_the_recommendation_runs_as_nnunet_prints_it(tmp_path):
     from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet
 
     test_set = TestSet(tmp_path / "imagesTs", tmp_path / "labelsTs", ".nii.gz", ("t0",))
+    models = (("nnUNetTrainer", "2d"), ("nnUNetTrainer25D", "2d"))
     predictions = [EnsemblePrediction(Variant(t, c), (0, 1), tmp_path / f"{t}__{c}", tmp_path / "out" / f"{t}_{c}",
-                                      test_set, "999") for t, c in (("nnUNetTrainer", "2d"), ("nnUNetTrainer25D", "2d"))]
+                                      test_set, "999") for t, c in models]
     best = {"postprocessing_file": "/r/ensembles/x/postprocessing.pkl", "some_plans_file": "/r/x/plans.json",
             "selected_model_or_models": [{"trainer": "nnUNetTrainer25D", "configuration": "2d"},
                                          {"trainer": "nnUNetTrainer", "configuration": "2d"}]}

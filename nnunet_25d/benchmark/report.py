@@ -150,7 +150,10 @@ def statistics_note(primary: PrimaryComparison) -> str:
     metric_label = metric(primary.metric).label
     return (
         "Scores: mean over the split's cases (cross-validation: every benchmarked fold's validation cases, each "
-        "validated once; ± the std of the folds' means); HD95 in mm. A class absent from both reference and "
+        "validated once; ± the std of the folds' means); HD95 in mm; NSD (MONAI) weighs each surface element by "
+        "its area where the spacing is anisotropic (largest / smallest > 1.1; counting edge voxels would weigh the "
+        "faces along z by their voxel count, so the score would move with the slice thickness), MONAI's edge-voxel "
+        "count otherwise. A class absent from both reference and "
         "prediction is left out; present in exactly one of them, it scores 0 (HD95: the image diagonal). "
         "Comparisons: every variant against every baseline, per class, paired over the n cases both scored; a pair "
         "is left out only when both models correctly predicted the class absent; if only one of them paints it into "

@@ -7,8 +7,11 @@ nnU-Net's ``n_ref``/``n_pred``):
 - reference and prediction both empty: NaN for both metrics (a correct "not there" is left out of means);
 - exactly one empty: HD95 = the image diagonal in mm (larger than any distance inside the image), NSD = 0;
 - both present: MONAI's values. HD95 is the larger of the two directed 95th percentiles of the distances between
-  edge voxels (centre to centre, in mm); NSD is the fraction of the edge voxels of both masks that lie within the
-  tolerance of the other mask's edge (MONAI's default: an edge voxel counts once, no sub-voxel areas).
+  edge voxels (centre to centre, in mm); NSD is the fraction of both masks' surface within the tolerance of the
+  other mask's surface. On anisotropic grids (largest / smallest spacing > :data:`ANISOTROPY_RATIO`) each surface
+  element counts by its area (MONAI's ``use_subvoxels``, the surface-distance definition): counting edge voxels
+  once each, MONAI's default, weighs a face by how many voxels it has, so thick slices under-weigh the faces
+  along z and the score moves with the slice thickness. Isotropic grids keep MONAI's default.
 
 Images are read with nnU-Net's reader for the dataset's ``file_ending`` (SimpleITK for NIfTI, NRRD, MHA), the way
 nnU-Net's own evaluation reads them; axes of size 1 (2D data) are dropped so that a 2D image has 2D surfaces.
@@ -28,6 +31,8 @@ import numpy as np
 Label = Union[int, tuple[int, ...]]  # a label value or, for region-based datasets, the labels of a region
 DEFAULT_TOLERANCE_MM = 1.0
 CACHE_FILE = "benchmark_surface.json"
+ANISOTROPY_RATIO = 1.1  # above it NSD is area-weighted
+NSD_RULE = "area-weighted above 1.1 anisotropy"  # in the cache: scores made under another rule are made again
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,14 @@ def crop_to_objects(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.n
     return reference[box], prediction[box]
 
 
+def is_anisotropic(spacing: Sequence[float]) -> bool:
+    return max(spacing) > ANISOTROPY_RATIO * min(spacing)
+
+
 def surface_score(reference: np.ndarray, prediction: np.ndarray, spacing: Sequence[float],
-                  tolerance_mm: float) -> SurfaceScore:
-    """HD95 and NSD of two boolean masks of the same shape, ``spacing`` in mm per array axis."""
+                  tolerance_mm: float, area_weighted: bool | None = None) -> SurfaceScore:
+    """HD95 and NSD of two boolean masks of the same shape, ``spacing`` in mm per array axis; NSD area-weighted
+    when ``area_weighted`` (None: on anisotropic spacing)."""
     if reference.shape != prediction.shape:
         raise ValueError(f"reference {reference.shape} and prediction {prediction.shape} differ in shape")
     has_reference, has_prediction = bool(reference.any()), bool(prediction.any())
@@ -73,7 +83,8 @@ def surface_score(reference: np.ndarray, prediction: np.ndarray, spacing: Sequen
     with warnings.catch_warnings():  # MONAI 1.6 warns about an argument it passes itself
         warnings.simplefilter("ignore", FutureWarning)
         hd95 = compute_hausdorff_distance(y_pred, y, include_background=True, percentile=95, spacing=spacing)
-        nsd = compute_surface_dice(y_pred, y, [float(tolerance_mm)], include_background=True, spacing=spacing)
+        nsd = compute_surface_dice(y_pred, y, [float(tolerance_mm)], include_background=True, spacing=spacing,
+                                   use_subvoxels=is_anisotropic(spacing) if area_weighted is None else area_weighted)
     return SurfaceScore(float(hd95.item()), float(nsd.item()))
 
 
@@ -99,8 +110,8 @@ def label_mask(segmentation: np.ndarray, label: Label) -> np.ndarray:
 
 
 def score_case(reference_file: Path, prediction_file: Path, labels: Mapping[str, Label],
-               tolerances_mm: Mapping[str, float], reader, ignore_label: int | None = None
-               ) -> dict[str, SurfaceScore]:
+               tolerances_mm: Mapping[str, float], reader, ignore_label: int | None = None,
+               area_weighted: bool | None = None) -> dict[str, SurfaceScore]:
     """Every class of one case. Predicted voxels under the reference's ignore label are left out, as nnU-Net's
     Dice leaves them out of its counts."""
     reference, spacing = read_segmentation(reference_file, reader)
@@ -110,7 +121,7 @@ def score_case(reference_file: Path, prediction_file: Path, labels: Mapping[str,
                          f"{reference.shape}: they must be the same case on the same grid")
     keep = reference != ignore_label if ignore_label is not None else np.ones(reference.shape, dtype=bool)
     return {name: surface_score(label_mask(reference, label), label_mask(prediction, label) & keep, spacing,
-                                tolerances_mm[name])
+                                tolerances_mm[name], area_weighted)
             for name, label in labels.items()}
 
 
@@ -143,6 +154,7 @@ class SurfaceScorer:
     file_ending: str
     reader: type  # nnU-Net's reader/writer class for the dataset
     ignore_label: int | None = None
+    area_weighted: bool | None = None  # NSD by surface area; None: on anisotropic spacing
 
     def score(self, cases: Sequence[str], predictions: Path, references: Path) -> dict[str, dict[str, SurfaceScore]]:
         cache_file = predictions / CACHE_FILE
@@ -157,12 +169,17 @@ class SurfaceScorer:
             stamps = [_file_stamp(prediction), _file_stamp(reference)]
             entry = cache.get(case)
             if entry is None or entry["files"] != stamps or set(entry["classes"]) != set(self.labels):
-                scores = score_case(reference, prediction, self.labels, self.tolerances_mm, reader, self.ignore_label)
+                scores = score_case(reference, prediction, self.labels, self.tolerances_mm, reader, self.ignore_label,
+                                    self.area_weighted)
                 cache[case] = {"files": stamps, "classes": {n: [s.hd95, s.nsd] for n, s in scores.items()}}
                 changed = True
         if changed:
             self._save(cache_file, cache)
         return {case: {name: SurfaceScore(*cache[case]["classes"][name]) for name in self.labels} for case in cases}
+
+    @property
+    def _nsd_rule(self) -> str:
+        return NSD_RULE if self.area_weighted is None else f"area-weighted {self.area_weighted}"
 
     def _load(self, cache_file: Path) -> dict:
         if not cache_file.is_file():
@@ -171,12 +188,14 @@ class SurfaceScorer:
             content = json.loads(cache_file.read_text())
         except (OSError, ValueError):
             return {}
-        if content.get("tolerances_mm") != dict(self.tolerances_mm) or content.get("ignore_label") != self.ignore_label:
+        made_under = (content.get("tolerances_mm"), content.get("ignore_label"), content.get("nsd"))
+        if made_under != (dict(self.tolerances_mm), self.ignore_label, self._nsd_rule):
             return {}
         return content.get("cases", {})
 
     def _save(self, cache_file: Path, cases: dict) -> None:
-        content = {"tolerances_mm": dict(self.tolerances_mm), "ignore_label": self.ignore_label, "cases": cases}
+        content = {"tolerances_mm": dict(self.tolerances_mm), "ignore_label": self.ignore_label,
+                   "nsd": self._nsd_rule, "cases": cases}
         temporary = cache_file.with_suffix(".tmp")
         try:  # NaN is written as NaN (Python's json reads it back)
             temporary.write_text(json.dumps(content))
@@ -185,7 +204,8 @@ class SurfaceScorer:
             pass
 
 
-def scorer_for(dataset_json: dict, tolerances: Sequence[float] | None) -> SurfaceScorer:
+def scorer_for(dataset_json: dict, tolerances: Sequence[float] | None, area_weighted: bool | None = None
+               ) -> SurfaceScorer:
     """The scorer for a dataset: its classes (without background and ignore), reader, file ending, ignore label."""
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
@@ -193,7 +213,7 @@ def scorer_for(dataset_json: dict, tolerances: Sequence[float] | None) -> Surfac
     ignore = dataset_json["labels"].get("ignore")
     reader = determine_reader_writer_from_dataset_json(dataset_json, verbose=False)
     return SurfaceScorer(labels, tolerances_per_class(tolerances, list(labels)), dataset_json["file_ending"], reader,
-                         None if ignore is None else int(ignore))
+                         None if ignore is None else int(ignore), area_weighted)
 
 
 def dataset_labels(dataset_json: dict) -> dict[str, Label]:
