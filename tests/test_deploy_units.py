@@ -112,10 +112,10 @@ PROPERTIES = {"mean": 40.0, "std": 12.0, "percentile_00_5": -20.0, "percentile_9
 @pytest.mark.parametrize("name, normaliser, use_mask", [
     ("ZScoreNormalization", ZScoreNormalization, False), ("ZScoreNormalization", ZScoreNormalization, True),
     ("CTNormalization", CTNormalization, False), ("RescaleTo01Normalization", RescaleTo01Normalization, False),
-    ("RGBTo0_1Normalization", RGBTo01Normalization, False), ("NoNormalization", NoNormalization, False)])
+    ("RGBTo01Normalization", RGBTo01Normalization, False), ("NoNormalization", NoNormalization, False)])
 def test_normalisation_is_nnunets_bit_for_bit(name, normaliser, use_mask):
     data = holed_volume()[:, 1:5, 2:9, 3:12].copy() * 50
-    if name == "RGBTo0_1Normalization":
+    if name == "RGBTo01Normalization":
         data = np.abs(data).clip(0, 255)
     mask = nonzero_mask(data)
     seg = np.where(mask, np.int8(0), np.int8(-1))
@@ -152,8 +152,13 @@ def test_cases_are_grouped_by_channel(tmp_path):
     assert {c: [p.name for p in files] for c, files in cases.items()} == {
         "a": ["a_0000.nii.gz", "a_0001.nii.gz"], "b": ["b_0000.nii.gz", "b_0001.nii.gz"]}
     (tmp_path / "b_0001.nii.gz").unlink()
-    with pytest.raises(ImageError, match="case b has channel file.s. b_0000.nii.gz; the model takes 2"):
+    with pytest.raises(ImageError, match=r"case b has channel file.s. b_0000.nii.gz; the model takes 2 channel.s.: "
+                                         r"b_0000.nii.gz, b_0001.nii.gz$"):
         cases_in(tmp_path, ".nii.gz", 2)
+    with pytest.raises(ImageError, match=r"case a has channel file.s. a_0000.nii.gz, a_0001.nii.gz; the model takes 1"):
+        cases_in(tmp_path, ".nii.gz", 1)
+    with pytest.raises(ImageError, match=r"input folder \S+missing does not exist"):
+        cases_in(tmp_path / "missing", ".nii.gz", 1)
     with pytest.raises(ImageError, match="no images named CASE_0000.nrrd"):
         cases_in(tmp_path, ".nrrd", 1)
 
@@ -167,14 +172,16 @@ def test_model_description_errors_name_the_fix(tmp_path):
     with pytest.raises(ModelDescriptionError, match="not valid JSON"):
         read_model_description(tmp_path)
     (tmp_path / DESCRIPTION_FILE).write_text(json.dumps({"format": "other", "version": 1}))
-    with pytest.raises(ModelDescriptionError, match="not a nnunet25d-onnx v1"):
+    with pytest.raises(ModelDescriptionError, match="not a nnunet25d-onnx v1 description .format 'other', version 1."):
         read_model_description(tmp_path)
     write_model_description(tmp_path, {"folds": [{"fold": 0, "file": "fold_0.onnx"}]})
-    with pytest.raises(ModelDescriptionError, match="lacks input_channels"):
+    with pytest.raises(ModelDescriptionError, match="lacks input_channels, num_heads, slab_size"):
         read_model_description(tmp_path)
     complete = {key: None for key in REQUIRED_KEYS}
     write_model_description(tmp_path, {**complete, "folds": [{"fold": 0, "file": "fold_0.onnx"},
                                                              {"fold": 1, "file": "fold_1.onnx"}]})
+    with pytest.raises(ModelDescriptionError, match=r"lacks fold_0.onnx, fold_1.onnx named in nnunet25d_model.json"):
+        read_model_description(tmp_path)
     (tmp_path / "fold_1.onnx").write_bytes(b"")
     with pytest.raises(ModelDescriptionError, match=r"lacks fold_0.onnx named in nnunet25d_model.json"):
         read_model_description(tmp_path)
@@ -189,7 +196,10 @@ CASE_SPACING = [3.0, 0.8, 0.7]  # z, y, x as nnU-Net reads them
 TRANSPOSE_FORWARD, TRANSPOSE_BACKWARD = [0, 2, 1], [0, 2, 1]
 
 
-def hand_plans() -> dict:
+def hand_plans(spacing: list[float] | None = None) -> dict:
+    """Plans of a 2-channel dataset whose one configuration (named 2d) has ``spacing`` (default: 2d's in-plane
+    :data:`TARGET_SPACING`; three values: a 3d_fullres-like target that resamples the slices too)."""
+    spacing = spacing or TARGET_SPACING
     resampling = {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None}
     return {"dataset_name": "Dataset999_Hand", "plans_name": "nnUNetPlans", "image_reader_writer": "SimpleITKIO",
             "transpose_forward": TRANSPOSE_FORWARD, "transpose_backward": TRANSPOSE_BACKWARD,
@@ -198,7 +208,7 @@ def hand_plans() -> dict:
             "foreground_intensity_properties_per_channel": {"0": PROPERTIES, "1": PROPERTIES},
             "configurations": {"2d": {
                 "data_identifier": "nnUNetPlans_2d", "preprocessor_name": "DefaultPreprocessor", "batch_size": 2,
-                "patch_size": [16, 16], "median_image_size_in_voxels": [20, 22], "spacing": TARGET_SPACING,
+                "patch_size": [16, 16], "median_image_size_in_voxels": [20, 22], "spacing": spacing,
                 "normalization_schemes": ["CTNormalization", "ZScoreNormalization"],
                 "use_mask_for_norm": [False, True],
                 "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_data_kwargs": resampling,
@@ -210,11 +220,11 @@ def hand_plans() -> dict:
                 "batch_dice": True}}}
 
 
-def hand_model(regions: bool) -> dict:
+def hand_model(regions: bool, spacing: list[float] | None = None) -> dict:
     """What `nnunet25d export` writes for :func:`hand_plans` (the keys the runtime reads)."""
-    configuration = hand_plans()["configurations"]["2d"]
+    configuration = hand_plans(spacing)["configurations"]["2d"]
     kwargs = {key: value for key, value in configuration["resampling_fn_data_kwargs"].items() if key != "is_seg"}
-    return {"input_channels": 2, "file_ending": ".nii.gz", "spacing": TARGET_SPACING,
+    return {"input_channels": 2, "file_ending": ".nii.gz", "spacing": configuration["spacing"],
             "transpose_forward": TRANSPOSE_FORWARD, "transpose_backward": TRANSPOSE_BACKWARD,
             "normalization": [{"name": n, "use_mask_for_norm": m, "intensity_properties": PROPERTIES}
                               for n, m in zip(configuration["normalization_schemes"],
@@ -233,26 +243,29 @@ def hand_case() -> tuple[np.ndarray, dict]:
     return data, {"spacing": CASE_SPACING, "sitk_stuff": {}}
 
 
-def test_preprocessing_is_nnunets_bit_for_bit():
+@pytest.mark.parametrize("spacing", [TARGET_SPACING, [2.0, *TARGET_SPACING]])
+def test_preprocessing_is_nnunets_bit_for_bit(spacing):
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_25d.deploy.preprocessing import CaseGeometry, preprocess
 
-    plans = PlansManager(hand_plans())
+    plans = PlansManager(hand_plans(spacing))
     data, properties = hand_case()
     expected, *_ = DefaultPreprocessor(verbose=False).run_case_npy(
         data.copy(), None, properties, plans, plans.get_configuration("2d"), {"channel_names": {"0": "CT",
                                                                                                   "1": "MRI"}})
     geometry = CaseGeometry((), (), (), CASE_SPACING)
-    ours = preprocess(data.copy(), geometry, hand_model(False))
+    ours = preprocess(data.copy(), geometry, hand_model(False, spacing))
     assert ours.shape == expected.shape and np.array_equal(ours, expected)
     assert expected.shape[2:] != tuple(properties["shape_after_cropping_and_before_resampling"][1:]), "resampled"
+    slices_resampled = expected.shape[1] != properties["shape_after_cropping_and_before_resampling"][0]
+    assert slices_resampled is (len(spacing) == 3)  # 2d keeps each case's slice spacing
     assert geometry.bbox == properties["bbox_used_for_cropping"]
     assert geometry.shape_before_cropping == tuple(properties["shape_before_cropping"])
     assert geometry.shape_after_cropping == tuple(properties["shape_after_cropping_and_before_resampling"])
-    with pytest.raises(ImageError, match="the case has 1 channel.s., the model takes 2"):
-        preprocess(data[:1].copy(), geometry, hand_model(False))
+    with pytest.raises(ImageError, match=r"the case has 1 channel.s., the model takes 2 \(CT, MRI\)"):
+        preprocess(data[:1].copy(), geometry, {**hand_model(False, spacing), "channel_names": {"0": "CT", "1": "MRI"}})
 
 
 @pytest.mark.parametrize("regions", [False, True])
@@ -335,3 +348,17 @@ def test_numpy_window_is_the_torch_slab_predictors(axis, mirror_axes, depth, sli
     difference = np.abs(ours.astype(np.float32) - expected.astype(np.float32))
     assert np.mean(difference == 0) > 0.999 and difference.max() <= 2 * np.spacing(np.float16(np.abs(expected).max()))
     assert {c[0] for c in calls} <= set(range(1, slices_per_forward + 1)) and {c[1:] for c in calls} == {(2, 5, *tile)}
+
+
+def test_the_runtime_knows_every_scheme_nnunets_planner_writes_by_its_class_name():
+    """Plans store the normaliser's class name (``RGBTo01Normalization``, not the channel name ``rgb_to_0_1``)."""
+    from nnunetv2.preprocessing.normalization.map_channel_name_to_normalization import \
+        channel_name_to_normalization_mapping
+
+    from nnunet_25d.deploy.model_description import NORMALIZATION_SCHEMES
+
+    planned = {cls.__name__ for cls in channel_name_to_normalization_mapping.values()}
+    assert set(NORMALIZATION_SCHEMES) == planned
+    for name in planned:  # each runs (none falls through to the refusal)
+        normalise_channel(np.full((2, 2, 2), 3.0, np.float32), np.ones((2, 2, 2), bool),
+                          {"name": name, "use_mask_for_norm": False, "intensity_properties": PROPERTIES})

@@ -12,7 +12,7 @@ FORMAT = "nnunet25d-onnx"
 FORMAT_VERSION = 1
 # normalisation schemes the runtime reproduces (nnU-Net's default ones)
 NORMALIZATION_SCHEMES = ("ZScoreNormalization", "CTNormalization", "NoNormalization", "RescaleTo01Normalization",
-                         "RGBTo0_1Normalization")
+                         "RGBTo01Normalization")
 REQUIRED_KEYS = ("folds", "input_channels", "num_heads", "slab_size", "slab_axis", "tile", "step_size",
                  "gaussian_sigma_scale", "mirror_axes", "spacing", "transpose_forward", "transpose_backward",
                  "normalization", "resampling", "labels", "regions_class_order", "file_ending")

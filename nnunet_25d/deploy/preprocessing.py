@@ -103,7 +103,7 @@ def normalise_channel(image: np.ndarray, inside: np.ndarray, scheme: dict[str, A
     elif name == "RescaleTo01Normalization":
         image -= image.min()
         image /= np.clip(image.max(), a_min=EPSILON, a_max=None)
-    elif name == "RGBTo0_1Normalization":
+    elif name == "RGBTo01Normalization":
         image /= 255.
     elif name != "NoNormalization":
         raise ImageError(f"normalisation {name!r} is not one the runtime reproduces")
