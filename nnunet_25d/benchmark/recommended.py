@@ -4,6 +4,7 @@ probabilities), ``nnUNetv2_ensemble`` where it recommends two models, ``nnUNetv2
 postprocessing it chose, ``nnUNetv2_evaluate_folder`` against labelsTs."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def score_recommended(runner: NNUNetRunner, recommended: Recommended) -> str | N
     try:
         for name, command in recommended.commands():
             runner.run(command, name)
+            if name == "postprocess_recommended":  # nnUNetv2_apply_postprocessing leaves no dataset.json there
+                shutil.copy(recommended.members[0].folder / "dataset.json", recommended.final / "dataset.json")
     except CommandFailed as error:
         return f"the recommended {recommended.label} on the test set failed: {str(error).splitlines()[0]}"
     return None

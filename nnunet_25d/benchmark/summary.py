@@ -31,7 +31,7 @@ class VariantSummary:
     variant: Variant
     folds: list[FoldResult]  # resources and curves
     cases: list[CaseScore]  # the per-case CSV's rows of this variant (both splits): every score comes from these
-    dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> CV (mean, std over folds)
+    dice: dict[str, tuple[float, float]] = field(default_factory=dict)  # class -> CV (mean over cases, std of folds)
     # (split, metric) -> class -> (mean, std): the mean over the split's cases (cv: every fold's validation cases,
     # each validated once), the estimand of the paired comparisons too; std: cv over the folds' means (their
     # spread), test NaN (one model, the fold ensemble)
