@@ -122,8 +122,10 @@ def test_command_predicts_a_folder_and_continues(tmp_path, capsys):
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert outputs == ["a.nii.gz", "b.nii.gz"]
     (tmp_path / "out" / "a.nii.gz").write_bytes(b"kept")
+    (tmp_path / "out" / "b.nii.gz").unlink()
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--c")
     assert (tmp_path / "out" / "a.nii.gz").read_bytes() == b"kept", "--continue_prediction keeps what is there"
+    assert (tmp_path / "out" / "b.nii.gz").is_file(), "... and goes on with the next case"
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--c",
                 "--save_probabilities")
     assert (tmp_path / "out" / "a.nii.gz").read_bytes() != b"kept", "... unless its probabilities are missing"
@@ -156,3 +158,42 @@ def test_tiles_per_case_counts_every_network_call(tmp_path):
     # 3 chunks of <= 2 slices; 40 x 37 in 16 x 16 tiles at a step of at most 8: 4 x 4 tiles; 2 folds
     assert predictor.tiles_per_case(data.shape[1:]) == len(calls) == 3 * 4 * 4 * 2
     assert json.loads((tmp_path / "model" / "nnunet25d_model.json").read_text())["format"] == "nnunet25d-onnx"
+
+
+def test_the_command_line_is_nnunets_and_reaches_the_predictor(tmp_path, monkeypatch):
+    from nnunet_25d.cli import build_parser
+
+    parse = build_parser("predict-onnx").parse_args
+    args = parse(["predict-onnx", "-i", "in", "-o", "out", "-m", "model"])
+    assert (args.step_size, args.slices_per_forward, args.disable_tta, args.continue_prediction,
+            args.save_probabilities) == (None, 1, False, False, False)
+    args = parse(["predict-onnx", "-i", "in", "-o", "out", "-m", "model", "-step_size", "0.25", "--disable_tta", "--c"])
+    assert (args.step_size, args.disable_tta, args.continue_prediction) == (0.25, True, True)
+    for missing in ("-i", "-o", "-m"):
+        given = [a for flag in ("-i", "-o", "-m") if flag != missing for a in (flag, "x")]
+        with pytest.raises(SystemExit):
+            parse(["predict-onnx", *given])
+    built = {}
+    original = OnnxSlabPredictor.__init__
+
+    def spy(self, *arguments, **keywords):
+        built["arguments"] = arguments
+        original(self, *arguments, **keywords)
+
+    monkeypatch.setattr(OnnxSlabPredictor, "__init__", spy)
+    model = model_folder(tmp_path / "model", folds_weights(1))
+    write_case(tmp_path / "in", "a", 2)
+    out = tmp_path / "new" / "deeper" / "out"  # made with its parents
+    run_command("-i", str(tmp_path / "in"), "-o", str(out), "-m", str(model), "-step_size", "1", "--disable_tta",
+                "--slices-per-forward", "3")
+    assert built["arguments"][2:5] == (False, 1.0, 3)  # mirroring off, the step, the slices per call
+    assert (out / "a.nii.gz").is_file()
+
+
+def test_the_predictors_defaults_are_the_exported_ones(tmp_path):
+    predictor = OnnxSlabPredictor(model_folder(tmp_path / "model", folds_weights(1)))
+    window = predictor.windows[0]
+    assert (window.step_size, window.slices_per_forward, len(window.mirrors)) == (0.5, 1, 3)  # 2 axes mirrored
+    write_case(tmp_path / "in", "a", 2)
+    predictor.predict_case(sorted((tmp_path / "in").glob("a_*.nii.gz")), tmp_path / "a")
+    assert (tmp_path / "a.nii.gz").is_file() and not (tmp_path / "a.npz").exists()  # no probabilities unless asked

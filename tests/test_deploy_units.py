@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 from acvl_utils.cropping_and_padding.bounding_boxes import get_bbox_from_mask
 from acvl_utils.cropping_and_padding.padding import pad_nd_image
@@ -362,3 +363,78 @@ def test_the_runtime_knows_every_scheme_nnunets_planner_writes_by_its_class_name
     for name in planned:  # each runs (none falls through to the refusal)
         normalise_channel(np.full((2, 2, 2), 3.0, np.float32), np.ones((2, 2, 2), bool),
                           {"name": name, "use_mask_for_norm": False, "intensity_properties": PROPERTIES})
+
+
+@pytest.mark.parametrize("largest", [2, 254, 255, 300])
+def test_segmentations_are_written_as_nnunets_writer_writes_them(tmp_path, largest):
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    from nnunet_25d.deploy.postprocessing import write_segmentation
+    from nnunet_25d.deploy.preprocessing import CaseGeometry
+
+    segmentation = np.zeros((3, 5, 4), dtype=np.int64)
+    segmentation[1, 2:4, 1:3] = largest
+    spacing, origin, direction = (0.7, 0.8, 3.0), (1.0, -2.0, 5.0), (1.0, 0, 0, 0, -1.0, 0, 0, 0, 1.0)
+    write_segmentation(segmentation, CaseGeometry(spacing, origin, direction, [3.0, 0.8, 0.7]), tmp_path / "ours.nii.gz")
+    SimpleITKIO().write_seg(segmentation, str(tmp_path / "theirs.nii.gz"),
+                            {"sitk_stuff": {"spacing": spacing, "origin": origin, "direction": direction},
+                             "spacing": [3.0, 0.8, 0.7]})
+    ours, theirs = (sitk.ReadImage(str(tmp_path / f"{who}.nii.gz")) for who in ("ours", "theirs"))
+    assert ours.GetPixelIDTypeAsString() == theirs.GetPixelIDTypeAsString()
+    assert (ours.GetSpacing(), ours.GetOrigin(), ours.GetDirection()) == \
+        (theirs.GetSpacing(), theirs.GetOrigin(), theirs.GetDirection())
+    assert np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(theirs))
+    assert (tmp_path / "ours.nii.gz").read_bytes()[:2] == b"\x1f\x8b"  # compressed, as nnU-Net writes it
+
+
+def test_the_properties_beside_probabilities_are_nnunets(tmp_path):
+    """What ``CASE.pkl`` holds is what nnU-Net's own preprocessing of the same files returns."""
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_25d.deploy.preprocessing import preprocess, read_case
+
+    data, _ = hand_case()
+    files = []
+    for channel in range(2):
+        image = sitk.GetImageFromArray(data[channel])
+        image.SetSpacing(CASE_SPACING[::-1])
+        image.SetOrigin((4.0, 5.0, 6.0))
+        files.append(tmp_path / f"case_{channel:04d}.nii.gz")
+        sitk.WriteImage(image, str(files[-1]))
+    plans = PlansManager(hand_plans())
+    _, _, expected = DefaultPreprocessor(verbose=False).run_case(
+        [str(f) for f in files], None, plans, plans.get_configuration("2d"), {"channel_names": {"0": "CT", "1": "MRI"}})
+    image, geometry = read_case(files)
+    assert image.dtype == np.float32
+    preprocess(image, geometry, hand_model(False))
+    ours = geometry.as_nnunet_properties()
+    for key in ("spacing", "shape_before_cropping", "bbox_used_for_cropping",
+                "shape_after_cropping_and_before_resampling"):
+        assert np.array_equal(np.asarray(ours[key]), np.asarray(expected[key])), key
+    assert ours["sitk_stuff"] == {key: expected["sitk_stuff"][key] for key in ("spacing", "origin", "direction")}
+
+
+def test_images_the_model_cannot_take_are_named(tmp_path):
+    from nnunet_25d.deploy.preprocessing import read_case
+
+    flat = tmp_path / "flat_0000.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5), np.float32)), str(flat))
+    with pytest.raises(ImageError, match=r"flat_0000.nii.gz is a 2D image with 1 component.s. per voxel; the model "
+                                         r"was trained on 3D"):
+        read_case([flat])
+    assert read_case([flat], image_dimension=2)[0].shape == (1, 4, 5)
+    rgb = tmp_path / "rgb_0000.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 4, 5, 3), np.uint8), isVector=True), str(rgb))
+    with pytest.raises(ImageError, match="3D image with 3 component"):
+        read_case([rgb])
+    first, second = tmp_path / "c_0000.nii.gz", tmp_path / "c_0001.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 4, 5), np.int16)), str(first))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 4, 6), np.int16)), str(second))
+    with pytest.raises(ImageError, match=r"c_0001.nii.gz has size \(6, 4, 2\) .* but \S+c_0000.nii.gz has \(5, 4, 2\)"):
+        read_case([first, second])
+    other_spacing = sitk.GetImageFromArray(np.zeros((2, 4, 5), np.int16))
+    other_spacing.SetSpacing((1.0, 1.0, 2.5))
+    sitk.WriteImage(other_spacing, str(second))
+    with pytest.raises(ImageError, match="must share one grid"):
+        read_case([first, second])
