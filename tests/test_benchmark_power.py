@@ -44,6 +44,9 @@ def test_what_would_reach_significance():
     assert "≥ 13 cases, or ≤ 0 comparisons" in sentence
     assert Power(30, 4).sentence("test set").endswith("significance is reachable.")
     assert "fewer than 10 pairs are flagged" in Power(8, 1).sentence("test set")
+    assert "flagged" not in Power(10, 1).sentence("test set")  # ten pairs: not flagged
+    assert smallest_p(0) == 1.0 and Power(0, 4).smallest_adjusted_p == 1.0 and not Power(0, 4).reachable
+    assert not Power(30, 0).reachable  # no comparison: nothing to reach
 
 
 @pytest.mark.parametrize("cases", [5, 12, 23, 40])

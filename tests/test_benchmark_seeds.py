@@ -92,7 +92,10 @@ def test_each_case_is_its_mean_over_repeats_under_the_absent_present_rule():
     outcomes = summary.outcomes("cv", "organ")  # over every (case, repeat)
     assert (outcomes.present, outcomes.missed, outcomes.empty, outcomes.false_positive) == (12, 0, 2, 1)
     clean = _summary("nnUNetTrainer", {0: [0.5] * 6, 1: [0.5] * 6})
-    assert clean.scores("organ")["e"].absent
+    assert clean.scores("organ")["e"].absent and math.isnan(clean.scores("organ")["e"].value("dice"))
+    mean = scores["c5"]
+    assert (mean.variant, mean.fold, mean.case, mean.class_name, mean.split) == ("nnUNetTrainer25D:2d", 1, "c5",
+                                                                               "organ", "cv")
 
 
 def test_comparisons_pair_the_case_means_and_cluster_by_fold_and_seed():
@@ -104,6 +107,18 @@ def test_comparisons_pair_the_case_means_and_cluster_by_fold_and_seed():
     per_case = [[0.9, 0.7], [0.8, 0.8], [0.7, 0.9], [0.6, 0.6], [0.5, 0.7], [0.4, 0.2]]
     assert (c.ci_clustered_low, c.ci_clustered_high) == clustered_bootstrap_ci(per_case, [[0.5, 0.6]] * 6,
                                                                                [0, 0, 0, 1, 1, 1])
+
+
+def test_a_case_one_model_always_left_empty_keeps_the_clustered_interval():
+    """The painter paints "e" in one repeat; the clean model leaves it empty in both: it scores the perfect value in
+    each of its repeats, so every pair still has one value per repeat."""
+    painter = _summary("nnUNetTrainer25D", {0: [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], 1: [0.7] * 6}, empty_seed_paints=True)
+    clean = _summary("nnUNetTrainer", {0: [0.5] * 6, 1: [0.6] * 6})
+    c = compare(painter.scores("organ"), clean.scores("organ"), "v", "b", "organ", "dice", "cv")
+    assert c.n_pairs == 7 and not math.isnan(c.ci_clustered_low)
+    per_case = [[0.9, 0.7], [0.8, 0.7], [0.7, 0.7], [0.6, 0.7], [0.5, 0.7], [0.4, 0.7], [1.0, 0.0]]
+    assert (c.ci_clustered_low, c.ci_clustered_high) == clustered_bootstrap_ci(
+        per_case, [[0.5, 0.6]] * 6 + [[1.0, 1.0]], [0, 0, 0, 1, 1, 1, 1])
 
 
 def reference_clustered_ci(ours, theirs, folds, resamples, seed, level=0.95):
@@ -144,6 +159,11 @@ def test_the_clustered_interval_is_wider_when_folds_differ():
     clustered = clustered_bootstrap_ci(ours, theirs, folds)
     by_case = clustered_bootstrap_ci(ours, theirs, list(range(30)))  # every case its own cluster
     assert clustered[1] - clustered[0] > 1.5 * (by_case[1] - by_case[0])
+
+
+def test_two_folds_and_one_repeat_give_a_clustered_interval():
+    low, high = clustered_bootstrap_ci([[0.5], [0.7], [0.6], [0.9]], [[0.4]] * 4, [0, 0, 1, 1])
+    assert low < 0.275 < high  # the mean difference lies inside
 
 
 def test_one_cluster_and_one_repeat_or_too_few_pairs_give_no_clustered_interval():

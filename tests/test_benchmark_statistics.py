@@ -210,6 +210,23 @@ def test_rank_stability_is_the_case_bootstrap_written_out():
     assert tied == {"a": (1.0, 1.0), "b": (1.0, 1.0)}  # ties share the better rank
 
 
+def test_mean_std_of_none_one_and_several_values():
+    from nnunet_25d.benchmark.statistics import mean_std
+
+    assert all(math.isnan(v) for v in mean_std([]))
+    assert all(math.isnan(v) for v in mean_std([float("nan")]))
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std([0.4, float("nan"), 0.8]) == (pytest.approx(0.6), pytest.approx(np.std([0.4, 0.8], ddof=1)))
+
+
+def test_rank_stability_without_cases_is_undefined():
+    from nnunet_25d.benchmark.statistics import rank_stability
+
+    assert rank_stability({}, True) == {}
+    empty = rank_stability({"a": np.array([]), "b": np.array([])}, True)
+    assert set(empty) == {"a", "b"} and all(math.isnan(v) for pair in empty.values() for v in pair)
+
+
 def test_hodges_lehmann_is_the_median_of_the_walsh_averages():
     d = np.array([0.1, -0.3, 0.5])
     walsh = [0.1, -0.3, 0.5, (0.1 - 0.3) / 2, (0.1 + 0.5) / 2, (-0.3 + 0.5) / 2]

@@ -140,9 +140,10 @@ def paired_value(score: CaseScore | CaseMean, metric: str) -> float:
 
 
 def seed_values(score: CaseScore | CaseMean, metric: str) -> tuple[float, ...]:
-    """The case's value in each seeded repeat, as a paired comparison scores it."""
+    """The case's value in each seeded repeat, as a paired comparison scores it (a correct absence: the perfect
+    value, in every repeat)."""
     if isinstance(score, CaseMean):
-        return score.per_seed[metric] if not score.absent else (METRICS[metric].perfect,)
+        return score.per_seed[metric]
     return (paired_value(score, metric),)
 
 
