@@ -4,6 +4,9 @@
 # model and MorphMLP_N, 5 epochs x 20 iterations, on CPU. Run it alone on the machine: its timings are reported.
 #
 #   bash benchmarks/fivefold_seeds.sh WORKDIR [SEEDS]
+#   VARIANTS="nnUNetTrainer:2d nnUNetTrainer25D" bash benchmarks/fivefold_seeds.sh WORKDIR   # another matrix
+#
+# Alone on 2 CPU cores it takes about 40 minutes per seed (2495 s for one seed at stop 17).
 #
 # Writes WORKDIR/{raw,preprocessed,results}, the report in WORKDIR/results/Dataset525_Synthetic25D/
 # nnunet25d_benchmark/ and the wall time of the whole command in WORKDIR/wall_seconds.txt.
@@ -16,6 +19,6 @@ export nnUNet_def_n_proc=1
 eval "$(nnunet25d env)"
 [ -d "$nnUNet_raw/Dataset525_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 525
 started=$(date +%s)
-nnunet25d benchmark -d 525 --schedule 5x20 -device cpu --seeds "$seeds" \
-    --variants nnUNetTrainer:2d nnUNetTrainer:3d_fullres nnUNetTrainer25D nnUNetTrainer25DMorphMLP_N
+read -r -a variants <<< "${VARIANTS:-nnUNetTrainer:2d nnUNetTrainer:3d_fullres nnUNetTrainer25D nnUNetTrainer25DMorphMLP_N}"
+nnunet25d benchmark -d 525 --schedule 5x20 -device cpu --seeds "$seeds" --variants "${variants[@]}"
 echo $(( $(date +%s) - started )) > "$workdir/wall_seconds.txt"
