@@ -153,6 +153,7 @@ def test_tiles_per_case_counts_every_network_call(tmp_path):
     calls = []
     predictor = OnnxSlabPredictor(model_folder(tmp_path / "model", folds_weights(2)), use_mirroring=False,
                                   slices_per_forward=2, progress=lambda n: calls.append(n))
+    assert predictor.windows[0].mirrors == []  # use_mirroring=False: no mirrored passes
     data = write_case(tmp_path / "in", "a", 5)
     predictor.logits(np.ascontiguousarray(data))
     # 3 chunks of <= 2 slices; 40 x 37 in 16 x 16 tiles at a step of at most 8: 4 x 4 tiles; 2 folds
