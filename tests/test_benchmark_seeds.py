@@ -47,6 +47,7 @@ def test_names_and_the_seeding():
     class Base:  # stands in for nnUNetTrainer: what the seed must reach is the first draw of __init__
         def __init__(self, plans, configuration, fold, dataset_json, device):
             self.draw = torch.rand(3)
+            self.received = (plans, configuration, fold, dataset_json, device)
 
         def print_to_log_file(self, *args) -> None:
             self.logged = args
@@ -56,6 +57,23 @@ def test_names_and_the_seeding():
     assert torch.equal(first.draw, again(None, "2d", 0, {}, "cpu").draw)
     assert not torch.equal(draws[1], draws[2])
     assert "seed 1" in first.logged[0]
+    assert with_seed(Base, 2, __name__)({"p": 1}, "3d_fullres", 4, {"d": 2}, "cpu").received == \
+        ({"p": 1}, "3d_fullres", 4, {"d": 2}, "cpu")  # nnU-Net's arguments pass through
+    made = with_seed(Base, 5, "some.module")
+    assert (made.__name__, made.__qualname__, made.__module__, made.seed) == ("Base_seed5", "Base_seed5",
+                                                                             "some.module", 5)
+
+
+def test_every_generator_is_seeded():
+    import random
+
+    from nnunet_25d.training.seeds import seed_everything
+
+    draws = []
+    for _ in range(2):
+        seed_everything(11)
+        draws.append((random.random(), float(np.random.rand()), float(torch.rand(1))))
+    assert draws[0] == draws[1]
 
 
 def test_jobs_repeat_every_variant_per_seed_into_folders_of_their_own(tmp_path):

@@ -123,10 +123,14 @@ def test_the_recommendation_runs_as_nnunet_prints_it(tmp_path):
     assert names == ("ensemble_recommended", "postprocess_recommended", "evaluate_recommended")
     assert commands[0] == ["nnUNetv2_ensemble", "-i", str(predictions[1].folder), str(predictions[0].folder), "-o",
                            str(tmp_path / "report" / "recommended" / "ensemble"), "-np", "1"]
-    assert commands[1][:7] == ["nnUNetv2_apply_postprocessing", "-i", str(tmp_path / "report" / "recommended" /
-                                                                             "ensemble"), "-o",
-                               str(recommended.final), "-pp_pkl_file", "/r/ensembles/x/postprocessing.pkl"]
-    assert commands[2][:3] == ["nnUNetv2_evaluate_folder", str(tmp_path / "labelsTs"), str(recommended.final)]
+    dataset_json = str(predictions[1].folder / "dataset.json")  # the first member's, as nnU-Net's printout
+    assert commands[1] == ["nnUNetv2_apply_postprocessing", "-i", str(tmp_path / "report" / "recommended" /
+                                                                      "ensemble"), "-o",
+                           str(recommended.final), "-pp_pkl_file", "/r/ensembles/x/postprocessing.pkl", "-np", "1",
+                           "-plans_json", "/r/x/plans.json", "-dataset_json", dataset_json]
+    assert commands[2] == ["nnUNetv2_evaluate_folder", str(tmp_path / "labelsTs"), str(recommended.final),
+                           "-djfile", dataset_json, "-pfile", "/r/x/plans.json", "-o",
+                           str(recommended.final / "summary.json"), "-np", "1"]
     single = {**best, "selected_model_or_models": best["selected_model_or_models"][:1]}
     alone = recommended_of({"best_model_or_ensemble": single}, predictions, tmp_path / "report")
     assert [name for name, _ in alone.commands()] == ["postprocess_recommended", "evaluate_recommended"]
