@@ -210,14 +210,12 @@ def rank_section(summaries: list[VariantSummary], primary: PrimaryComparison, se
     """How stable the ranking of the primary metric is: per class, bootstrap resamples of the cases."""
     m = metric(primary.metric)
     names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
-    body = []
-    for s in [s for s in summaries if primary.split in s.splits]:
-        body.append([s.variant.label])
+    body = [[s.variant.label] for s in summaries if primary.split in s.splits]
     if len(body) < 2:
         return ""
     for name in names:
-        _, values = aligned_values(summaries, primary.split, primary.metric, name)
-        stability = rank_stability(values, m.higher_is_better) if values else {}
+        stability = rank_stability(aligned_values(summaries, primary.split, primary.metric, name)[1],
+                                   m.higher_is_better)
         for row in body:
             first, mean_rank = stability.get(row[0], (float("nan"), float("nan")))
             row.append("n/a" if np.isnan(first) else f"{first:.0%} first, mean rank {mean_rank:.2f}")
