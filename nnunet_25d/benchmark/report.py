@@ -14,13 +14,13 @@ from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.benchmark.power import Power
 from nnunet_25d.benchmark.statistics import (RANK_RESAMPLES, CaseScore, Comparison, mean_score, paired_scores,
                                              paired_value, rank_stability)
-from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary
+from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary, class_names_of
 from nnunet_25d.report.document import report_head, results_sections
 from nnunet_25d.report.figures import overview_figure, paired_figure, per_case_figure, save
 from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
 from nnunet_25d.report.machine import Machine, this_machine
 from nnunet_25d.report.metrics import DICE, HD95, NSD, Metric, metric
-from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, splits_of
+from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, reference_row, splits_of
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import (differences_table, render_markdown, write_differences_csv,
                                       write_scores_csv)
@@ -209,7 +209,7 @@ def aligned_values(summaries: list[VariantSummary], split: str, metric_key: str,
 def rank_section(summaries: list[VariantSummary], primary: PrimaryComparison, setting: ReportSetting) -> str:
     """How stable the ranking of the primary metric is: per class, bootstrap resamples of the cases."""
     m = metric(primary.metric)
-    names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
+    names = class_names_of(summaries)
     body = [[s.variant.label] for s in summaries if primary.split in s.splits]
     if len(body) < 2:
         return ""
@@ -231,10 +231,9 @@ def seed_section(summaries: list[VariantSummary], metrics: list[Metric], setting
     repeated = [s for s in summaries if len(s.seeds) > 1]
     if not repeated:
         return ""
-    parts = []
+    parts, names = [], class_names_of(repeated)
     for split in dict.fromkeys(split for s in repeated for split in s.splits):
         for m in metrics:
-            names = list(dict.fromkeys(n for s in repeated for n in s.class_names))
             body = [[s.variant.label] + [_seed_cell(s.seed_means(split, m.key, n), m) for n in names]
                     for s in repeated if split in s.splits]
             parts += [f"### Spread between seeded repeats: {m.label}, {setting.split_title(split)}", "",
@@ -253,9 +252,8 @@ def _seed_cell(means: dict[int, float], m: Metric) -> str:
 def outcomes_section(summaries: list[VariantSummary], setting: ReportSetting) -> str:
     """Per split and model, each class's missed structures (in the reference, not predicted) and false-positive
     cases (predicted into a case whose reference has none)."""
-    parts = []
+    parts, names = [], class_names_of(summaries)
     for split in dict.fromkeys(split for s in summaries for split in s.splits):
-        names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
         header = ["model"] + [f"{name}: missed / present, false positive / empty" for name in names]
         body = [[s.variant.label] + [_outcome_cell(s.outcomes(split, name)) for name in names]
                 for s in summaries if split in s.splits]
@@ -270,9 +268,8 @@ def _outcome_cell(outcomes: Outcomes) -> str:
 
 def hd95_section(summaries: list[VariantSummary], setting: ReportSetting) -> str:
     """HD95's median [IQR] over cases: its mean is driven by failures scored as the image diagonal."""
-    parts = []
+    parts, names = [], class_names_of(summaries)
     for split in dict.fromkeys(split for s in summaries for split in s.splits):
-        names = list(dict.fromkeys(n for s in summaries for n in s.class_names))
         body = [[s.variant.label] + [_median_iqr(list(s.case_values(split, "hd95", n).values())) for n in names]
                 for s in summaries if split in s.splits]
         if any(cell != "n/a" for row in body for cell in row[1:]):
@@ -306,12 +303,12 @@ def paired_pairs(summaries: list[VariantSummary], baseline: VariantSummary, prim
     return pairs
 
 
-def write_paired_figure(summaries: list[VariantSummary], baselines: list[str], primary: PrimaryComparison,
-                        setting: ReportSetting, out_dir: Path) -> str:
-    """The primary comparison per case against the reference baseline; the Markdown line that shows it."""
-    by_key = {s.variant.key: s for s in summaries}
-    reference = next((by_key[b] for b in baselines if b in by_key and by_key[b].variant.configuration == "2d"),
-                     next((by_key[b] for b in baselines if b in by_key), None))
+def write_paired_figure(summaries: list[VariantSummary], rows: list[ModelRow], baselines: list[str],
+                        primary: PrimaryComparison, setting: ReportSetting, out_dir: Path) -> str:
+    """The primary comparison per case against the reference baseline (the cost table's: :func:`reference_row`);
+    the Markdown line that shows it."""
+    reference_key = getattr(reference_row(rows), "key", None)
+    reference = next((s for s in summaries if s.variant.key == reference_key), None)
     if reference is None or primary.split not in reference.splits:
         return ""
     pairs = paired_pairs([s for s in summaries if s.variant.key not in baselines], reference, primary)
@@ -351,7 +348,7 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
                   "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]
         parts += [f"![{m.label} per case, {setting.split_title(split)}]({per_case_file(m, split)})"
                   for split in splits for m in metrics] + [""]
-        paired = write_paired_figure(summaries, baselines, primary, setting, out_dir)
+        paired = write_paired_figure(summaries, rows, baselines, primary, setting, out_dir)
         parts += [paired, ""] if paired else []
     else:
         parts += [f"## {title}", "", "No finished runs to report yet.", ""]

@@ -131,6 +131,11 @@ class VariantSummary:
         return self.folds[0].parameters if self.folds else 0
 
 
+def class_names_of(summaries: list[VariantSummary]) -> list[str]:
+    """Every class any of the summaries scored, in the order they first appear."""
+    return list(dict.fromkeys(name for s in summaries for name in s.class_names))
+
+
 @dataclass(frozen=True)
 class PrimaryComparison:
     """The comparison declared before the run: one metric on one split, over every class x variant x baseline.
@@ -151,7 +156,7 @@ def compare_all(summaries: list[VariantSummary], baselines: list[str],
     to suit a class."""
     by_key = {s.variant.key: s for s in summaries}
     references = [by_key[key] for key in baselines if key in by_key]
-    names = list(dict.fromkeys(name for s in summaries for name in s.class_names))
+    names = class_names_of(summaries)
     splits = [split for split in SPLITS if any(split in s.splits for s in summaries)]
     table = [compare(s.scores(name, split), b.scores(name, split), s.variant.key, b.variant.key, name, metric, split)
              for split in splits for metric in METRICS for name in names
