@@ -182,6 +182,7 @@ def test_seeds_train_each_model_again_and_report_their_spread(nnunet, benchmark_
     assert report.startswith(f"## {DATASET}: benchmark, 2 of nnU-Net's five folds (0,1), 2 epochs x 5 iterations, "
                              "2 seeds")
     assert "### Spread between seeded repeats: Dice, CV over folds 0,1" in report
+    assert "Counted per case and seeded repeat: each case counts 2 times, once per training." in report
     assert "training (device-hours)" in report and " CPU-h |" in report  # both repeats' measured runs
     # find_best's recommendation, run on the test set as nnU-Net prints it: ensemble (if two), postprocessing
     information = json.loads((out / "inference_information.json").read_text())

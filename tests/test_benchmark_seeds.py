@@ -201,3 +201,13 @@ def test_cases_csv_keeps_the_seed(tmp_path: Path):
     lines = (tmp_path / "cases.csv").read_text().splitlines()  # a cases.csv of an older run has no seed column
     (tmp_path / "old.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
     assert read_cases_csv(tmp_path / "old.csv")[0].seed == 0
+
+
+def test_outcome_counts_say_that_each_case_counts_once_per_repeat():
+    from nnunet_25d.benchmark.report import _repeats_counted
+
+    twice = _summary("nnUNetTrainer25D", {0: [0.5] * 6, 1: [0.5] * 6})
+    once = _summary("nnUNetTrainer", {0: [0.5] * 6})
+    assert _repeats_counted([once, twice]) == ["Counted per case and seeded repeat: each case counts 2 times, once "
+                                               "per training.", ""]
+    assert _repeats_counted([once]) == []

@@ -258,8 +258,16 @@ def outcomes_section(summaries: list[VariantSummary], setting: ReportSetting) ->
         body = [[s.variant.label] + [_outcome_cell(s.outcomes(split, name)) for name in names]
                 for s in summaries if split in s.splits]
         parts += [f"### Missed structures and false-positive cases, {setting.split_title(split)}", "",
-                  render_markdown(header, body), ""]
+                  *_repeats_counted(summaries), render_markdown(header, body), ""]
     return "\n".join(parts)
+
+
+def _repeats_counted(summaries: list[VariantSummary]) -> list[str]:
+    """With seeded repeats every (case, repeat) counts once: said, as the denominators exceed the cases' n."""
+    repeats = max(len(s.seeds) for s in summaries)
+    if repeats <= 1:
+        return []
+    return [f"Counted per case and seeded repeat: each case counts {repeats} times, once per training.", ""]
 
 
 def _outcome_cell(outcomes: Outcomes) -> str:
