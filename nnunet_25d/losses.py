@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+from nnunetv2.utilities.ddp_allgather import AllGatherGrad
 from torch import nn
 
 from nnunet_25d.architectures.aniso_unet import AttentionOutput
@@ -16,30 +17,40 @@ from nnunet_25d.architectures.aniso_unet import AttentionOutput
 class HardnessWeightedDiceLoss(MemoryEfficientSoftDiceLoss):
     """Soft Dice in which voxel i of class c has weight ``w = hardness * |p_ic - g_ic| + (1 - hardness)``.
 
-    ``hardness = 0`` is nnU-Net's MemoryEfficientSoftDiceLoss. The weights are treated as constants (no gradient
-    flows through them). Drop-in for ``DC_and_CE_loss(dice_class=...)``.
+    ``hardness = 0`` is nnU-Net's MemoryEfficientSoftDiceLoss. ``weight_gradient`` (default, as the group's VS_Seg
+    code computes it): the gradient flows through the weights too; False treats them as constants. The paper's
+    equation leaves this open. Drop-in for ``DC_and_CE_loss(dice_class=...)``.
     """
 
     def __init__(self, apply_nonlin: Callable | None = None, batch_dice: bool = False, do_bg: bool = True,
-                 smooth: float = 1.0, ddp: bool = True, hardness: float = 0.6):
+                 smooth: float = 1.0, ddp: bool = True, hardness: float = 0.6, weight_gradient: bool = True):
         super().__init__(apply_nonlin=None, batch_dice=batch_dice, do_bg=do_bg, smooth=smooth, ddp=ddp)
         if not 0.0 <= hardness <= 1.0:
             raise ValueError(f"hardness must lie in [0, 1], got {hardness}")
         self.probabilities = apply_nonlin
         self.hardness = hardness
+        self.weight_gradient = weight_gradient
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, loss_mask: torch.Tensor | None = None) -> torch.Tensor:
         probs = self.probabilities(x) if self.probabilities is not None else x
         with torch.no_grad():
             labels = y.view(y.shape[0], 1, *y.shape[1:]) if y.ndim != probs.ndim else y
-            onehot = labels if labels.shape == probs.shape else \
+            onehot = labels.float() if labels.shape == probs.shape else \
                 torch.zeros_like(probs).scatter_(1, labels.long(), 1)
-            weight = self.hardness * (probs - onehot).abs() + (1.0 - self.hardness)
-            if not self.do_bg:
-                weight = weight[:, 1:]
-            if loss_mask is not None:
-                weight = weight * loss_mask
-        return super().forward(probs, y, loss_mask=weight)
+        weighed = probs if self.weight_gradient else probs.detach()
+        weight = self.hardness * (weighed - onehot).abs() + (1.0 - self.hardness)
+        if not self.do_bg:
+            probs, onehot, weight = probs[:, 1:], onehot[:, 1:], weight[:, 1:]
+        if loss_mask is not None:
+            weight = weight * loss_mask
+        # nnU-Net's soft Dice computes the reference's sum without gradient; here it carries the weights' gradient
+        axes = tuple(range(2, probs.ndim))
+        sums = [(weight * probs * onehot).sum(axes), (weight * probs).sum(axes), (weight * onehot).sum(axes)]
+        if self.batch_dice:
+            sums = [(AllGatherGrad.apply(t) if self.ddp else t[None]).sum((0, 1)) for t in sums]
+        intersect, sum_pred, sum_gt = sums
+        dice = (2 * intersect + self.smooth) / (sum_gt + sum_pred + self.smooth).clamp_min(1e-8)
+        return -dice.mean()
 
 
 def foreground_and_labelled(target: torch.Tensor, ignore_label: int | None,

@@ -101,10 +101,10 @@ def unet_kwargs(topology, deep_supervision: bool = True) -> dict:
 
 
 def aniso_net(attention: bool, topology, return_attention_maps: bool = False,
-              deep_supervision: bool = True) -> AnisoUNet:
+              deep_supervision: bool = True, attention_placement: str = "stage_input") -> AnisoUNet:
     torch.manual_seed(0)
     return AnisoUNet(**unet_kwargs(topology, deep_supervision), attention=attention,
-                     return_attention_maps=return_attention_maps).eval()
+                     return_attention_maps=return_attention_maps, attention_placement=attention_placement).eval()
 
 
 ANISO = anisotropic_topology([4.0, 0.8, 0.8], [8, 32, 32], max_stages=4)  # 3 in-plane stages, 3D bottleneck
@@ -177,19 +177,70 @@ def test_attention_at_the_bottleneck_and_every_decoder_stage_with_the_stage_kern
     assert not len(aniso_net(False, ANISO).attention_blocks)
 
 
+@pytest.mark.parametrize("placement", ["stage_input", "stage_output"])
 @pytest.mark.parametrize("index", range(len(ANISO.kernel_sizes)))
-def test_every_attention_block_acts_on_the_output(index):
-    """Forcing one block's map to ~0 or ~1 (score weights 0, bias -/+20) changes the segmentation: the block is in
-    the path, the bottleneck's (index 0) included."""
+def test_every_attention_block_acts_on_the_output(index, placement):
+    """Replacing one block's map by a uniform one or by a spatially varying one changes the segmentation: the block
+    is in the path, the bottleneck's (index 0) included. (A uniform map alone could not show it for blocks on a
+    stage's input: the instance norm after the next convolution removes a constant factor.)"""
     x = torch.randn(1, 1, 8, 32, 32)
     results = []
-    for bias in (-20.0, 20.0):
-        net = aniso_net(True, ANISO)
-        with torch.no_grad():
-            net.attention_blocks[index].score.weight.zero_()
-            net.attention_blocks[index].score.bias.fill_(bias)
+    for varying in (False, True):
+        net = aniso_net(True, ANISO, attention_placement=placement)
+        generator = torch.Generator().manual_seed(1)
+        net.attention_blocks[index].attention_map = lambda f, varying=varying: (
+            torch.rand((f.shape[0], 1, *f.shape[2:]), generator=generator) if varying
+            else torch.full((f.shape[0], 1, *f.shape[2:]), 0.5))
         results.append(net(x)[0])
     assert not torch.allclose(*results, atol=1e-4)
+
+
+def _record(module: nn.Module, store: dict, name: str) -> None:
+    def hook(_, inputs, output):
+        store[name] = (inputs[0].detach(), output)
+    module.register_forward_hook(hook)
+
+
+def test_attention_sits_on_the_stage_input_as_in_vs_seg():
+    """VS_Seg: the bottleneck attends after its downsampling convolution, before its other convolution; a decoder
+    stage attends the concatenation (upsampled features, skip) before its convolutions. Two convolutions per
+    stage, as the plans build it."""
+    n = len(ANISO.kernel_sizes)
+    torch.manual_seed(0)
+    net = AnisoUNet(**{**unet_kwargs(ANISO), "n_conv_per_stage": [2] * n, "n_conv_per_stage_decoder": [2] * (n - 1)})
+    seen = {}
+    bottleneck_convs = net.encoder.stages[-1][-1].convs
+    _record(bottleneck_convs[0], seen, "downsampling")
+    _record(bottleneck_convs[1], seen, "bottleneck conv")
+    _record(net.attention_blocks[0], seen, "bottleneck attention")
+    _record(net.decoder.stages[0], seen, "decoder stage")
+    _record(net.attention_blocks[1], seen, "decoder attention")
+    _record(net.decoder.transpconvs[0], seen, "upsampling")
+    net(torch.randn(1, 1, 8, 32, 32))
+    torch.testing.assert_close(seen["bottleneck attention"][0], seen["downsampling"][1])
+    torch.testing.assert_close(seen["bottleneck conv"][0], seen["bottleneck attention"][1][0])
+    attended_input, (features, attention) = seen["decoder attention"]
+    skip_channels = net.encoder.output_channels[-2]
+    assert attended_input.shape[1] == 2 * skip_channels, "the concatenation"
+    torch.testing.assert_close(attended_input[:, :skip_channels], seen["upsampling"][1])
+    torch.testing.assert_close(seen["decoder stage"][0], features)
+    torch.testing.assert_close(features, attended_input * (1 + attention))
+
+
+def test_stage_output_placement_attends_after_each_stage():
+    net = aniso_net(True, ANISO, attention_placement="stage_output")
+    seen = {}
+    _record(net.encoder.stages[-1], seen, "bottleneck")
+    _record(net.attention_blocks[0], seen, "bottleneck attention")
+    _record(net.decoder.stages[0], seen, "decoder stage")
+    _record(net.attention_blocks[1], seen, "decoder attention")
+    net(torch.randn(1, 1, 8, 32, 32))
+    torch.testing.assert_close(seen["bottleneck attention"][0], seen["bottleneck"][1])
+    torch.testing.assert_close(seen["decoder attention"][0], seen["decoder stage"][1])
+    assert net.attention_blocks[1].squeeze.in_channels == net.encoder.output_channels[-2]
+    with pytest.raises(ValueError, match=r"^attention_placement must be one of stage_input, stage_output, got "
+                                         r"'after'$"):
+        aniso_net(True, ANISO, attention_placement="after")
 
 
 def test_training_mode_returns_the_attention_maps_and_the_same_segmentation():
@@ -257,3 +308,14 @@ def test_trainer_adds_the_attention_loss_to_nnunets_loss(nnunet, tiny_dataset, m
     ablation = nnunet.trainer(tiny_dataset, nnUNetTrainer25DAniso_NoAttentionLoss, "2d", monkeypatch)
     assert type(ablation.loss) is DeepSupervisionWrapper
     assert isinstance(ablation.network.train()(data), list)
+
+
+def test_attention_placement_reaches_the_plans_and_the_network(nnunet, tiny_dataset, monkeypatch):
+    from nnunet_25d.training.aniso_trainer import nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_AttentionAfterStage
+
+    for trainer_class, placement in ((nnUNetTrainer25DAniso, "stage_input"),
+                                     (nnUNetTrainer25DAniso_AttentionAfterStage, "stage_output")):
+        trainer = nnunet.trainer(tiny_dataset, trainer_class, "2d", monkeypatch)
+        kwargs = trainer.configuration_manager.network_arch_init_kwargs
+        assert kwargs["attention_placement"] == placement
+        assert trainer.network.attention_placement == placement

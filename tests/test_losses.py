@@ -72,21 +72,48 @@ def test_hardness_weighted_dice_by_hand():
     assert loss(probs, labels).item() == pytest.approx(-numerator / denominator)  # nnU-Net's Dice loss is -Dice
 
 
-def test_hardness_weights_are_constants_for_the_gradient():
-    """The gradient equals that of the formula with w computed from detached probabilities."""
+@pytest.mark.parametrize("weight_gradient", [True, False])
+def test_hardness_gradient_is_the_formulas_with_or_without_the_weights(weight_gradient):
+    """The gradient equals that of the formula written out, w from the probabilities themselves (VS_Seg, the
+    default: the gradient also flows through w, in the reference's sum too) or from detached ones."""
     torch.manual_seed(0)
     x, y = torch.randn(2, 3, 2, 4, 4), torch.randint(0, 3, (2, 1, 2, 4, 4))
     logits = x.clone().requires_grad_()
-    HardnessWeightedDiceLoss(softmax_helper_dim1, hardness=0.6, **KWARGS)(logits, y).backward()
+    loss = HardnessWeightedDiceLoss(softmax_helper_dim1, hardness=0.6, **KWARGS) if weight_gradient else \
+        HardnessWeightedDiceLoss(softmax_helper_dim1, hardness=0.6, weight_gradient=False, **KWARGS)
+    loss(logits, y).backward()
 
     reference = x.clone().requires_grad_()
     probs = torch.softmax(reference, 1)
     onehot = torch.zeros_like(probs).scatter_(1, y, 1)
-    w = 0.6 * (probs.detach() - onehot).abs() + 0.4
+    w = 0.6 * ((probs if weight_gradient else probs.detach()) - onehot).abs() + 0.4
     axes = (0, 2, 3, 4)  # batch Dice
     dice = (2 * (w * probs * onehot).sum(axes) + 1e-5) / ((w * (probs + onehot)).sum(axes) + 1e-5)
     (-dice[1:].mean()).backward()
     torch.testing.assert_close(logits.grad, reference.grad)
+
+
+def test_the_two_gradients_differ_and_the_default_follows_vs_seg():
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 3, 2, 4, 4), torch.randint(0, 3, (2, 1, 2, 4, 4))
+    grads = []
+    for weight_gradient in (True, False):
+        logits = x.clone().requires_grad_()
+        HardnessWeightedDiceLoss(softmax_helper_dim1, weight_gradient=weight_gradient, **KWARGS)(logits, y).backward()
+        grads.append(logits.grad)
+    assert not torch.allclose(*grads)
+    assert HardnessWeightedDiceLoss().weight_gradient is True
+
+
+def test_per_case_hardness_dice_averages_the_cases():
+    """Without batch Dice each case has its own Dice (hardness 0: nnU-Net's per-case soft Dice)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 3, 2, 4, 4), torch.randint(0, 3, (2, 1, 2, 4, 4))
+    per_case = HardnessWeightedDiceLoss(softmax_helper_dim1, batch_dice=False, do_bg=False, smooth=1e-5, ddp=False,
+                                        hardness=0.0)(x, y)
+    plain = MemoryEfficientSoftDiceLoss(softmax_helper_dim1, batch_dice=False, do_bg=False, smooth=1e-5,
+                                        ddp=False)(x, y)
+    torch.testing.assert_close(per_case, plain)
 
 
 def attention_target() -> torch.Tensor:

@@ -19,10 +19,18 @@ class AttentionOutput(NamedTuple):
     attention_maps: list[torch.Tensor]
 
 
+ATTENTION_PLACEMENTS = ("stage_input", "stage_output")
+
+
 class AnisoUNet(PlainConvUNet):
-    """PlainConvUNet (every argument as in dynamic-network-architectures, by keyword as nnU-Net passes them) plus, with ``attention``, one
-    :class:`SpatialAttention` at the bottleneck and one after every decoder stage (Wang et al., Fig. 2), each with
-    its stage's kernel size.
+    """PlainConvUNet (every argument as in dynamic-network-architectures, by keyword as nnU-Net passes them) plus, with
+    ``attention``, one :class:`SpatialAttention` at the bottleneck and one in every decoder stage (Wang et al.,
+    Fig. 2), each with its stage's kernel size.
+
+    ``attention_placement``: ``"stage_input"`` (default) as the group's VS_Seg code places the blocks: at the
+    bottleneck after its strided (downsampling) convolution, before the remaining ones; in a decoder stage on the
+    concatenation of the upsampled features and the skip, before the stage's convolutions. ``"stage_output"``
+    (an ablation) after each stage's convolutions. Either way every map lies on its stage's grid.
 
     ``return_attention_maps``: in training mode return :class:`AttentionOutput` so that a loss can supervise the
     maps (:class:`nnunet_25d.losses.AttentionSupervisedLoss`); in eval mode (validation, nnU-Net's predictor) the
@@ -31,30 +39,40 @@ class AnisoUNet(PlainConvUNet):
     """
 
     def __init__(self, *, attention: bool = True, attention_reduction: int = 2, return_attention_maps: bool = False,
-                 **kwargs):
+                 attention_placement: str = "stage_input", **kwargs):
         super().__init__(**kwargs)
         if return_attention_maps and not attention:
             raise ValueError("return_attention_maps=True needs attention=True (a network without attention has no "
                              "attention maps)")
+        if attention_placement not in ATTENTION_PLACEMENTS:
+            raise ValueError(f"attention_placement must be one of {', '.join(ATTENTION_PLACEMENTS)}, got "
+                             f"{attention_placement!r}")
         self.return_attention_maps = return_attention_maps
+        self.attention_placement = attention_placement
         encoder = self.encoder
         # coarsest first: [bottleneck, decoder stage 0, ...]; decoder stage s works at encoder stage n-2-s's grid
         levels = range(len(encoder.output_channels) - 1, -1, -1)
         self.attention_blocks = nn.ModuleList(
-            SpatialAttention(encoder.conv_op, encoder.output_channels[level], encoder.kernel_sizes[level],
+            SpatialAttention(encoder.conv_op, self._attended_channels(level), encoder.kernel_sizes[level],
                              attention_reduction)
             for level in levels) if attention else nn.ModuleList()
+
+    def _attended_channels(self, level: int) -> int:
+        """A decoder stage's input is the concatenation of its upsampled features and the skip: twice the skip's."""
+        bottleneck = level == len(self.encoder.output_channels) - 1
+        on_concatenation = self.attention_placement == "stage_input" and not bottleneck
+        return self.encoder.output_channels[level] * (2 if on_concatenation else 1)
 
     def forward(self, x: torch.Tensor):
         if not len(self.attention_blocks):
             return super().forward(x)
-        skips = self.encoder(x)
-        features, attention = self.attention_blocks[0](skips[-1])
-        maps, outputs = [attention], []
+        skips = self._encode(x)
+        maps, outputs = [skips[-1][1]], []
+        features = skips[-1][0]
         decoder, last = self.decoder, len(self.decoder.stages) - 1
         for s, stage in enumerate(decoder.stages):
-            upsampled = decoder.transpconvs[s](features)
-            features, attention = self.attention_blocks[s + 1](stage(torch.cat((upsampled, skips[-(s + 2)]), 1)))
+            joined = torch.cat((decoder.transpconvs[s](features), skips[-(s + 2)][0]), 1)
+            features, attention = self._attended_stage(stage, self.attention_blocks[s + 1], joined)
             maps.append(attention)
             if decoder.deep_supervision or s == last:
                 outputs.append(decoder.seg_layers[s](features))
@@ -63,3 +81,30 @@ class AnisoUNet(PlainConvUNet):
         if self.training and self.return_attention_maps:
             return AttentionOutput(segmentation, maps[::-1])
         return segmentation
+
+    def _encode(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The encoder's skips (features, None), the bottleneck's as (features, its attention map)."""
+        stages = self.encoder.stages
+        skips: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        for stage in stages[:-1]:
+            x = stage(x)
+            skips.append((x, None))
+        if self.attention_placement == "stage_output":
+            skips.append(self.attention_blocks[0](stages[-1](x)))
+            return skips
+        *pooling, convolutions = stages[-1]  # dynamic-network-architectures: [pooling op,] StackedConvBlocks
+        for module in pooling:
+            x = module(x)
+        downsampling, *rest = convolutions.convs
+        features, attention = self.attention_blocks[0](downsampling(x))
+        for module in rest:
+            features = module(features)
+        skips.append((features, attention))
+        return skips
+
+    def _attended_stage(self, stage: nn.Module, block: SpatialAttention,
+                        joined: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.attention_placement == "stage_output":
+            return block(stage(joined))
+        attended, attention = block(joined)
+        return stage(attended), attention

@@ -23,18 +23,20 @@ THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice 
 
 
 def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, attention_supervision: bool = True,
-                       switch_ratio: float = PAPER_SWITCH_RATIO, max_features: int = 320) -> dict:
+                       switch_ratio: float = PAPER_SWITCH_RATIO, max_features: int = 320,
+                       attention_placement: str = "stage_input") -> dict:
     """Plans whose ``configuration`` uses :class:`AnisoUNet` with stages computed from the spacing
     (``switch_ratio``: see :func:`anisotropic_topology`; the paper's rule by default).
 
     From ``3d_fullres`` (or any 3D configuration) the patch, batch and data stay nnU-Net's. From ``2d`` the patch
     becomes a thin 3D slab of the 2d plan's in-plane size on the 2d plan's data (slice spacing: the dataset's
     median), so the model costs about what nnU-Net's 2d costs per step. ``attention_supervision`` makes the network
-    hand its attention maps to the training loss (nothing changes at inference).
+    hand its attention maps to the training loss (nothing changes at inference); ``attention_placement``: see
+    :class:`AnisoUNet` (VS_Seg's stage input by default).
     """
     supervised = attention and attention_supervision
     marker = {"network": ANISO_NETWORK, "attention": attention, "attention_supervision": supervised,
-              "switch_ratio": switch_ratio}
+              "switch_ratio": switch_ratio, "attention_placement": attention_placement}
     derived, source = resolved_source(plans, configuration, marker)
     if source is None:
         return derived
@@ -64,6 +66,7 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
             "n_conv_per_stage_decoder": [2] * (n - 1),
             "attention": attention,
             "return_attention_maps": supervised,
+            "attention_placement": attention_placement,
         },
         "_kw_requires_import": list(NNUNET_OPS_TO_IMPORT),
     }
@@ -72,8 +75,9 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
 
 class nnUNetTrainer25DAniso(nnUNetTrainer):
     """Anisotropy-aware U-Net: in-plane stages until the in-plane spacing reaches the slice spacing, 3D stages
-    after, spatial attention at the bottleneck and after every decoder stage, each attention map supervised by a
-    Dice loss against the downsampled foreground (added to nnU-Net's deep-supervised Dice + CE).
+    after, spatial attention at the bottleneck and on every decoder stage's input (as VS_Seg places it), each
+    attention map supervised by a Dice loss against the downsampled foreground (added to nnU-Net's deep-supervised
+    Dice + CE).
 
     Trains on ``3d_fullres`` (nnU-Net's patch and data) or on ``2d`` (a thin slab of the 2d plan's data, in-plane
     augmentation as nnUNetTrainer25D).
@@ -82,13 +86,15 @@ class nnUNetTrainer25DAniso(nnUNetTrainer):
     attention: bool = True
     attention_supervision: bool = True
     attention_loss_weight: float = 1.0  # VS_Seg adds the mean attention Dice loss to the segmentation loss as is
+    attention_placement: str = "stage_input"  # VS_Seg's; "stage_output": nnUNetTrainer25DAniso_AttentionAfterStage
     switch_ratio: float = PAPER_SWITCH_RATIO
     default_configuration: str = "3d_fullres"
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         plans = derive_aniso_plans(plans, configuration, attention=self.attention,
-                                   attention_supervision=self.attention_supervision, switch_ratio=self.switch_ratio)
+                                   attention_supervision=self.attention_supervision, switch_ratio=self.switch_ratio,
+                                   attention_placement=self.attention_placement)
         super().__init__(plans, configuration, fold, dataset_json, device)
 
     @property
@@ -133,16 +139,31 @@ class nnUNetTrainer25DAniso_NoAttentionLoss(nnUNetTrainer25DAniso):
     attention_supervision = False
 
 
+class nnUNetTrainer25DAniso_AttentionAfterStage(nnUNetTrainer25DAniso):
+    """Ablation: each attention block after its stage's convolutions instead of on the stage's input."""
+
+    attention_placement = "stage_output"
+
+
 class nnUNetTrainer25DAniso_HardnessDice(nnUNetTrainer25DAniso):
     """Dice term replaced by :class:`HardnessWeightedDiceLoss` (CE, deep and attention supervision as in
-    nnUNetTrainer25DAniso): the paper's full method."""
+    nnUNetTrainer25DAniso): the paper's full method. The gradient flows through the hardness weights as in VS_Seg
+    (``hardness_gradient``; nnUNetTrainer25DAniso_HardnessDiceDetached treats them as constants)."""
 
     hardness: float = 0.6
+    hardness_gradient: bool = True
 
     def _build_loss(self):
         loss = super()._build_loss()
         compound = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
         dice = getattr(compound.dc, "_orig_mod", compound.dc)
         compound.dc = HardnessWeightedDiceLoss(dice.apply_nonlin, dice.batch_dice, dice.do_bg, dice.smooth,
-                                               dice.ddp, hardness=self.hardness)
+                                               dice.ddp, hardness=self.hardness,
+                                               weight_gradient=self.hardness_gradient)
         return loss
+
+
+class nnUNetTrainer25DAniso_HardnessDiceDetached(nnUNetTrainer25DAniso_HardnessDice):
+    """Ablation: the hardness weights as constants for the gradient (no gradient through |p - g|)."""
+
+    hardness_gradient = False

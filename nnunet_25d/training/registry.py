@@ -12,7 +12,9 @@ from nnunet_25d.errors import TrainerNameError
 from nnunet_25d.slab import SlabSizeError, check_slab_size
 from nnunet_25d.training.aniso_trainer import (
     nnUNetTrainer25DAniso,
+    nnUNetTrainer25DAniso_AttentionAfterStage,
     nnUNetTrainer25DAniso_HardnessDice,
+    nnUNetTrainer25DAniso_HardnessDiceDetached,
     nnUNetTrainer25DAniso_NoAttention,
     nnUNetTrainer25DAniso_NoAttentionLoss,
 )
@@ -45,7 +47,8 @@ SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFu
                  nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
-                  nnUNetTrainer25DAniso_HardnessDice)
+                  nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
+                  nnUNetTrainer25DAniso_HardnessDiceDetached)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
 # <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
