@@ -37,8 +37,9 @@ class DeepLabV3Plus2D(nn.Module):
     ``smp.DeepLabV3Plus`` with nnU-Net's constructor names. The encoder (``encoder_name``, any smp encoder; ``dpn68``
     by default, a Dual Path Network as in the 2.5D kidney-tumour paper) starts from random weights: nnU-Net's
     commands run without network access, so no pretrained weights are downloaded, and any number of input channels
-    is as good as three (the paper's three slices filled an RGB-pretrained encoder's input). ASPP (``atrous_rates``) sits on the encoder's stride-``encoder_output_stride`` features; the decoder
-    fuses its output with the stride-4 features and upsamples bilinearly to the input size.
+    is as good as three (the paper's three slices filled an RGB-pretrained encoder's input). ASPP
+    (``atrous_rates``) sits on the encoder's stride-``encoder_output_stride`` features; the decoder fuses its
+    output with the stride-4 features and upsamples bilinearly to the input size.
 
     There is one output: DeepLabV3+ has no per-scale heads, so ``deep_supervision=True`` is refused (the trainer
     switches nnU-Net's deep supervision off). ``decoder`` is smp's decoder, where nnU-Net sets its
