@@ -47,15 +47,10 @@ def test_train_validate_predict(nnunet, with_3d_fullres, tmp_path, trainer, conf
     assert np.array_equal(read_label(tmp_path / "out" / f"{case}.nii.gz"), read_label(validation / f"{case}.nii.gz"))
 
 
-def TRAINERS_BY_NAME() -> dict:
-    from nnunet_25d.training.registry import TRAINERS
-
-    return TRAINERS
-
-
 def test_hardness_trainer_trains_with_the_hardness_loss(nnunet, with_3d_fullres, monkeypatch):
     from nnunet_25d.losses import HardnessWeightedDiceLoss
-    from nnunet_25d.training.aniso_trainer import nnUNetTrainer25DAniso_HardnessDice
+    from nnunet_25d.training.aniso_trainer import (nnUNetTrainer25DAniso_HardnessDice,
+                                                   nnUNetTrainer25DAniso_HardnessDiceDetached)
 
     nnunet.set_environ(monkeypatch)
     plans = nnunet.plans(with_3d_fullres)
@@ -65,8 +60,7 @@ def test_hardness_trainer_trains_with_the_hardness_loss(nnunet, with_3d_fullres,
     trainer.initialize()
     assert isinstance(trainer.loss.loss.dc, HardnessWeightedDiceLoss)
     assert trainer.loss.loss.dc.weight_gradient, "VS_Seg's: the gradient flows through the weights"
-    detached = TRAINERS_BY_NAME()["nnUNetTrainer25DAniso_HardnessDiceDetached"](
-        plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
+    detached = nnUNetTrainer25DAniso_HardnessDiceDetached(plans, "3d_fullres", 0, dataset_json, torch.device("cpu"))
     detached.initialize()
     assert detached.loss.loss.dc.weight_gradient is False
 

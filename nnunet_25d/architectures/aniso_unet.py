@@ -66,12 +66,11 @@ class AnisoUNet(PlainConvUNet):
     def forward(self, x: torch.Tensor):
         if not len(self.attention_blocks):
             return super().forward(x)
-        skips = self._encode(x)
-        maps, outputs = [skips[-1][1]], []
-        features = skips[-1][0]
+        skips, attention = self._encode(x)
+        features, maps, outputs = skips[-1], [attention], []
         decoder, last = self.decoder, len(self.decoder.stages) - 1
         for s, stage in enumerate(decoder.stages):
-            joined = torch.cat((decoder.transpconvs[s](features), skips[-(s + 2)][0]), 1)
+            joined = torch.cat((decoder.transpconvs[s](features), skips[-(s + 2)]), 1)
             features, attention = self._attended_stage(stage, self.attention_blocks[s + 1], joined)
             maps.append(attention)
             if decoder.deep_supervision or s == last:
@@ -82,25 +81,21 @@ class AnisoUNet(PlainConvUNet):
             return AttentionOutput(segmentation, maps[::-1])
         return segmentation
 
-    def _encode(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """The encoder's skips (features, None), the bottleneck's as (features, its attention map)."""
+    def _encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The encoder's skips, the last one the bottleneck's attended features, and the bottleneck's attention map."""
         stages = self.encoder.stages
-        skips: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        skips = []
         for stage in stages[:-1]:
             x = stage(x)
-            skips.append((x, None))
+            skips.append(x)
         if self.attention_placement == "stage_output":
-            skips.append(self.attention_blocks[0](stages[-1](x)))
-            return skips
-        *pooling, convolutions = stages[-1]  # dynamic-network-architectures: [pooling op,] StackedConvBlocks
-        for module in pooling:
-            x = module(x)
-        downsampling, *rest = convolutions.convs
-        features, attention = self.attention_blocks[0](downsampling(x))
-        for module in rest:
-            features = module(features)
-        skips.append((features, attention))
-        return skips
+            features, attention = self.attention_blocks[0](stages[-1](x))
+        else:
+            *pooling, convolutions = stages[-1]  # dynamic-network-architectures: [pooling op,] StackedConvBlocks
+            downsampling, *rest = convolutions.convs
+            features, attention = self.attention_blocks[0](downsampling(nn.Sequential(*pooling)(x)))
+            features = nn.Sequential(*rest)(features)
+        return skips + [features], attention
 
     def _attended_stage(self, stage: nn.Module, block: SpatialAttention,
                         joined: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
