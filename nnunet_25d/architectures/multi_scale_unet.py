@@ -8,6 +8,7 @@ from dynamic_network_architectures.initialization.weight_init import InitWeights
 from torch import nn
 
 from nnunet_25d.architectures.multi_scale_conv import MultiScaleConvBlock
+from nnunet_25d.architectures.stage_decoder import StageDecoder
 
 
 def per_stage(value: int | Sequence, n: int) -> list:
@@ -20,32 +21,6 @@ class MultiScaleStage(nn.Sequential):
     def __init__(self, n_blocks: int, in_channels: int, out_channels: int, kernel_size, stride, **block_kwargs):
         super().__init__(*(MultiScaleConvBlock(in_channels if i == 0 else out_channels, out_channels, kernel_size,
                                                stride if i == 0 else 1, **block_kwargs) for i in range(n_blocks)))
-
-
-class MultiScaleDecoder(nn.Module):
-    """From the bottleneck up: transposed convolution (kernel = stride of the stage below), concatenation with the
-    skip, a :class:`MultiScaleStage`, and a 1x1 segmentation layer per stage (used with deep supervision)."""
-
-    def __init__(self, features: list[int], strides: list, kernel_sizes: list, n_blocks: list[int],
-                 num_classes: int, deep_supervision: bool, **block_kwargs):
-        super().__init__()
-        self.deep_supervision = deep_supervision
-        self.upsampling, self.stages, self.seg_layers = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
-        for s in range(1, len(features)):
-            below, skip = features[-s], features[-(s + 1)]
-            self.upsampling.append(nn.ConvTranspose2d(below, skip, strides[-s], strides[-s],
-                                                      bias=block_kwargs.get("conv_bias", True)))
-            self.stages.append(MultiScaleStage(n_blocks[s - 1], 2 * skip, skip, kernel_sizes[-(s + 1)], 1,
-                                               **block_kwargs))
-            self.seg_layers.append(nn.Conv2d(skip, num_classes, 1))
-
-    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
-        x, outputs = skips[-1], []
-        for s, (up, stage, seg) in enumerate(zip(self.upsampling, self.stages, self.seg_layers)):
-            x = stage(torch.cat([up(x), skips[-(s + 2)]], dim=1))
-            if self.deep_supervision or s == len(self.stages) - 1:
-                outputs.append(seg(x))
-        return outputs[::-1] if self.deep_supervision else outputs[-1]
 
 
 class MultiScaleUNet(nn.Module):
@@ -79,8 +54,10 @@ class MultiScaleUNet(nn.Module):
         channels = [input_channels, *features]
         self.encoder = nn.ModuleList(MultiScaleStage(blocks[s], channels[s], channels[s + 1], kernels[s], strides[s],
                                                      **block_kwargs) for s in range(n_stages))
-        self.decoder = MultiScaleDecoder(features, strides, kernels, per_stage(n_conv_per_stage_decoder, n_stages - 1),
-                                         num_classes, deep_supervision, **block_kwargs)
+        self.decoder = StageDecoder(
+            features, strides, kernels, per_stage(n_conv_per_stage_decoder, n_stages - 1), num_classes,
+            deep_supervision, conv_bias=conv_bias,
+            build_stage=lambda n, c_in, c_out, kernel: MultiScaleStage(n, c_in, c_out, kernel, 1, **block_kwargs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         skips = []

@@ -29,6 +29,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
 )
 from nnunet_25d.training.pe_attention_trainer import nnUNetTrainer25DPEAttention
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
+from nnunet_25d.training.riu_net_trainer import nnUNetTrainer25DRIUNet
 from nnunet_25d.training.seeds import split_seed
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.uv_net_trainer import nnUNetTrainer25DUVNet
@@ -44,7 +45,7 @@ from nnunet_25d.training.variants import (
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP,
-                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet)
+                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet, nnUNetTrainer25DRIUNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
