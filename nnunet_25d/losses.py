@@ -6,12 +6,12 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2.utilities.ddp_allgather import AllGatherGrad
 from torch import nn
 
 from nnunet_25d.architectures.aniso_unet import AttentionOutput
+from nnunet_25d.auxiliary_loss import AuxiliarySupervisedLoss
 
 
 class HardnessWeightedDiceLoss(MemoryEfficientSoftDiceLoss):
@@ -109,26 +109,12 @@ class AttentionDiceLoss(nn.Module):
         return torch.stack(losses).mean()
 
 
-class AttentionSupervisedLoss(DeepSupervisionWrapper):
+class AttentionSupervisedLoss(AuxiliarySupervisedLoss):
     """nnU-Net's deep-supervised segmentation loss plus ``attention_weight`` x ``attention_loss`` on the attention
-    maps of an :class:`AttentionOutput` (the paper's total loss with weight 1, as in VS_Seg).
+    maps of an :class:`AttentionOutput` (the paper's total loss with weight 1, as in VS_Seg)."""
 
-    A :class:`DeepSupervisionWrapper`, so code that reaches nnU-Net's compound loss through ``.loss`` keeps
-    working. ``weight_factors=None``: the network has no deep supervision (one output, one target). Outputs
-    without attention maps (eval mode: nnU-Net's validation loss) get the segmentation loss only.
-    """
+    output_type = AttentionOutput
 
     def __init__(self, loss: nn.Module, weight_factors: Sequence[float] | None, attention_loss: nn.Module,
                  attention_weight: float = 1.0):
-        super().__init__(loss, (1.0,) if weight_factors is None else weight_factors)
-        self.deep_supervision = weight_factors is not None
-        self.attention_loss, self.attention_weight = attention_loss, attention_weight
-
-    def forward(self, output, target) -> torch.Tensor:
-        segmentation, maps = output if isinstance(output, AttentionOutput) else (output, None)
-        if not self.deep_supervision:
-            segmentation, target = [segmentation], [target]
-        loss = super().forward(segmentation, target)
-        if maps is not None and self.attention_weight != 0:
-            loss = loss + self.attention_weight * self.attention_loss(maps, target[0])
-        return loss
+        super().__init__(loss, weight_factors, attention_loss, attention_weight)

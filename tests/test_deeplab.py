@@ -141,6 +141,28 @@ def test_deeplab_refuses_deep_supervision_with_the_fix():
         built_from_plans(nnUNetTrainer25DDeepLab, planned_plans((64, 64)), deep_supervision=True)
 
 
+def test_deeplab_trains_on_a_step_of_one_slice():
+    """A DDP rank with a 2d batch of 2 holds one slice: smp's image-pooling BatchNorm would see one value per
+    channel and raise; the GroupNorm there trains."""
+    network, _ = built_from_plans(nnUNetTrainer25DDeepLab, planned_plans((64, 64)))
+    pooling = network.network_2d.aspp.convs[-1]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in pooling)
+    assert [m.num_groups for m in pooling if isinstance(m, nn.GroupNorm)] == [32]
+    network.train()
+    network.interior_only = True
+    output = network(torch.randn(1, 1, 3, 64, 64))
+    assert tuple(output.shape) == (1, 3, 1, 64, 64)
+    output.square().mean().backward()
+    assert all(p.grad is not None for p in pooling.parameters())
+
+
+def test_deeplab_pooling_groups_must_leave_two_channels_each():
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    with pytest.raises(ValueError, match="groups of at least two channels"):
+        DeepLabV3Plus2D(3, 2, encoder_name="resnet18", decoder_channels=32, pooling_norm_groups=32)
+
+
 def test_deeplab_slice_depends_on_its_slab_only():
     network, _ = built_from_plans(nnUNetTrainer25DDeepLab, planned_plans((32, 32)))
     assert_slice_depends_on_its_slab_only(network, (32, 32), k=1)

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from nnunet_25d.errors import UserError
 from nnunet_25d.view_fusion.apply import apply_fusion
@@ -15,7 +16,7 @@ from nnunet_25d.view_fusion.cross_validation import (
     nested_weights,
     run_cross_validation,
 )
-from nnunet_25d.view_fusion.learn import learn_weights, sample_voxels
+from nnunet_25d.view_fusion.learn import VoxelSample, fusion_loss, learn_weights, sample_voxels
 from nnunet_25d.view_fusion.weights import FusionWeights
 
 MODELS = ("axial", "coronal", "sagittal")
@@ -68,6 +69,40 @@ def test_dice_counts_a_false_positive_on_an_empty_reference_as_zero():
     prediction[1:3, 1:2] = 1
     assert dice_per_class(prediction, reference, range(1, 4)) == pytest.approx([2 * 2 / (2 + 4), 0.0, np.nan],
                                                                               nan_ok=True)
+
+
+def test_the_sample_keeps_each_classes_voxel_count():
+    """Every foreground voxel, as many background ones: weighted back, each class counts as often as in the case."""
+    labels = np.zeros((20, 30), dtype=np.int64)
+    labels[2:4, 2:7] = 1
+    labels[10, 3:6] = 2
+    probabilities = [np.random.default_rng(m).dirichlet(np.ones(3), labels.shape).transpose(2, 0, 1) for m in (0, 1)]
+    sample = sample_voxels("case", probabilities, labels, max_voxels=40)
+    assert (sample.labels > 0).sum() == 13 and (sample.labels == 0).sum() == 14  # of 387 background voxels
+    for c in (0, 1, 2):
+        assert sample.weights[sample.labels == c].sum() == pytest.approx((labels == c).sum())
+    everything = sample_voxels("case", probabilities, labels, max_voxels=10_000)
+    assert np.all(everything.weights == 1) and len(everything.labels) == labels.size
+
+
+def test_the_weighted_sample_estimates_the_whole_cases_loss():
+    """Where all background voxels look alike, the weighted sample's loss is the full volume's exactly; the
+    unweighted sample (foreground half the voxels) would count the foreground 7x too often."""
+    labels = np.zeros((10, 40), dtype=np.int64)
+    labels[3:6, 10:20] = 1
+    rng = np.random.default_rng(0)
+    probabilities = []
+    for _ in range(2):
+        p = np.tile(rng.dirichlet(np.ones(2))[:, None, None], (1, *labels.shape))
+        p[:, labels == 1] = rng.dirichlet(np.ones(2), (labels == 1).sum()).T
+        probabilities.append(p.astype(np.float32))
+    logits = torch.tensor([[0.3, -0.2], [-0.1, 0.4]])
+    whole = fusion_loss(logits, [sample_voxels("c", probabilities, labels, max_voxels=10_000)])
+    sampled = sample_voxels("c", probabilities, labels, max_voxels=60)
+    assert len(sampled.labels) == 60
+    torch.testing.assert_close(fusion_loss(logits, [sampled]), whole)
+    unweighted = VoxelSample(sampled.probabilities, sampled.labels, np.ones_like(sampled.weights))
+    assert not torch.isclose(fusion_loss(logits, [unweighted]), whole)
 
 
 def test_learned_weights_follow_the_model_that_is_right_for_each_class():

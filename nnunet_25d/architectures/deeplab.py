@@ -43,13 +43,17 @@ class DeepLabV3Plus2D(nn.Module):
 
     There is one output: DeepLabV3+ has no per-scale heads, so ``deep_supervision=True`` is refused (the trainer
     switches nnU-Net's deep supervision off). ``decoder`` is smp's decoder, where nnU-Net sets its
-    ``deep_supervision`` flag; the flag has no effect. Normalisation is the BatchNorm of DPN and DeepLab.
+    ``deep_supervision`` flag; the flag has no effect. Normalisation is the BatchNorm of DPN and DeepLab, except in
+    ASPP's image-pooling branch: there BatchNorm sees one value per channel and slice (the pooled 1x1 map), which
+    cannot be normalised when a training step holds one slice (DDP with a 2d batch of 2), so that branch uses
+    GroupNorm of ``pooling_norm_groups`` groups (per slice, over channels; ``decoder_channels`` must split into that
+    many groups of at least two channels).
     """
 
     def __init__(self, input_channels: int, num_classes: int, deep_supervision: bool = False,
                  encoder_name: str = "dpn68", encoder_output_stride: int = 16,
                  atrous_rates: Sequence[int] = (6, 12, 18), decoder_channels: int = 256,
-                 aspp_separable: bool = True, aspp_dropout: float = 0.5):
+                 aspp_separable: bool = True, aspp_dropout: float = 0.5, pooling_norm_groups: int = 32):
         super().__init__()
         if deep_supervision:
             raise ValueError("DeepLabV3Plus2D has a single output and no deep supervision heads: build it with "
@@ -60,6 +64,16 @@ class DeepLabV3Plus2D(nn.Module):
             decoder_aspp_separable=aspp_separable, decoder_aspp_dropout=aspp_dropout,
             in_channels=input_channels, classes=num_classes,
         )
+        self._group_norm_in_image_pooling(pooling_norm_groups)
+
+    def _group_norm_in_image_pooling(self, groups: int) -> None:
+        pooling = self.aspp.convs[-1]  # smp's ASPPPooling: average pooling, 1x1 convolution, BatchNorm, ReLU
+        norm_index = next(i for i, m in enumerate(pooling) if isinstance(m, nn.BatchNorm2d))
+        channels = pooling[norm_index].num_features
+        if groups < 1 or channels % groups or channels // groups < 2:
+            raise ValueError(f"pooling_norm_groups must split the {channels} decoder channels into groups of at least "
+                             f"two channels (a divisor of {channels} up to {channels // 2}), got {groups}")
+        pooling[norm_index] = nn.GroupNorm(groups, channels)
 
     @property
     def decoder(self) -> nn.Module:

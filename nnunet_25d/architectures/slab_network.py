@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
+from nnunet_25d.architectures.slice_output import SliceOutput, slice_logits_per_patch
 from nnunet_25d.architectures.stock_tile import check_tile_fits, past_exact_range, warn_past_exact_range
 from nnunet_25d.views import from_view, permute_spatial, to_view
 
@@ -103,9 +104,15 @@ class SlabNetwork(nn.Module):
             output = self.network_2d(self.stem(self.neighbourhood.interior(x)))
         else:
             output = self._every_slice(x)
+        if isinstance(output, SliceOutput):  # a training output with slice-level logits (Ψ-Net)
+            return SliceOutput(self._restore_all(output.segmentation, x.shape[0]),
+                               slice_logits_per_patch(output.slice_logits, x.shape[0]))
+        return self._restore_all(output, x.shape[0])
+
+    def _restore_all(self, output: torch.Tensor | list[torch.Tensor], batch_size: int):
         if isinstance(output, (list, tuple)):
-            return [self._restore(o, x.shape[0]) for o in output]
-        return self._restore(output, x.shape[0])
+            return [self._restore(o, batch_size) for o in output]
+        return self._restore(output, batch_size)
 
     def _every_slice(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         """Per-slice outputs (B*D, K, H, W) (a list with deep supervision) of every slice of ``x``."""

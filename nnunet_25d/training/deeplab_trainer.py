@@ -67,6 +67,7 @@ class nnUNetTrainer25DDeepLab(nnUNetTrainer25D):
     decoder_channels = 256
     aspp_separable = True  # DeepLabv3+'s depthwise-separable ASPP and decoder convolutions
     aspp_dropout = 0.5
+    pooling_norm_groups = 32  # GroupNorm in ASPP's image pooling: a step of one slice trains (BatchNorm raises)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -78,7 +79,8 @@ class nnUNetTrainer25DDeepLab(nnUNetTrainer25D):
         """DeepLabV3Plus2D's constructor arguments, as the plans store them."""
         return {"encoder_name": cls.encoder_name, "encoder_output_stride": cls.encoder_output_stride,
                 "atrous_rates": list(cls.atrous_rates), "decoder_channels": cls.decoder_channels,
-                "aspp_separable": cls.aspp_separable, "aspp_dropout": cls.aspp_dropout}
+                "aspp_separable": cls.aspp_separable, "aspp_dropout": cls.aspp_dropout,
+                "pooling_norm_groups": cls.pooling_norm_groups}
 
     @classmethod
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:

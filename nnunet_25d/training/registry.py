@@ -28,6 +28,7 @@ from nnunet_25d.training.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP_S,
 )
 from nnunet_25d.training.pe_attention_trainer import nnUNetTrainer25DPEAttention
+from nnunet_25d.training.psi_net_trainer import nnUNetTrainer25DPsiNet
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.training.riu_net_trainer import nnUNetTrainer25DRIUNet
 from nnunet_25d.training.seeds import split_seed
@@ -45,7 +46,8 @@ from nnunet_25d.training.variants import (
 from nnunet_25d.training.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP,
-                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet, nnUNetTrainer25DRIUNet)
+                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet, nnUNetTrainer25DRIUNet,
+                 nnUNetTrainer25DPsiNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
@@ -53,7 +55,9 @@ ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUN
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
 # <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
-BORDER_SLAB_TRAINERS = border_loss_variants(SLAB_TRAINERS, module=__name__)
+# Ψ-Net brings its own (class-balanced) cross-entropy: no border-loss variant
+BORDER_SLAB_TRAINERS = border_loss_variants(tuple(t for t in SLAB_TRAINERS if t is not nnUNetTrainer25DPsiNet),
+                                            module=__name__)
 BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
     ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS, module=__name__)
 
