@@ -152,6 +152,27 @@ def test_coronal_training_slabs_are_consecutive_rows_of_y(nnunet, index_dataset,
             assert torch.equal(slabs[b * depth + y], torch.stack(expected))
 
 
+def test_plain_2d_view_sees_one_row_and_no_context(nnunet, index_dataset, monkeypatch):
+    """nnUNetTrainer25DCoronal_1slice: the paper's plain 2D U-Net per view — one input channel, training patches
+    without context rows, each output row from its own input row only."""
+    from nnunet_25d.training.registry import TRAINERS
+
+    trainer = nnunet.trainer(INDEX_NAME, TRAINERS["nnUNetTrainer25DCoronal_1slice"], "3d_fullres", monkeypatch)
+    configuration = trainer.configuration_manager.configuration
+    assert training_patch_size(configuration)[1] == configuration["nnunet_25d"]["supervised_slices"]
+    network = trainer.network.eval()
+    first_conv = next(m for m in network.network_2d.modules() if isinstance(m, torch.nn.Conv2d))
+    assert network.slab_size == 1 and first_conv.in_channels == 1
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 6, 5, 8)
+    moved = x.clone()
+    moved[:, :, :, 2] += 1.0
+    full_resolution = lambda v: network(v)[0] if trainer.enable_deep_supervision else network(v)  # noqa: E731
+    with torch.no_grad():
+        changed = (full_resolution(moved) - full_resolution(x)).abs().amax(dim=(0, 1, 2, 4)) > 1e-6
+    assert changed.tolist() == [False, False, True, False, False]
+
+
 @pytest.mark.parametrize("view, mirror_axes", [("coronal", (0, 2)), ("sagittal", (0, 1))])
 def test_augmentation_and_test_time_mirroring_stay_in_the_view_plane(nnunet, index_dataset, view, mirror_axes,
                                                                       monkeypatch):

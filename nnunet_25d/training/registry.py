@@ -38,8 +38,10 @@ from nnunet_25d.training.variants import (
     CPU_SCHEDULES,
     EPOCHS,
     SLAB_SIZES,
+    VIEW_SLAB_SIZES,
     declare_schedules,
     schedule_name,
+    slab_suffix,
     split_trainer_name,
     with_slab_size,
 )
@@ -65,6 +67,7 @@ BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
 def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
     sized = tuple(with_slab_size(base, n, module=__name__)
                   for base in SLAB_TRAINERS + BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
+    sized += tuple(with_slab_size(base, n, module=__name__) for base in VIEW_TRAINERS for n in VIEW_SLAB_SIZES)
     return (SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS
             + BORDER_LOSS_TRAINERS)
 
@@ -104,6 +107,13 @@ def looks_like_plugin_trainer(name: str) -> bool:
                                                                or parts.iterations is not None)
 
 
+def declared_slab_sizes(base: str) -> tuple[int, ...]:
+    """The slab sizes declared as ``_<n>slices`` variants of ``base``."""
+    if base in {cls.__name__ for cls in VIEW_TRAINERS}:
+        return VIEW_SLAB_SIZES
+    return SLAB_SIZES
+
+
 def _declared(values) -> str:
     return ", ".join(map(str, values))
 
@@ -124,12 +134,14 @@ def trainer_name_problems(name: str) -> list[str]:
                         f"also exist for nnU-Net's {NNUNET_BASE})")
     if parts.slab_size is not None:
         n = parts.slab_size
-        if parts.slab_word != "slices":
-            problems.append(f"write _{n}slices, not _{n}{parts.slab_word}")
+        if f"_{n}{parts.slab_word}" != slab_suffix(n):
+            problems.append(f"write {slab_suffix(n)}, not _{n}{parts.slab_word}")
         try:
             check_slab_size(n)
-            if n not in SLAB_SIZES:
-                problems.append(f"slab size {n} is not declared (declared: {_declared(SLAB_SIZES)})")
+            sizes = declared_slab_sizes(base)
+            if n not in sizes:
+                default = " (1: plain 2D in the view's plane; the default is 3)" if sizes == VIEW_SLAB_SIZES else ""
+                problems.append(f"slab size {n} is not declared for {base} (declared: {_declared(sizes)}{default})")
         except SlabSizeError as error:
             problems.append(str(error))
         if base == NNUNET_BASE:
@@ -165,7 +177,7 @@ def closest_trainer_names(name: str, n: int = 3) -> list[str]:
     parts = split_trainer_name(name)
     corrected = parts.base
     if parts.slab_size is not None:
-        corrected += f"_{parts.slab_size}slices"
+        corrected += slab_suffix(parts.slab_size)
     if parts.epochs is not None:
         corrected = schedule_name(corrected, parts.epochs, parts.iterations)
     first = [corrected] if corrected in TRAINERS and corrected != name else []

@@ -20,11 +20,17 @@ CPU_SCHEDULES = ((2, 5), (3, 10), (5, 20), (10, 25), (10, 50), (20, 50))
 
 
 SLAB_SIZES = (3, 5, 7)
+VIEW_SLAB_SIZES = (1,)  # the view trainers' plain-2D option (slab 3 is their default)
+
+
+def slab_suffix(slab_size: int) -> str:
+    """``_1slice``, ``_3slices`` ..."""
+    return f"_{slab_size}slice" + ("" if slab_size == 1 else "s")
 
 
 def with_slab_size(base: type[nnUNetTrainer], slab_size: int, module: str = __name__) -> type[nnUNetTrainer]:
-    """Subclass of a slab trainer that sees ``slab_size`` slices (``<base>_<n>slices``)."""
-    name = f"{base.__name__}_{slab_size}slices"
+    """Subclass of a slab trainer that sees ``slab_size`` slices (``<base>_<n>slices``, ``<base>_1slice``)."""
+    name = base.__name__ + slab_suffix(slab_size)
     return type(name, (base,), {"slab_size": slab_size, "__module__": module, "__qualname__": name})
 
 
