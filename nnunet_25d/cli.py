@@ -26,7 +26,7 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 # commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
 # ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
-LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset")
+LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset", "make-roi-dataset")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -51,6 +51,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                       help="mixed slice thickness: case i gets the i-th spacing (cyclically), e.g. 2 5; the field of "
                            "view and the objects' extents in mm stay those of --shape at 4 mm")
     data.set_defaults(func=_make_dataset)
+    from nnunet_25d.roi.command import add_parser as add_roi_parser
+
+    add_roi_parser(sub)
 
     from nnunet_25d.inference.command import add_parser as add_predict_parser
 

@@ -1,0 +1,1 @@
+"""Region-of-interest crops at several fields of view (Mei et al.'s multi-scale ensemble)."""
