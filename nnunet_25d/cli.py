@@ -26,7 +26,8 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 # commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
 # ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
-LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset", "make-roi-dataset")
+LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset", "make-roi-dataset",
+                  "ensemble-roi")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from nnunet_25d.errors import UserError
 from nnunet_25d.roi.crop import ROI_SCALES, Box, foreground_box, roi_box, roi_of
 from nnunet_25d.roi.dataset import write_roi_dataset
+from nnunet_25d.roi.fusion import in_source_grid
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
 
@@ -100,3 +101,83 @@ def test_the_command_line_writes_the_dataset(tmp_path, capsys):
     write_dataset(raw, 908, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
     main(["make-roi-dataset", "-d", "908", "--target-id", "909", "--scale", "large", "--raw", str(raw)])
     assert capsys.readouterr().out.strip().endswith("Dataset909_Synthetic25DROILarge")
+
+
+# --- the multi-scale ensemble over ROI models' cross-validation -------------------------------------------------
+
+def test_probabilities_map_back_into_the_box_and_background_elsewhere():
+    rng = np.random.default_rng(0)
+    source = image_of(rng.random((10, 12, 14)).astype(np.float32))
+    box = Box((2, 3, 4), (7, 9, 12))
+    roi_image, _ = roi_of(source, None, box, thickness=4.0)
+    probabilities = rng.dirichlet(np.ones(3), box.shape).transpose(3, 0, 1, 2).astype(np.float32)
+    mapped = in_source_grid(probabilities, roi_image, source)
+    assert mapped.shape == (3, 10, 12, 14)
+    np.testing.assert_allclose(mapped[(slice(None), *box.slices())], probabilities, atol=1e-6)
+    outside = np.ones((10, 12, 14), bool)
+    outside[box.slices()] = False
+    assert np.all(mapped[0][outside] == 1) and np.all(mapped[1:, outside] == 0)
+
+
+def fake_roi_model(nnunet_dirs, roi_folder, trainer: str, blob: bool) -> None:
+    """What nnUNetv2_train --npz leaves for fold 0 of a model on ``roi_folder``: one-hot probabilities of the ROI's
+    labels (plus a spurious class-1 blob in a corner), and the dataset's splits."""
+    raw, preprocessed, results = nnunet_dirs
+    model = results / roi_folder.name / f"{trainer}__nnUNetPlans__2d" / "fold_0" / "validation"
+    model.mkdir(parents=True)
+    cases = sorted(p.name[:-len(".nii.gz")] for p in (roi_folder / "labelsTr").glob("*.nii.gz"))
+    for case in cases:
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(roi_folder / "labelsTr" / f"{case}.nii.gz")))
+        if blob:
+            labels[0, :2, :2] = 1
+        one_hot = np.eye(3, dtype=np.float32)[labels].transpose(3, 0, 1, 2)
+        np.savez_compressed(model / f"{case}.npz", probabilities=one_hot)
+    (preprocessed / roi_folder.name).mkdir(parents=True, exist_ok=True)
+    (preprocessed / roi_folder.name / "splits_final.json").write_text(json.dumps([{"train": [], "val": cases}]))
+
+
+def test_roi_ensemble_maps_back_fuses_and_keeps_the_largest_component(tmp_path, monkeypatch):
+    from nnunet_25d.roi.fusion import fuse_roi_cross_validation
+
+    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(dirs[1]))
+    monkeypatch.setenv("nnUNet_results", str(dirs[2]))
+    write_dataset(dirs[0], 910, n_train=2, n_test=0, spec=SyntheticSpec(shape=(12, 48, 48), objects_per_class=1),
+                  seed=5)
+    rois = [write_roi_dataset("910", 911 + i, scale, slice_thickness=4.0, raw=dirs[0])
+            for i, scale in enumerate(("small", "middle", "large"))]
+    fake_roi_model(dirs, rois[0], "T", blob=True)  # two models on the small ROI put a blob at the same place
+    fake_roi_model(dirs, rois[0], "U", blob=True)
+    fake_roi_model(dirs, rois[2], "T", blob=False)
+    models = [("911", "T", "2d"), ("911", "U", "2d"), ("913", "T", "2d")]
+    summary = fuse_roi_cross_validation("910", models, [0], raw=dirs[0], output=tmp_path / "out")
+    means = summary["mean_dice"]
+    large = "Dataset913_Synthetic25DROILarge/T__nnUNetPlans__2d"
+    small = "Dataset911_Synthetic25DROISmall/U__nnUNetPlans__2d"
+    assert means[large] == {"tube": 1.0, "nodule": 1.0}, "a clean model maps back exactly"
+    assert means[small]["tube"] < 1.0 and len(means) == 5
+    assert means["fusion"]["tube"] < 1.0, "two of three models hold the blob"
+    assert means["fusion + largest component"] == {"tube": 1.0, "nodule": 1.0}
+    written = sitk.ReadImage(str(tmp_path / "out" / "case_000.nii.gz"))
+    source_labels = sitk.ReadImage(str(dirs[0] / "Dataset910_Synthetic25D" / "labelsTr" / "case_000.nii.gz"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source_labels))
+    assert "| fusion + largest component | 1.000 | 1.000 |" in (tmp_path / "out" / "dice.md").read_text()
+
+
+def test_roi_ensemble_refuses_models_of_another_source(tmp_path, monkeypatch):
+    from nnunet_25d.roi.fusion import fuse_roi_cross_validation
+
+    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(dirs[1]))
+    monkeypatch.setenv("nnUNet_results", str(dirs[2]))
+    for dataset in (920, 921):
+        write_dataset(dirs[0], dataset, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32),
+                                                                                objects_per_class=1))
+    roi = write_roi_dataset("921", 922, "small", raw=dirs[0])
+    fake_roi_model(dirs, roi, "T", blob=False)
+    with pytest.raises(UserError, match="cropped from Dataset921_Synthetic25D, not Dataset920_Synthetic25D"):
+        fuse_roi_cross_validation("920", [("922", "T", "2d")], [0], raw=dirs[0])
+    with pytest.raises(UserError, match="a model is given twice"):
+        fuse_roi_cross_validation("921", [("922", "T", "2d")] * 2, [0], raw=dirs[0])
+    with pytest.raises(UserError, match="not trained"):
+        fuse_roi_cross_validation("921", [("922", "Other", "2d")], [0], raw=dirs[0])

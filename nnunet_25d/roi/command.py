@@ -14,7 +14,45 @@ def _make_roi_dataset(args: argparse.Namespace) -> None:
     print(write_roi_dataset(args.dataset, args.target_id, args.scale, margin, args.slice_thickness, args.raw))
 
 
+def _ensemble_roi(args: argparse.Namespace) -> None:
+    from nnunet_25d.roi.fusion import dice_table, fuse_roi_cross_validation
+
+    models = [parse_model(text) for text in args.models]
+    summary = fuse_roi_cross_validation(args.dataset, models, args.folds, args.plans, args.output, args.raw)
+    print(dice_table(summary["mean_dice"]), end="")
+
+
+def parse_model(text: str) -> tuple[str, str, str]:
+    parts = text.split(":")
+    if len(parts) != 3 or not all(parts):
+        from nnunet_25d.errors import UserError
+
+        raise UserError(f"--models takes ROI_DATASET:TRAINER:CONFIGURATION, got {text!r}")
+    return parts[0], parts[1], parts[2]
+
+
 def add_parser(sub) -> None:
+    add_make_parser(sub)
+    add_ensemble_parser(sub)
+
+
+def add_ensemble_parser(sub) -> None:
+    parser = sub.add_parser(
+        "ensemble-roi", help="Mei et al.'s multi-scale ensemble: fuse the CV of models trained on ROI datasets",
+        description="Map every model's --npz validation probabilities (each trained on a make-roi-dataset crop of "
+                    "the source dataset) back onto the source cases, average them, keep each class's largest "
+                    "component and score the result against the source labels, beside every model alone. The CV "
+                    "crops come from the reference's foreground box, as the training crops do.")
+    parser.add_argument("-d", "--dataset", required=True, help="the source dataset (ID or DatasetXXX_Name)")
+    parser.add_argument("--models", nargs="+", required=True, metavar="ROI_DATASET:TRAINER:CONFIGURATION")
+    parser.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--plans", default="nnUNetPlans")
+    parser.add_argument("--output", type=Path, help="default: nnUNet_results/<source>/roi_ensembles/<models>")
+    parser.add_argument("--raw", type=Path, help="nnUNet_raw folder (default: $nnUNet_raw)")
+    parser.set_defaults(func=_ensemble_roi)
+
+
+def add_make_parser(sub) -> None:
     scales = ", ".join(f"{name} {'/'.join(f'{m:g}' for m in margin)}" for name, margin in ROI_SCALES.items())
     parser = sub.add_parser(
         "make-roi-dataset",

@@ -1,0 +1,170 @@
+"""``nnunet25d ensemble-roi``: Mei et al.'s multi-scale ensemble over the cross-validation of models trained on ROI
+datasets (``make-roi-dataset``) of one source dataset — each model's probabilities mapped back onto the source
+case's grid, averaged, the largest component of each class kept, scored against the source labels.
+
+The CV crops come from the reference's foreground box (as the training crops do), so the scores measure
+segmentation inside a correctly placed ROI; locating the ROI on unseen images is a separate step.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from nnunet_25d.errors import UserError
+from nnunet_25d.roi.dataset import ROI_FILE, raw_folder, source_dataset
+
+
+@dataclass(frozen=True)
+class RoiModel:
+    """A model trained on an ROI dataset: the raw ROI dataset (images, ``roi.json``) and the model folder."""
+
+    raw_dataset: Path
+    model_folder: Path
+
+    @property
+    def roi(self) -> dict:
+        return json.loads((self.raw_dataset / ROI_FILE).read_text())
+
+    def probabilities(self, fold: int, case: str) -> np.ndarray:
+        npz = self.model_folder / f"fold_{fold}" / "validation" / f"{case}.npz"
+        if not npz.is_file():
+            raise UserError(f"{npz} is missing: train fold {fold} of {self.model_folder.name} with --npz "
+                            f"(or run `nnUNetv2_train ... {fold} --val --npz`)")
+        return np.load(npz)["probabilities"].astype(np.float32)
+
+    def roi_image(self, case: str, ending: str) -> sitk.Image:
+        return sitk.ReadImage(str(self.raw_dataset / "imagesTr" / f"{case}_0000{ending}"))
+
+
+def in_source_grid(probabilities: np.ndarray, roi_image: sitk.Image, source_image: sitk.Image) -> np.ndarray:
+    """(K, z', y', x') probabilities on ``roi_image``'s grid -> (K, Z, Y, X) on ``source_image``'s (linear);
+    outside the ROI every voxel is background (probability 1 for class 0)."""
+    channels = []
+    for k, channel in enumerate(probabilities):
+        image = sitk.GetImageFromArray(np.ascontiguousarray(channel, dtype=np.float32))
+        image.CopyInformation(roi_image)
+        outside = 1.0 if k == 0 else 0.0
+        resampled = sitk.Resample(image, source_image, sitk.Transform(), sitk.sitkLinear, outside, sitk.sitkFloat32)
+        channels.append(sitk.GetArrayFromImage(resampled))
+    return np.stack(channels)
+
+
+def largest_component_per_class(segmentation: np.ndarray, classes: range) -> np.ndarray:
+    """Each class keeps its largest connected component; its other voxels become background."""
+    from acvl_utils.morphology.morphology_helper import remove_all_but_largest_component
+
+    kept = segmentation.copy()
+    for c in classes:
+        mask = segmentation == c
+        if mask.any():
+            kept[mask & ~remove_all_but_largest_component(mask)] = 0
+    return kept
+
+
+def dice(prediction: np.ndarray, reference: np.ndarray, c: int) -> float:
+    """Dice of class ``c``; NaN where neither holds it."""
+    p, r = prediction == c, reference == c
+    total = p.sum() + r.sum()
+    return float("nan") if total == 0 else float(2 * (p & r).sum() / total)
+
+
+def validation_cases(models: list[RoiModel], preprocessed: Path, fold: int) -> list[str]:
+    """Fold ``fold``'s validation cases, the same in every ROI dataset (nnU-Net splits the same case names alike)."""
+    cases = []
+    for model in models:
+        splits = preprocessed / model.raw_dataset.name / "splits_final.json"
+        if not splits.is_file():
+            raise UserError(f"{splits} is missing: nnU-Net writes it when the first fold of that dataset trains")
+        cases.append(sorted(json.loads(splits.read_text())[fold]["val"]))
+    if any(c != cases[0] for c in cases):
+        raise UserError(f"fold {fold} holds different validation cases in the ROI datasets: their models cannot be "
+                        f"fused case by case (make every ROI dataset from the same source cases)")
+    return cases[0]
+
+
+def models_text(models: list[tuple[str, str, str]]) -> list[str]:
+    return [":".join(model) for model in models]
+
+
+def check_same_source(models: list[RoiModel], source: Path) -> None:
+    for model in models:
+        if model.roi["source"] != source.name:
+            raise UserError(f"{model.raw_dataset.name} was cropped from {model.roi['source']}, not {source.name}")
+
+
+def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], folds: list[int],
+                              plans: str = "nnUNetPlans", output: Path | None = None,
+                              raw: Path | None = None) -> dict:
+    """Fuse ``models`` ((ROI dataset, trainer, configuration)) over ``folds``: Dice per class of every model alone
+    and of the fusion with and without the largest component, averaged over the cases. Writes the fused, largest-
+    component segmentations (source geometry), ``summary.json`` and ``dice.md``; returns the summary."""
+    raw = raw_folder(raw)
+    results, preprocessed = Path(os.environ["nnUNet_results"]), Path(os.environ["nnUNet_preprocessed"])
+    source_folder = source_dataset(raw, source)
+    roi_models = []
+    for dataset, trainer, configuration in models:
+        folder = source_dataset(raw, dataset)
+        model_folder = results / folder.name / f"{trainer}__{plans}__{configuration}"
+        if not model_folder.is_dir():
+            raise UserError(f"not trained: {model_folder}; train it with `nnUNetv2_train {dataset} {configuration} "
+                            f"FOLD -tr {trainer} --npz`")
+        roi_models.append(RoiModel(folder, model_folder))
+    check_same_source(roi_models, source_folder)
+    description = json.loads((source_folder / "dataset.json").read_text())
+    ending, classes = description["file_ending"], range(1, len(description["labels"]))
+    names = [f"{m.raw_dataset.name}/{m.model_folder.name}" for m in roi_models]
+    if len(set(names)) < len(names):
+        raise UserError(f"a model is given twice: {', '.join(models_text(models))}")
+    folder_name = "__".join(f"{dataset}_{trainer}_{configuration}" for dataset, trainer, configuration in models)
+    out = Path(output) if output else results / source_folder.name / "roi_ensembles" / folder_name
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    jobs = [(fold, case) for fold in folds for case in validation_cases(roi_models, preprocessed, fold)]
+    for fold, case in tqdm(jobs, desc="ROI ensemble", unit="case"):
+        source_image = sitk.ReadImage(str(source_folder / "imagesTr" / f"{case}_0000{ending}"))
+        reference = sitk.GetArrayFromImage(sitk.ReadImage(str(source_folder / "labelsTr" / f"{case}{ending}")))
+        mapped = [in_source_grid(m.probabilities(fold, case), m.roi_image(case, ending), source_image)
+                  for m in roi_models]
+        fused = np.mean(mapped, axis=0).argmax(0)
+        kept = largest_component_per_class(fused, classes)
+        segmentations = {name: p.argmax(0) for name, p in zip(names, mapped)}
+        segmentations.update({"fusion": fused, "fusion + largest component": kept})
+        for name, segmentation in segmentations.items():
+            rows += [{"fold": fold, "case": case, "model": name, "class": c, "dice": dice(segmentation, reference, c)}
+                     for c in classes]
+        written = sitk.GetImageFromArray(kept.astype(np.uint8))
+        written.CopyInformation(source_image)
+        sitk.WriteImage(written, str(out / f"{case}{ending}"), useCompression=True)
+    summary = {"source": source_folder.name, "models": names, "folds": list(folds), "cases": rows,
+               "mean_dice": mean_dice(rows, description["labels"])}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "dice.md").write_text(dice_table(summary["mean_dice"]))
+    return summary
+
+
+def mean_dice(rows: list[dict], labels: dict) -> dict[str, dict[str, float]]:
+    """{model: {label name: mean Dice over the cases where it is defined}}."""
+    names = {v: k for k, v in labels.items() if isinstance(v, int)}
+    means: dict[str, dict[str, float]] = {}
+    for row in rows:
+        means.setdefault(row["model"], {}).setdefault(names[row["class"]], [])  # type: ignore[arg-type]
+    for model, per_class in means.items():
+        for label in per_class:
+            values = [r["dice"] for r in rows if r["model"] == model and names[r["class"]] == label
+                      and not np.isnan(r["dice"])]
+            per_class[label] = float(np.mean(values)) if values else float("nan")
+    return means
+
+
+def dice_table(means: dict[str, dict[str, float]]) -> str:
+    labels = list(next(iter(means.values())))
+    lines = ["| model | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += [f"| {model} | " + " | ".join(f"{d:.3f}" for d in per_class.values()) + " |"
+              for model, per_class in means.items()]
+    return "\n".join(lines) + "\n"
