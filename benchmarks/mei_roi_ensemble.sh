@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 23's Mei numbers: the multi-scale ensemble as the paper builds it (one PE-attention network per ROI scale —
+# small / middle / large fields of view around the foreground, resampled to 3 mm slices — mapped back, fused,
+# largest component kept: `nnunet25d ensemble-roi`) against the resolution reading (the same network trained on
+# nnU-Net's 2d and 3d_fullres data of the whole volumes, fused by `nnunet25d ensemble-cv --largest-component
+# always`). Synthetic data with one tube and one nodule per case in a 20 x 96 x 96 volume (so that an ROI is a real
+# crop), fold 0, 5 epochs x 20 iterations, CPU. Run it alone on the machine.
+#
+#   bash benchmarks/mei_roi_ensemble.sh WORKDIR
+set -euo pipefail
+workdir=$(realpath -m "${1:?usage: mei_roi_ensemble.sh WORKDIR}")
+mkdir -p "$workdir"/{raw,preprocessed,results}
+export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
+export nnUNet_def_n_proc=1
+eval "$(nnunet25d env)"
+trainer=nnUNetTrainer25DPEAttention_5epochs_20iters
+started=$(date +%s)
+[ -d "$nnUNet_raw/Dataset541_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 541 --objects-per-class 1 \
+    --shape 20 96 96 --n-test 0
+nnUNetv2_plan_and_preprocess -d 541 -c 2d 3d_fullres -np 1 > "$workdir/plan_541.log"
+for scale in small middle large; do
+    id=$(( 542 + $(echo "small middle large" | tr ' ' '\n' | grep -n "^$scale$" | cut -d: -f1) - 1 ))
+    ls -d "$nnUNet_raw"/Dataset${id}_* > /dev/null 2>&1 || nnunet25d make-roi-dataset -d 541 --target-id "$id" --scale "$scale"
+    nnUNetv2_plan_and_preprocess -d "$id" -c 2d -np 1 > "$workdir/plan_$id.log"
+    nnUNetv2_train "$id" 2d 0 -tr "$trainer" -device cpu --npz > "$workdir/train_$id.log"
+done
+for configuration in 2d 3d_fullres; do
+    nnUNetv2_train 541 "$configuration" 0 -tr "$trainer" -device cpu --npz > "$workdir/train_541_$configuration.log"
+done
+nnunet25d ensemble-roi -d 541 -f 0 --models "542:$trainer:2d" "543:$trainer:2d" "544:$trainer:2d" | tee "$workdir/roi_ensemble.md"
+nnunet25d ensemble-cv -d 541 -f 0 --largest-component always --models "$trainer:2d" "$trainer:3d_fullres" \
+    | tee "$workdir/resolution_ensemble.txt"
+echo $(( $(date +%s) - started )) > "$workdir/wall_seconds.txt"
