@@ -18,8 +18,8 @@ started=$(date +%s)
 [ -d "$nnUNet_raw/Dataset541_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 541 --objects-per-class 1 \
     --shape 20 96 96 --n-test 0
 nnUNetv2_plan_and_preprocess -d 541 -c 2d 3d_fullres -np 1 > "$workdir/plan_541.log"
-for scale in small middle large; do
-    id=$(( 542 + $(echo "small middle large" | tr ' ' '\n' | grep -n "^$scale$" | cut -d: -f1) - 1 ))
+for scale_id in small:542 middle:543 large:544; do
+    scale=${scale_id%%:*} id=${scale_id##*:}
     ls -d "$nnUNet_raw"/Dataset${id}_* > /dev/null 2>&1 || nnunet25d make-roi-dataset -d 541 --target-id "$id" --scale "$scale"
     nnUNetv2_plan_and_preprocess -d "$id" -c 2d -np 1 > "$workdir/plan_$id.log"
     nnUNetv2_train "$id" 2d 0 -tr "$trainer" -device cpu --npz > "$workdir/train_$id.log"
