@@ -12,6 +12,13 @@ def _env(args: argparse.Namespace) -> None:
 
 
 def _make_dataset(args: argparse.Namespace) -> None:
+    if args.kind == "anatomy":
+        from nnunet_25d.anatomy import AnatomySpec, write_anatomy_dataset
+
+        spec = AnatomySpec(in_plane_mm=args.in_plane_mm, slice_thickness_mm=tuple(args.z_spacings) or (4.0,))
+        print(write_anatomy_dataset(args.raw, args.dataset_id, n_train=args.n_train, n_test=args.n_test, spec=spec,
+                                    seed=args.seed))
+        return
     from nnunet_25d.synthetic import SyntheticSpec, write_dataset
 
     spec = SyntheticSpec(shape=tuple(args.shape), objects_per_class=args.objects_per_class,
@@ -40,8 +47,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="print the export line that lets nnU-Net find the 2.5D trainers")
     env.set_defaults(func=_env)
 
-    data = sub.add_parser("make-dataset", help="write the synthetic anisotropic dataset in nnU-Net raw format")
+    data = sub.add_parser("make-dataset", help="write the synthetic (or the MNI152 anatomy) anisotropic dataset in "
+                                               "nnU-Net raw format")
     data.add_argument("--raw", required=True, help="nnUNet_raw folder")
+    data.add_argument("--kind", choices=("synthetic", "anatomy"), default="synthetic",
+                      help="synthetic tubes and nodules (default), or anatomy: the MNI152 2009 brain template that "
+                           "nilearn ships (pip install \"nnunet_25d[anatomy]\"), deformed, bias field, noise, thick "
+                           "slices; grey and white matter labels")
+    data.add_argument("--in-plane-mm", type=float, default=2.0, help="anatomy: pixel size in mm (default 2)")
     data.add_argument("-d", "--dataset-id", type=int, default=525)
     data.add_argument("--n-train", type=int, default=10)
     data.add_argument("--n-test", type=int, default=4)
@@ -49,8 +62,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     data.add_argument("--objects-per-class", type=int, default=4, help="tubes and nodules per case (each)")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--z-spacings", type=float, nargs="+", default=[], metavar="MM",
-                      help="mixed slice thickness: case i gets the i-th spacing (cyclically), e.g. 2 5; the field of "
-                           "view and the objects' extents in mm stay those of --shape at 4 mm")
+                      help="mixed slice thickness: case i gets the i-th spacing (cyclically), e.g. 2 5; synthetic: the "
+                           "field of view and the objects' extents in mm stay those of --shape at 4 mm; anatomy: "
+                           "the slice thickness (default 4)")
     data.set_defaults(func=_make_dataset)
     from nnunet_25d.roi.command import add_parser as add_roi_parser
 
