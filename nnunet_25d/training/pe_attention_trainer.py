@@ -72,8 +72,8 @@ def derive_pe_attention_plans(plans: dict, configuration: str, depth: int = PAPE
                               pe_reduction: int = 2, attention_reduction: int = 2, gpus: int = 1) -> dict:
     """Plans whose ``configuration`` trains :class:`PEAttentionUNet` on thin patches of that configuration's data.
 
-    ``2d``: the 2d plan's data (each case keeps its own slice spacing, in-plane resampling only — the paper's
-    setting) in ``depth``-slice patches of the 2d in-plane patch. A 3D configuration (``3d_fullres``,
+    ``2d``: the 2d plan's data (each case keeps its own slice spacing, in-plane resampling only; the paper resamples
+    its ROI crops to 3 mm slices, which ``nnunet25d make-roi-dataset`` does) in ``depth``-slice patches of the 2d in-plane patch. A 3D configuration (``3d_fullres``,
     ``3d_lowres``, or one of other plans): its own data and spacing, thin patches of its in-plane patch. Training
     and inference use the same patch (nnU-Net's sliding window tiles the slice axis). Idempotent.
     """
