@@ -18,7 +18,7 @@ class AuxiliarySupervisedLoss(DeepSupervisionWrapper):
     that reaches nnU-Net's compound loss through ``.loss`` keeps working.
     """
 
-    output_type: type = tuple
+    output_type: type  # the network's NamedTuple (segmentation, auxiliary): set by each subclass
 
     def __init__(self, loss: nn.Module, weight_factors: Sequence[float] | None, auxiliary_loss: nn.Module,
                  auxiliary_weight: float = 1.0):

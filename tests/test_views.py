@@ -160,6 +160,10 @@ def test_plain_2d_view_sees_one_row_and_no_context(nnunet, index_dataset, monkey
     trainer = nnunet.trainer(INDEX_NAME, TRAINERS["nnUNetTrainer25DCoronal_1slice"], "3d_fullres", monkeypatch)
     configuration = trainer.configuration_manager.configuration
     assert training_patch_size(configuration)[1] == configuration["nnunet_25d"]["supervised_slices"]
+    batch = next(trainer.get_dataloaders()[0])
+    target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
+    assert batch["data"].shape[2:] == target.shape[2:] == tuple(training_patch_size(configuration)), \
+        "no context rows to crop from the target"
     network = trainer.network.eval()
     first_conv = next(m for m in network.network_2d.modules() if isinstance(m, torch.nn.Conv2d))
     assert network.slab_size == 1 and first_conv.in_channels == 1
