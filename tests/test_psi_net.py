@@ -205,3 +205,13 @@ def test_psi_net_cli_train_validate_predict(nnunet, tiny_dataset, tmp_path):
     plans = train_then_predict_validation_case(nnunet, tiny_dataset, "nnUNetTrainer25DPsiNet_2epochs_5iters", tmp_path)
     kwargs = plans["configurations"]["2d"]["architecture"]["arch_kwargs"]
     assert kwargs["network_2d"].endswith("PsiNet") and kwargs["return_slice_logits"] is True
+
+
+def test_slice_presence_loss_is_the_bce_against_each_slices_labels():
+    target = torch.zeros(1, 1, 2, 4, 4, dtype=torch.long)
+    target[0, 0, 1, 0, 0] = 2
+    logits = torch.tensor([[[0.5, -1.0], [2.0, 0.3]]])  # (B, K', D)
+    presence = torch.tensor([[[0.0, 0.0], [0.0, 1.0]]])
+    expected = F.binary_cross_entropy_with_logits(logits, presence)
+    torch.testing.assert_close(SlicePresenceLoss()(logits, target), expected)
+    assert not torch.isclose(SlicePresenceLoss()(logits, torch.zeros_like(target)), expected)
