@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
-from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunet_25d.architectures.multi_scale_unet import per_stage
 from nnunet_25d.architectures.residual_inception import ResidualInceptionBlock
-from nnunet_25d.architectures.stage_decoder import StageDecoder
+from nnunet_25d.architectures.stage_unet import StageUNet
 
 
 class ResidualInceptionStage(nn.Sequential):
@@ -24,7 +21,7 @@ class ResidualInceptionStage(nn.Sequential):
         super().__init__(*layers)
 
 
-class RIUNet(nn.Module):
+class RIUNet(StageUNet):
     """(N, input_channels, H, W) -> (N, num_classes, H, W) logits (deep supervision: a list, one per decoder stage,
     highest resolution first).
 
@@ -43,32 +40,10 @@ class RIUNet(nn.Module):
                  dropout_op: type[nn.Module] | None = None, dropout_op_kwargs: dict | None = None,
                  nonlin: type[nn.Module] | None = nn.LeakyReLU, nonlin_kwargs: dict | None = None,
                  deep_supervision: bool = False):
-        super().__init__()
-        if conv_op is not nn.Conv2d:
-            raise ValueError(f"RIUNet is a 2D network (conv_op torch.nn.Conv2d), the plans give {conv_op}: derive it "
-                             f"from a 2d configuration")
-        features = per_stage(features_per_stage, n_stages)
-        kernels, strides = per_stage(kernel_sizes, n_stages), per_stage(strides, n_stages)
         block_kwargs = dict(norm_op=norm_op, norm_op_kwargs=norm_op_kwargs, nonlin=nonlin,
                             nonlin_kwargs=nonlin_kwargs, conv_bias=conv_bias)
-        blocks = per_stage(n_conv_per_stage, n_stages)
-        channels = [input_channels, *features]
-        self.encoder = nn.ModuleList(ResidualInceptionStage(blocks[s], channels[s], channels[s + 1], kernels[s],
-                                                            strides[s], **block_kwargs) for s in range(n_stages))
-        self.decoder = StageDecoder(
-            features, strides, kernels, per_stage(n_conv_per_stage_decoder, n_stages - 1), num_classes,
-            deep_supervision, conv_bias=conv_bias,
-            build_stage=lambda n, c_in, c_out, kernel: ResidualInceptionStage(n, c_in, c_out, kernel,
-                                                                              **block_kwargs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        skips = []
-        for stage in self.encoder:
-            x = stage(x)
-            skips.append(x)
-        return self.decoder(skips)
-
-    @staticmethod
-    def initialize(module: nn.Module) -> None:
-        """nnU-Net's initialisation of its U-Nets (He, negative slope 1e-2)."""
-        InitWeights_He(1e-2)(module)
+        super().__init__(input_channels, num_classes, n_stages, features_per_stage, kernel_sizes, strides,
+                         n_conv_per_stage, n_conv_per_stage_decoder, conv_op=conv_op, conv_bias=conv_bias,
+                         deep_supervision=deep_supervision,
+                         build_stage=lambda n, c_in, c_out, kernel, stride: ResidualInceptionStage(
+                             n, c_in, c_out, kernel, stride, **block_kwargs))

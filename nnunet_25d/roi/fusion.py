@@ -98,15 +98,16 @@ def check_same_source(models: list[RoiModel], source: Path) -> None:
             raise UserError(f"{model.raw_dataset.name} was cropped from {model.roi['source']}, not {source.name}")
 
 
-def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], folds: list[int],
-                              plans: str = "nnUNetPlans", output: Path | None = None,
-                              raw: Path | None = None) -> dict:
-    """Fuse ``models`` ((ROI dataset, trainer, configuration)) over ``folds``: Dice per class of every model alone
-    and of the fusion with and without the largest component, averaged over the cases. Writes the fused, largest-
-    component segmentations (source geometry), ``summary.json`` and ``dice.md``; returns the summary."""
-    raw = raw_folder(raw)
-    results, preprocessed = Path(os.environ["nnUNet_results"]), Path(os.environ["nnUNet_preprocessed"])
-    source_folder = source_dataset(raw, source)
+def nnunet_folder(variable: str) -> Path:
+    folder = os.environ.get(variable)
+    if not folder:
+        raise UserError(f"{variable} is not set: export {variable}=/path/to/{variable}")
+    return Path(folder)
+
+
+def trained_roi_models(raw: Path, models: list[tuple[str, str, str]], plans: str) -> list[RoiModel]:
+    """The ROI models of ``models`` ((ROI dataset, trainer, configuration)), each trained and given once."""
+    results = nnunet_folder("nnUNet_results")
     roi_models = []
     for dataset, trainer, configuration in models:
         folder = source_dataset(raw, dataset)
@@ -115,34 +116,54 @@ def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], f
             raise UserError(f"not trained: {model_folder}; train it with `nnUNetv2_train {dataset} {configuration} "
                             f"FOLD -tr {trainer} --npz`")
         roi_models.append(RoiModel(folder, model_folder))
+    if len({(m.raw_dataset, m.model_folder) for m in roi_models}) < len(roi_models):
+        raise UserError(f"a model is given twice: {', '.join(models_text(models))}")
+    return roi_models
+
+
+def fused_case(models: list[RoiModel], fold: int, case: str, source_image: sitk.Image, ending: str,
+               classes: range) -> dict[str, np.ndarray]:
+    """Each model's segmentation in the source geometry, their fusion and the fusion's largest components."""
+    mapped = [in_source_grid(m.probabilities(fold, case), m.roi_image(case, ending), source_image) for m in models]
+    fused = np.mean(mapped, axis=0).argmax(0)
+    segmentations = {model_name(m): p.argmax(0) for m, p in zip(models, mapped)}
+    return {**segmentations, "fusion": fused, "fusion + largest component": largest_component_per_class(fused, classes)}
+
+
+def model_name(model: RoiModel) -> str:
+    return f"{model.raw_dataset.name}/{model.model_folder.name}"
+
+
+def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], folds: list[int],
+                              plans: str = "nnUNetPlans", output: Path | None = None,
+                              raw: Path | None = None) -> dict:
+    """Fuse ``models`` ((ROI dataset, trainer, configuration)) over ``folds``: Dice per class of every model alone
+    and of the fusion with and without the largest component, averaged over the cases. Writes the fused, largest-
+    component segmentations (source geometry), ``summary.json`` and ``dice.md``; returns the summary."""
+    raw = raw_folder(raw)
+    source_folder = source_dataset(raw, source)
+    roi_models = trained_roi_models(raw, models, plans)
     check_same_source(roi_models, source_folder)
+    preprocessed = nnunet_folder("nnUNet_preprocessed")
     description = json.loads((source_folder / "dataset.json").read_text())
     ending, classes = description["file_ending"], range(1, len(description["labels"]))
-    names = [f"{m.raw_dataset.name}/{m.model_folder.name}" for m in roi_models]
-    if len(set(names)) < len(names):
-        raise UserError(f"a model is given twice: {', '.join(models_text(models))}")
     folder_name = "__".join(f"{dataset}_{trainer}_{configuration}" for dataset, trainer, configuration in models)
-    out = Path(output) if output else results / source_folder.name / "roi_ensembles" / folder_name
+    default = nnunet_folder("nnUNet_results") / source_folder.name / "roi_ensembles" / folder_name
+    out = Path(output) if output else default
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     jobs = [(fold, case) for fold in folds for case in validation_cases(roi_models, preprocessed, fold)]
     for fold, case in tqdm(jobs, desc="ROI ensemble", unit="case"):
         source_image = sitk.ReadImage(str(source_folder / "imagesTr" / f"{case}_0000{ending}"))
         reference = sitk.GetArrayFromImage(sitk.ReadImage(str(source_folder / "labelsTr" / f"{case}{ending}")))
-        mapped = [in_source_grid(m.probabilities(fold, case), m.roi_image(case, ending), source_image)
-                  for m in roi_models]
-        fused = np.mean(mapped, axis=0).argmax(0)
-        kept = largest_component_per_class(fused, classes)
-        segmentations = {name: p.argmax(0) for name, p in zip(names, mapped)}
-        segmentations.update({"fusion": fused, "fusion + largest component": kept})
-        for name, segmentation in segmentations.items():
-            rows += [{"fold": fold, "case": case, "model": name, "class": c, "dice": dice(segmentation, reference, c)}
-                     for c in classes]
-        written = sitk.GetImageFromArray(kept.astype(np.uint8))
+        segmentations = fused_case(roi_models, fold, case, source_image, ending, classes)
+        rows += [{"fold": fold, "case": case, "model": name, "class": c, "dice": dice(segmentation, reference, c)}
+                 for name, segmentation in segmentations.items() for c in classes]
+        written = sitk.GetImageFromArray(segmentations["fusion + largest component"].astype(np.uint8))
         written.CopyInformation(source_image)
         sitk.WriteImage(written, str(out / f"{case}{ending}"), useCompression=True)
-    summary = {"source": source_folder.name, "models": names, "folds": list(folds), "cases": rows,
-               "mean_dice": mean_dice(rows, description["labels"])}
+    summary = {"source": source_folder.name, "models": [model_name(m) for m in roi_models], "folds": list(folds),
+               "cases": rows, "mean_dice": mean_dice(rows, description["labels"])}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "dice.md").write_text(dice_table(summary["mean_dice"]))
     return summary
