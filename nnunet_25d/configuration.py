@@ -33,10 +33,12 @@ class ConfigurationError(SetupError):
 class TrainingSetup:
     """What a derivation needs beyond the plans: the depth of the training volumes along the slab axis (a robust
     maximum from nnU-Net's fingerprint, :func:`~nnunet_25d.inference_patch.robust_volume_depth`; None: unknown)
-    and the number of GPUs a step is split over (each must get a patch)."""
+    and the number of GPUs a step is split over (each must get a patch); ``supervised_per_patch``: the batch design
+    (:func:`~nnunet_25d.slab.slab_batch`; None: the fewest, deepest patches)."""
 
     volume_depth: float | None = None
     gpus: int = 1
+    supervised_per_patch: int | None = None
 
     @property
     def min_patches(self) -> int:
@@ -161,7 +163,8 @@ def thin_slab_source(plans: dict, configuration: str, slab_size: int, marker: di
     if marker.get("data_from"):
         with_data_of(derived, source, marker["data_from"])
         median_depth = source["median_image_size_in_voxels"][0]
-    batch = slab_batch(source["batch_size"], slab_size, int(median_depth), setup.min_patches)
+    batch = slab_batch(source["batch_size"], slab_size, int(median_depth), setup.min_patches,
+                       setup.supervised_per_patch)
     source["patch_size"] = [1, *source["patch_size"]]
     slab_patches(source, batch, 0, inference_depth(median_depth, setup.volume_depth))
     return derived, source
@@ -177,7 +180,8 @@ def derive_thin_slab_plans(plans: dict, configuration: str, slab_size: int, mark
                            setup: TrainingSetup, build: Callable[[dict], None]) -> dict:
     """Plans whose ``configuration`` (a 2d one) is thin-slab training data for a network ``build`` puts into the
     configuration (its ``architecture``; it may also round the in-plane patch). Returns a copy of ``plans``;
-    plans already derived with ``marker`` come back unchanged."""
+    plans already derived with ``marker`` (and the same batch design) come back unchanged."""
+    marker = {**marker, "supervised_per_patch": setup.supervised_per_patch}
     derived, source = thin_slab_source(plans, configuration, slab_size, marker, setup)
     if source is None:
         return derived

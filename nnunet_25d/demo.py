@@ -67,13 +67,12 @@ def models(epochs: int, iterations: int, slab_trainer: str) -> list[ModelSpec]:
     ]
 
 
-def configurations_needed(spec: ModelSpec) -> set[str]:
-    """The configurations whose preprocessed data ``spec`` trains on (its own, and e.g. 3d_fullres's for
-    nnUNetTrainer25DResampled)."""
-    from nnunet_25d.training.registry import TRAINERS
+def configurations_needed(spec: ModelSpec, preprocessed_dataset: Path | None = None) -> set[str]:
+    """The configurations whose preprocessed data ``spec`` trains on (its own, e.g. 3d_fullres's for
+    nnUNetTrainer25DResampled, and what the self-configuring nnUNetTrainer25D chooses once the dataset is planned)."""
+    from nnunet_25d.training.preprocessed_data import data_configurations
 
-    data_configuration = getattr(TRAINERS.get(spec.trainer), "data_configuration", None)
-    return {spec.configuration, data_configuration} - {None}
+    return data_configurations(spec.trainer, spec.configuration, preprocessed_dataset)
 
 
 def prepare(args: argparse.Namespace, specs: list[ModelSpec],
@@ -89,9 +88,12 @@ def prepare(args: argparse.Namespace, specs: list[ModelSpec],
         write_dataset(raw, dataset_id, seed=args.seed, spec=SyntheticSpec(z_spacings=getattr(args, "z_spacings", ())))
     paths = DatasetPaths(_dataset_name(raw, dataset_id), raw, preprocessed, results)
 
-    configurations = sorted({c for spec in specs for c in configurations_needed(spec)})
-    missing = [c for c in configurations if not (preprocessed / paths.name / f"nnUNetPlans_{c}").is_dir()]
-    if missing:
+    for _ in range(2):  # once more after planning: a self-configuring trainer may choose 3d_fullres's data
+        folder = preprocessed / paths.name
+        configurations = sorted({c for spec in specs for c in configurations_needed(spec, folder)})
+        missing = [c for c in configurations if not (folder / f"nnUNetPlans_{c}").is_dir()]
+        if not missing:
+            break
         _step(f"planning and preprocessing {', '.join(missing)}", started)
         runner.run(["nnUNetv2_plan_and_preprocess", "-d", str(dataset_id), "-c", *missing, "-np", "1",
                     "--verify_dataset_integrity"], "plan_and_preprocess")

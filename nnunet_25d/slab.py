@@ -77,16 +77,25 @@ class SlabBatch:
 
 
 def slab_batch(batch_size_2d: int, slab_size: int, max_supervised_slices: int,
-               min_patches: int = MIN_PATCHES_PER_BATCH) -> SlabBatch:
+               min_patches: int = MIN_PATCHES_PER_BATCH, supervised_per_patch: int | None = None) -> SlabBatch:
     """The step that supervises about as many slices as nnU-Net's 2d batch, never more.
 
-    Among the splits ``patches x slices <= batch_size_2d`` with at least ``min_patches`` patches (fewer only when
-    the 2d batch itself is smaller; pass the number of GPUs if it is larger), take the one supervising the most
-    slices, then one that nnU-Net forces at least a third of to foreground, then the fewest, deepest patches (less
-    context loaded per supervised slice). ``max_supervised_slices`` (the median depth) bounds the depth.
+    ``supervised_per_patch`` given (e.g. 1): ``batch_size_2d // n`` patches of n supervised slices each, so that
+    nearly every supervised slice is its own random draw as in nnU-Net's 2d batch, and nnU-Net's foreground
+    oversampling forces a third of the supervised slices themselves (per patch = per slice when n = 1); n shrinks
+    where fewer than ``min_patches`` patches would remain.
+
+    None (the deep design): among the splits ``patches x slices <= batch_size_2d`` with at least ``min_patches``
+    patches (fewer only when the 2d batch itself is smaller; pass the number of GPUs if it is larger), take the one
+    supervising the most slices, then one that nnU-Net forces at least a third of to foreground, then the fewest,
+    deepest patches (less context loaded per supervised slice). ``max_supervised_slices`` (the median depth)
+    bounds the depth either way.
     """
     check_slab_size(slab_size)
     floor = max(1, min(batch_size_2d, min_patches))
+    if supervised_per_patch is not None:
+        per_patch = max(1, min(supervised_per_patch, max_supervised_slices, batch_size_2d // floor))
+        return SlabBatch(batch_size_2d // per_patch, per_patch, slab_size)
     splits = [SlabBatch(batch_size_2d // n, n, slab_size)
               for n in range(1, max(1, min(max_supervised_slices, batch_size_2d // floor)) + 1)]
     return max(splits, key=lambda s: (s.slices_per_step, s.forced_foreground_fraction >= 1 / 3, s.supervised_slices))

@@ -13,7 +13,8 @@ import SimpleITK as sitk
 import torch
 from conftest import TINY_ID, TINY_TRAINER
 
-from nnunet_25d.training.slab_trainer import derive_slab_plans
+from nnunet_25d.training.registry import TRAINERS
+from nnunet_25d.training.slab_trainer import training_setup
 
 pytestmark = pytest.mark.integration
 BASELINE_TRAINER = "nnUNetTrainer_10epochs_25iters"
@@ -44,10 +45,15 @@ def test_slab_model_finds_nodules_that_only_context_tells_apart(trained_slab_mod
     assert summary["mean"]["1"]["Dice"] > 0.7, "and it still segments the tubes"
 
 
-def test_model_folder_plans_are_what_training_used(nnunet, tiny_dataset, trained_slab_model):
+def test_model_folder_plans_are_what_training_used(nnunet, tiny_dataset, trained_slab_model, monkeypatch):
+    nnunet.set_environ(monkeypatch)  # the self-configuration reads nnU-Net's fingerprint from nnUNet_preprocessed
     saved = json.loads((trained_slab_model / "plans.json").read_text())
-    expected = derive_slab_plans(nnunet.plans(tiny_dataset), "2d", 3)
+    plans = nnunet.plans(tiny_dataset)
+    expected = TRAINERS[TINY_TRAINER].derive_plans(plans, "2d", training_setup(plans, "2d", 0))
     assert saved["configurations"]["2d"] == expected["configurations"]["2d"]
+    chosen = saved["configurations"]["2d"]["nnunet_25d"]
+    assert (chosen["self_configuration"]["slab_size"], chosen["self_configuration"]["data_configuration"]) == (3, None)
+    assert chosen["supervised_slices"] == 1, "per-slice batches"
     checkpoint = torch.load(trained_slab_model / "fold_0" / "checkpoint_final.pth", map_location="cpu",
                             weights_only=False)
     assert checkpoint["init_args"]["plans"]["configurations"]["2d"] == saved["configurations"]["2d"]

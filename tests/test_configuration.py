@@ -294,25 +294,32 @@ def _no_architecture_change(source: dict) -> None:
     source["architecture"]["network_class_name"] = "built"
 
 
-@pytest.mark.parametrize("data_from, gpus, max_depth, batch, depth", [
-    (None, 1, None, (3, 4, 6), 20),  # 12 slices as 3 x 4; depth bound: 10 slices (the plans' median)
-    (None, 4, 300.2, (6, 2, 4), 601),  # one patch per GPU at least; twice the deepest volume
-    ("3d_fullres", 1, None, (3, 4, 6), 40),  # 3d_fullres median: 20 slices
+@pytest.mark.parametrize("data_from, gpus, max_depth, per_patch, batch, depth", [
+    (None, 1, None, None, (3, 4, 6), 20),  # 12 slices as 3 x 4; depth bound: 10 slices (the plans' median)
+    (None, 4, 300.2, None, (6, 2, 4), 601),  # one patch per GPU at least; twice the deepest volume
+    ("3d_fullres", 1, None, None, (3, 4, 6), 40),  # 3d_fullres median: 20 slices
+    (None, 1, None, 1, (12, 1, 3), 20),  # per-slice batches: 12 one-slice patches, as many draws as 2d's
+    (None, 1, None, 2, (6, 2, 4), 20),
 ])
-def test_thin_slab_plans_by_hand(data_from, gpus, max_depth, batch, depth):
+def test_thin_slab_plans_by_hand(data_from, gpus, max_depth, per_patch, batch, depth):
     marker = {"slab_size": 3, **({"data_from": data_from} if data_from else {})}
     plans = planned()
-    derived = derive_thin_slab_plans(plans, "2d", 3, marker, TrainingSetup(max_depth, gpus), _no_architecture_change)
+    setup = TrainingSetup(max_depth, gpus, per_patch)
+    derived = derive_thin_slab_plans(plans, "2d", 3, marker, setup, _no_architecture_change)
     result = derived["configurations"]["2d"]
     patches, supervised, patch_depth = batch
     assert result["patch_size"] == [depth, 32, 40] and result["batch_size"] == patches
-    assert result[SLAB_KEY] == {**marker, "training_patch_size": [patch_depth, 32, 40], "slab_axis": 0,
-                                "supervised_slices": supervised}
+    assert result[SLAB_KEY] == {**marker, "supervised_per_patch": per_patch, "training_patch_size": [patch_depth, 32, 40],
+                                "slab_axis": 0, "supervised_slices": supervised}
     assert result["architecture"]["network_class_name"] == "built"
     data = plans["configurations"][data_from or "2d"]
     assert result["spacing"] == data["spacing"] and result["data_identifier"] == data["data_identifier"]
     assert plans == planned(), "the caller's plans stay untouched"
-    assert derive_thin_slab_plans(derived, "2d", 3, marker, TrainingSetup(), _no_architecture_change) == derived
+    assert derive_thin_slab_plans(derived, "2d", 3, marker, TrainingSetup(supervised_per_patch=per_patch),
+                                  _no_architecture_change) == derived
+    other_design = TrainingSetup(supervised_per_patch=2 if per_patch is None else None)
+    with pytest.raises(ConfigurationError, match="already derived"):
+        derive_thin_slab_plans(derived, "2d", 3, marker, other_design, _no_architecture_change)
 
 
 def test_depth_bound_comes_from_the_data_the_slabs_are_cut_from():

@@ -120,6 +120,33 @@ def test_small_2d_batches_keep_foreground_oversampling(nnunet, index_dataset, mo
     assert [dl_train.data_loader.get_do_oversample(i) for i in range(2)] == [False, True]
 
 
+def test_a_step_draws_as_many_slices_independently_as_the_2d_step(nnunet, index_dataset, monkeypatch):
+    """With the 2d plan's batch of 12, the slab step is 12 patches of one supervised slice each (each patch one
+    random draw of nnU-Net's loader, 12 2D passes), foreground forced for the same share of supervised slices as
+    nnU-Net's own 2d loader forces (the earlier design: 3 patches x 4 consecutive slices)."""
+    plans = nnunet.plans(index_dataset)
+    plans["configurations"]["2d"]["batch_size"] = 12
+    monkeypatch.setattr(nnunet, "plans", lambda dataset: plans)
+    slab = nnunet.trainer(index_dataset, nnUNetTrainer25D, "2d", monkeypatch)
+    flat = nnunet.trainer(index_dataset, nnUNetTrainer, "2d", monkeypatch)
+    deep = nnunet.trainer(index_dataset, TRAINERS["nnUNetTrainer25D_DeepPatches"], "2d", monkeypatch)
+    assert (slab.batch_size, deep.batch_size) == (12, 3)
+    slab_loader, _ = slab.get_dataloaders()
+    flat_loader, _ = flat.get_dataloaders()
+    assert [slab_loader.data_loader.get_do_oversample(i) for i in range(12)] == \
+        [flat_loader.data_loader.get_do_oversample(i) for i in range(12)]
+    slab.on_train_start()
+    try:
+        passes = []
+        slab.network.network_2d.register_forward_pre_hook(lambda module, args: passes.append(args[0].shape[0]))
+        batch = next(slab.dataloader_train)
+        assert batch["data"].shape[:3] == (12, 1, 3) and batch["target"][0].shape[2] == 1
+        slab.train_step(batch)
+        assert passes == [12]
+    finally:
+        slab.on_train_end()
+
+
 def make_predictor(trainer: nnUNetTrainer) -> nnUNetPredictor:
     predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
                                 perform_everything_on_device=False, device=torch.device("cpu"), allow_tqdm=False)

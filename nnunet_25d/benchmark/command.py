@@ -30,6 +30,7 @@ from nnunet_25d.errors import UserError
 from nnunet_25d.preflight import cuda_device_name, default_device, preflight
 from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.self_configuration import benchmark_lines, dataset_choice
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -80,9 +81,13 @@ def variants_from_args(args: argparse.Namespace) -> list[Variant]:
 
 def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, variants: list[Variant],
                           plans: str) -> list[str] | None:
-    """The nnU-Net command that plans/preprocesses what the matrix needs, or None if everything is there."""
+    """The nnU-Net command that plans/preprocesses what the matrix needs, or None if everything is there (run it
+    again after planning: a self-configuring trainer's choice of data is known from the plans on)."""
+    from nnunet_25d.training.preprocessed_data import data_configurations
+
     plans_file = preprocessed / dataset / f"{plans}.json"
-    wanted = sorted({v.configuration for v in variants})
+    wanted = sorted({c for v in variants
+                     for c in data_configurations(v.trainer_name, v.configuration, preprocessed / dataset, plans)})
     if not plans_file.exists():
         if plans != "nnUNetPlans":
             raise SystemExit(f"no plans {plans_file}: plan them first with nnU-Net's matching planner, e.g. "
@@ -102,6 +107,15 @@ def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, var
     if not missing:
         return None
     return ["nnUNetv2_preprocess", "-d", dataset_id, "-plans_name", plans, "-c", *missing, "-np", "1"]
+
+
+def self_configuration_notes(variants: list[Variant], preprocessed_dataset: Path, plans: str) -> list[str]:
+    """What the self-configuring trainers of the matrix choose on this dataset (nothing if none is in it)."""
+    from nnunet_25d.training.registry import TRAINERS
+
+    if not any(getattr(TRAINERS.get(v.trainer), "self_configuring", False) for v in variants):
+        return []
+    return benchmark_lines(dataset_choice(preprocessed_dataset, plans))
 
 
 def nothing_finished_error(dataset: str, preprocessed: Path, jobs: list[Job], args: argparse.Namespace) -> str:
@@ -268,9 +282,16 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
     failures = []  # of the test-set predictions and find_best; a fold's failure is read from its files below
     if train:
-        if preprocess:
+        for _ in range(2):  # again after planning: a self-configuring trainer may choose 3d_fullres's data
+            if not preprocess:
+                break
             print(shlex.join(preprocess), flush=True)
             runner.run(preprocess, "preprocess")
+            preprocess = preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
+    dataset_notes = self_configuration_notes(variants, preprocessed / dataset, args.plans)
+    for line in dataset_notes:
+        print(line, flush=True)
+    if train:
         train_missing(runner, jobs, args.device)
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
     if predict:
@@ -297,7 +318,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if args.seeds > 1:
         title += f", {args.seeds} seeds"
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
-                            not_run, primary, recommended_scores(recommended, scoring))
+                            not_run, primary, recommended_scores(recommended, scoring), dataset_notes)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if failures or (train and (failed or not_run)):  # --finalize after tasks: a failed fold is in the report

@@ -337,7 +337,7 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
                  failures: list[str] | None = None, not_run: list[str] | None = None,
                  primary: PrimaryComparison = PrimaryComparison(),
-                 recommended: list[CaseScore] | None = None) -> str:
+                 recommended: list[CaseScore] | None = None, dataset_notes: list[str] | None = None) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [variant_row(s, baselines) for s in summaries]
     differences = [difference(c) for c in comparisons]
@@ -348,6 +348,7 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         setting = benchmark_setting(summaries, baselines)
         parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
                   statistics_note(primary), "", power_line(comparisons, setting), "",
+                  *([" ".join(f"{line}." for line in dataset_notes), ""] if dataset_notes else []),
                   results_sections(rows, setting, metrics, splits), seed_section(summaries, metrics, setting),
                   outcomes_section(summaries, setting), hd95_section(summaries, setting),
                   rank_section(summaries, primary, setting)]

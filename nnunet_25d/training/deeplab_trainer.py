@@ -83,8 +83,8 @@ class nnUNetTrainer25DDeepLab(nnUNetTrainer25D):
                 "pooling_norm_groups": cls.pooling_norm_groups}
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
-        return derive_deeplab_plans(plans, configuration, cls.slab_size, cls.hyper_parameters(), setup)
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
+        return derive_deeplab_plans(plans, configuration, cls.slab_size, cls.hyper_parameters(), cls.batch_setup(setup))
 
 
 def bottleneck_size(configuration: dict) -> int:
@@ -113,9 +113,9 @@ class nnUNetTrainer25DASPP(nnUNetTrainer25D):
     slab_size = 3
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
         check_source(plans, configuration)
         planned = PlansManager(plans).get_configuration(configuration).configuration
         extra = {"network_2d": ASPP_UNET, "aspp_rates": aspp_rates_for(bottleneck_size(planned))}
-        return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, extra, setup,
-                                 cls.data_configuration)
+        return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, extra,
+                                 cls.batch_setup(setup), cls.data_configuration)

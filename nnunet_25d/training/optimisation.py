@@ -42,3 +42,24 @@ def adamw_without_decay_on_norms_and_biases(network: nn.Module, lr: float, weigh
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr)
+
+
+class AdamWWarmupCosine:
+    """Put before a trainer class: AdamW (no decay on norms and biases), linear warm-up over ``warmup_fraction`` of
+    the epochs (at least one), cosine decay to 0, stepped per epoch as nnU-Net steps its poly schedule;
+    ``optimiser = "sgd"`` keeps nnU-Net's SGD + poly instead."""
+
+    optimiser: str = "adamw"
+    adamw_lr: float = 1e-3
+    adamw_weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+
+    def configure_optimizers(self):
+        if self.optimiser == "sgd":
+            return super().configure_optimizers()
+        self.initial_lr = self.adamw_lr
+        optimizer = adamw_without_decay_on_norms_and_biases(self.network, self.adamw_lr, self.adamw_weight_decay)
+        warmup = max(1, round(self.warmup_fraction * self.num_epochs)) if self.num_epochs > 1 else 0
+        self.print_to_log_file(f"{type(self).__name__}: AdamW lr {self.adamw_lr}, weight decay "
+                               f"{self.adamw_weight_decay}, {warmup} warm-up epochs, cosine decay")
+        return optimizer, WarmupCosineLR(optimizer, self.adamw_lr, self.num_epochs, warmup)

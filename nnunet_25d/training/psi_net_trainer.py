@@ -15,8 +15,8 @@ class nnUNetTrainer25DPsiNet(nnUNetTrainer25D):
     """nnUNetTrainer25D's slab input into :class:`PsiNet` (the planned 2D U-Net + self-attention at the bottleneck,
     a contextual-attention gate on every skip, a slice classifier), trained at two levels: nnU-Net's Dice with
     :class:`ClassBalancedCrossEntropy` for the pixels, plus ``slice_loss_weight`` x the binary cross-entropy of
-    "slice contains label c" (:class:`SlicePresenceLoss`) for every supervised slice. Optimiser, schedule,
-    augmentation and slab context are nnUNetTrainer25D's; label training only (no regions)."""
+    "slice contains label c" (:class:`SlicePresenceLoss`) for every supervised slice. Augmentation and slab
+    context are nnUNetTrainer25D's, the optimiser nnU-Net's SGD + poly; label training only (no regions)."""
 
     slab_size = 3
     self_attention_reduction: int = 8

@@ -31,6 +31,7 @@ from nnunet_25d.training.pe_attention_trainer import nnUNetTrainer25DPEAttention
 from nnunet_25d.training.psi_net_trainer import nnUNetTrainer25DPsiNet
 from nnunet_25d.training.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.training.riu_net_trainer import nnUNetTrainer25DRIUNet
+from nnunet_25d.training.slab_ablations import nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD
 from nnunet_25d.training.seeds import split_seed
 from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.training.uv_net_trainer import nnUNetTrainer25DUVNet
@@ -56,6 +57,7 @@ ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUN
                   nnUNetTrainer25DAniso_HardnessDiceDetached)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
+SLAB_ABLATIONS = (nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD)
 # <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
 # Ψ-Net brings its own (class-balanced) cross-entropy: no border-loss variant
 BORDER_SLAB_TRAINERS = border_loss_variants(tuple(t for t in SLAB_TRAINERS if t is not nnUNetTrainer25DPsiNet),
@@ -69,14 +71,13 @@ def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
                   for base in SLAB_TRAINERS + BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
     sized += tuple(with_slab_size(base, n, module=__name__) for base in VIEW_TRAINERS for n in VIEW_SLAB_SIZES)
     return (SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS
-            + BORDER_LOSS_TRAINERS)
+            + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS)
 
 
 PLUGIN_TRAINERS = _plugin_trainers()
 # what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
 BENCHMARK_VARIANTS = (
-    ("nnUNetTrainer25D", "2d"),
-    ("nnUNetTrainer25D_5slices", "2d"),
+    ("nnUNetTrainer25D", "2d"),  # self-configured: slab size and data from the fingerprint
     ("nnUNetTrainer25DFusion", "2d"),
     ("nnUNetTrainer25DAniso", "3d_fullres"),
     ("nnUNetTrainer25DMorphMLP", "2d"),
@@ -92,7 +93,7 @@ __all__ = sorted(TRAINERS)
 
 PLUGIN_PREFIX = "nnUNetTrainer25D"
 BASE_TRAINERS = {cls.__name__: cls for cls in SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS}
-BASE_TRAINERS.update({cls.__name__: cls for cls in PE_ATTENTION_TRAINERS + BORDER_LOSS_TRAINERS})
+BASE_TRAINERS.update({cls.__name__: cls for cls in PE_ATTENTION_TRAINERS + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS})
 NNUNET_BASE = nnUNetTrainer.__name__
 
 

@@ -97,10 +97,11 @@ class nnUNetTrainer25DView(nnUNetTrainer25D):
 
     view: str = "axial"
     default_configuration = "3d_fullres"
+    supervised_per_patch = None  # a view's batch splits a 2d step's pixels (derive_view_plans), not its slices
 
     @classmethod
-    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup = TrainingSetup()) -> dict:
-        return derive_view_plans(plans, configuration, cls.view, cls.slab_size, setup)
+    def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
+        return derive_view_plans(plans, configuration, cls.view, cls.slab_size, setup or TrainingSetup())
 
     @property
     def slab_axis(self) -> int:
