@@ -150,7 +150,7 @@ def benchmark_lines(choice: SlabChoice | None) -> list[str]:
     """The benchmark's sentences on the self-configuration of this dataset (empty without a choice)."""
     if choice is None:
         return []
-    lines = [f"nnUNetTrainer25D configures itself here: {line}" for line in choice.reasons()]
+    lines = [f"nnUNetTrainer25D configures itself here: {'; '.join(choice.reasons())}"]
     if choice.near_isotropic:
         lines.append("On near-isotropic data nnU-Net's 3d_fullres is the model to beat; the 2.5D rows show what "
                      "slices cost or gain there.")

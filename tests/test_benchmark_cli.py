@@ -67,6 +67,9 @@ def test_rerun_after_kill_trains_only_what_is_missing(nnunet, benchmark_run):
     assert "Power (cross-validation): 2 comparisons in the primary family, n ≤ 3 pairs each; smallest attainable " \
            "two-sided p 0.25, Holm-adjusted 0.5 > α = 0.05: this design cannot reach significance" \
            in benchmark_run["stdout"]
+    assert "nnUNetTrainer25D configures itself here: slab 3 slices" in benchmark_run["stdout"]
+    report = (nnunet.results / DATASET / "nnunet25d_benchmark" / "benchmark.md").read_text()
+    assert "**Self-configuration.** nnUNetTrainer25D configures itself here: slab 3 slices" in report
     assert (fold_folder(nnunet, TRAINERS[0], 0) / "checkpoint_final.pth").stat().st_mtime == benchmark_run["mtime"]
     for trainer in TRAINERS:
         for fold in (0, 1):

@@ -348,7 +348,8 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         setting = benchmark_setting(summaries, baselines)
         parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
                   statistics_note(primary), "", power_line(comparisons, setting), "",
-                  *([" ".join(f"{line}." for line in dataset_notes), ""] if dataset_notes else []),
+                  *(["**Self-configuration.** " + " ".join(f"{line}." for line in dataset_notes), ""]
+                    if dataset_notes else []),
                   results_sections(rows, setting, metrics, splits), seed_section(summaries, metrics, setting),
                   outcomes_section(summaries, setting), hd95_section(summaries, setting),
                   rank_section(summaries, primary, setting)]
