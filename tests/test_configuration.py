@@ -362,3 +362,18 @@ def test_two_d_op_changes_only_the_class_name():
     assert two_d_op("my_ops3d.layers.Dropout3D") == "my_ops3d.layers.Dropout2D"
     assert two_d_op("BatchNorm3d") == "BatchNorm2d" and two_d_op("BatchNorm3D") == "BatchNorm2D"
     assert two_d_op(None) is None
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    ((40, 3, 100, 3, 1), (40, 1)),  # the 2d batch as one-slice patches
+    ((40, 3, 100, 3, 2), (20, 2)),
+    ((40, 3, 100, 3, 3), (13, 3)),  # 39 slices: never more than the 2d batch
+    ((40, 3, 4, 3, 8), (10, 4)),  # no deeper than the median volume
+    ((6, 3, 100, 3, 4), (3, 2)),  # at least 3 patches where the 2d batch allows
+    ((2, 3, 100, 3, 2), (2, 1)),  # a 2d batch under the minimum: one slice per patch
+])
+def test_per_slice_batch_table(arguments, expected):
+    batch_2d, slab, median_depth, min_patches, per_patch = arguments
+    batch = slab_batch(batch_2d, slab, median_depth, min_patches, per_patch)
+    assert (batch.patches, batch.supervised_slices) == expected
+    assert isinstance(batch.patches, int) and batch.slices_per_step <= batch_2d

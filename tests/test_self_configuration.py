@@ -165,3 +165,70 @@ def test_a_choice_round_trips_through_the_plans_entry():
 
     choice = choose_slab(plans_for([3.5, 0.8, 0.8], fullres_z=3.5), "2d", fingerprint_for([2.0, 5.0] * 5))
     assert SlabChoice.from_plans_entry(choice.as_plans_entry()) == choice
+
+
+def test_the_reasons_read_as_written():
+    from nnunet_25d.self_configuration import SlabChoice
+
+    choice = SlabChoice(5, None, 2.0, 1.0, 2.5, "the cases' slice spacings agree")
+    assert choice.reasons() == [
+        "slab 5 slices: 4 mm of context either side at 2 mm slices, bounded 3..7 (sees +-4 mm)",
+        "data 2d: the cases' slice spacings agree",
+        "slices only 2.5x the in-plane spacing (< 3x, MONAI Auto3DSeg's threshold for a 2D model): 2.5D is not "
+        "expected to beat 3d_fullres here"]
+    resampled = SlabChoice(3, "3d_fullres", 3.5, 2.5, 4.4, "mixed")
+    assert resampled.reasons()[1] == "data 3d_fullres: mixed"
+    assert "(sees +-3.5 mm)" in resampled.reasons()[0]
+
+
+def test_the_benchmark_sentences_read_as_written():
+    from nnunet_25d.self_configuration import SlabChoice, benchmark_lines
+
+    near = SlabChoice(7, None, 1.0, 1.0, 1.25, "agree")
+    assert benchmark_lines(near) == [
+        "nnUNetTrainer25D configures itself here: " + "; ".join(near.reasons()),
+        "On near-isotropic data nnU-Net's 3d_fullres is the model to beat; the 2.5D rows show what slices cost or "
+        "gain there."]
+
+
+def test_the_reasons_for_the_data_read_as_written():
+    missing = choose_slab(plans_for([4.0, 0.8, 0.8], 4.0), "2d", None)
+    assert missing.data_reason == "no dataset_fingerprint.json to compare the cases' slice spacings"
+    mixed = choose_slab(plans_for([3.5, 0.8, 0.8], 3.5), "2d", fingerprint_for([2.0, 5.0] * 5))
+    assert mixed.data_reason == ("mixed slice thickness (90th/10th percentile 2.50 > 1.5): slices resampled to "
+                                 "3.5 mm so a slab spans the same millimetres in every case")
+    other_grid = plans_for([3.5, 0.8, 0.8], 3.5)
+    other_grid["configurations"]["3d_fullres"]["spacing"] = [3.5, 1.0, 1.2]
+    assert choose_slab(other_grid, "2d", fingerprint_for([2.0, 5.0] * 5)).data_reason == (
+        "mixed slice thickness (ratio 2.50) but 3d_fullres resamples in-plane to [1.0, 1.2], the 2d plan to "
+        "[0.8, 0.8]")
+    no_spacing = plans_for([3.5, 0.8, 0.8], 3.5)
+    del no_spacing["configurations"]["2d"]["spacing"]
+    assert choose_slab(no_spacing, "2d", fingerprint_for([2.0, 5.0] * 5)).data_configuration is None
+
+
+def test_anisotropy_uses_the_finest_in_plane_spacing_and_transpose_defaults_to_none():
+    plans = plans_for([2.0, 0.5, 1.0], 2.0)
+    assert choose_slab(plans, "2d", None).anisotropy == 4.0
+    del plans["transpose_forward"]
+    from nnunet_25d.self_configuration import case_slice_spacings
+
+    assert case_slice_spacings(fingerprint_for([2.0, 5.0]), plans) == [2.0, 5.0]
+
+
+def test_the_thickness_ratio_is_the_90th_over_the_10th_percentile():
+    assert thickness_ratio([float(n) for n in range(1, 11)]) == pytest.approx(9.1 / 1.9)
+    assert thickness_ratio([]) is None
+
+
+def test_the_plans_entry_rounds_to_four_places_and_keeps_an_unknown_ratio():
+    from nnunet_25d.self_configuration import SlabChoice
+
+    entry = SlabChoice(3, None, 1 / 3, None, 10 / 3, "x").as_plans_entry()
+    assert (entry["slice_spacing_mm"], entry["thickness_ratio"], entry["anisotropy"]) == (0.3333, None, 3.3333)
+
+
+def test_a_missing_fingerprint_reads_as_none(tmp_path):
+    from nnunet_25d.self_configuration import read_fingerprint
+
+    assert read_fingerprint(None) is None and read_fingerprint(tmp_path) is None
