@@ -232,3 +232,13 @@ def test_a_missing_fingerprint_reads_as_none(tmp_path):
     from nnunet_25d.self_configuration import read_fingerprint
 
     assert read_fingerprint(None) is None and read_fingerprint(tmp_path) is None
+
+
+def test_an_unplanned_configuration_leaves_the_error_to_the_derivation():
+    """choose_slab runs before the derivation checks the configuration: it must not crash on what that check
+    reports with its fix (an unplanned configuration, plans without configurations)."""
+    mixed = fingerprint_for([2.0, 5.0] * 5)
+    plans = plans_for([3.5, 0.8, 0.8], 3.5)
+    assert choose_slab(plans, "2d_custom", mixed).data_configuration is None
+    del plans["configurations"]
+    assert choose_slab(plans, "2d", mixed).data_configuration is None
