@@ -309,8 +309,9 @@ def test_thin_slab_plans_by_hand(data_from, gpus, max_depth, per_patch, batch, d
     result = derived["configurations"]["2d"]
     patches, supervised, patch_depth = batch
     assert result["patch_size"] == [depth, 32, 40] and result["batch_size"] == patches
-    assert result[SLAB_KEY] == {**marker, "supervised_per_patch": per_patch, "training_patch_size": [patch_depth, 32, 40],
-                                "slab_axis": 0, "supervised_slices": supervised}
+    assert result[SLAB_KEY] == {**marker, "supervised_per_patch": per_patch,
+                                "training_patch_size": [patch_depth, 32, 40], "slab_axis": 0,
+                                "supervised_slices": supervised}
     assert result["architecture"]["network_class_name"] == "built"
     data = plans["configurations"][data_from or "2d"]
     assert result["spacing"] == data["spacing"] and result["data_identifier"] == data["data_identifier"]

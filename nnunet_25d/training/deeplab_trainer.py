@@ -84,7 +84,8 @@ class nnUNetTrainer25DDeepLab(nnUNetTrainer25D):
 
     @classmethod
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
-        return derive_deeplab_plans(plans, configuration, cls.slab_size, cls.hyper_parameters(), cls.batch_setup(setup))
+        return derive_deeplab_plans(plans, configuration, cls.slab_size, cls.hyper_parameters(),
+                                    cls.batch_setup(setup))
 
 
 def bottleneck_size(configuration: dict) -> int:
