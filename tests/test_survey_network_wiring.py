@@ -130,3 +130,105 @@ def test_psi_net_refuses_a_3d_plan_by_name():
     with pytest.raises(ValueError, match=r"^PsiNet is a 2D network \(conv_op torch.nn.Conv2d\), the plans give"):
         psi_net(conv_op=nn.Conv3d, kernel_sizes=[[3, 3, 3]] * 3, strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]],
                 norm_op=nn.InstanceNorm3d)
+
+
+def test_gate_and_block_defaults():
+    from nnunet_25d.architectures.contextual_attention import ContextualAttentionGate
+
+    assert ContextualAttentionGate(24, 16).theta.out_channels == 12, "reduction 2 by default"
+    assert ContextualAttentionGate(3, 3, 4).theta.out_channels == 1, "at least one hidden channel"
+    assert ConvNormAct(2, 3, (1, 1))[0].bias is not None
+    assert not any(isinstance(m, nn.MaxPool2d) for m in ResidualInceptionStage(1, 2, 4, 3)), "stride 1 by default"
+
+
+def test_riu_net_hands_a_bias_on_to_every_convolution():
+    net = riu_net(conv_bias=True)
+    assert all(m.bias is not None for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    flat = riu_net(strides=1, kernel_sizes=3)
+    assert flat(torch.randn(1, 3, 6, 5)).shape == (1, 2, 6, 5), "one stride and one kernel for every stage"
+
+
+def test_stage_unet_defaults_and_nnunets_initialisation():
+    from nnunet_25d.architectures.stage_unet import StageUNet
+
+    net = StageUNet(3, 2, 2, [4, 8], 3, [[1, 1], [2, 2]], 1, 1,
+                    build_stage=lambda n, c_in, c_out, kernel, stride: nn.Conv2d(c_in, c_out, 3, stride, 1))
+    assert net.decoder.upsampling[0].bias is not None and isinstance(net(torch.randn(1, 3, 8, 8)), torch.Tensor)
+    conv = nn.Conv2d(64, 64, 3)
+    nn.init.constant_(conv.bias, 1.0)
+    torch.manual_seed(0)
+    StageUNet.initialize(conv)
+    assert torch.count_nonzero(conv.bias) == 0
+    assert conv.weight.std().item() == pytest.approx((2 / (1 + 1e-4) / (64 * 9)) ** 0.5, rel=0.05)
+
+
+def test_psi_net_passes_its_reductions_on_and_outputs_the_full_resolution():
+    net = psi_net(self_attention_reduction=4, gate_reduction=4)
+    assert net.self_attention.query.out_channels == 8
+    assert [g.theta.out_channels for g in net.gates] == [6, 4]
+    assert net.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 3, 8, 8)
+
+
+def test_slice_losses_take_channel_less_targets_and_targets_without_leading_axes():
+    from nnunet_25d.slice_supervision import ClassBalancedCrossEntropy, SlicePresenceLoss, labels_of, slice_presence
+
+    logits = torch.randn(2, 4, 2, 3)  # 4 classes on a 2 x 3 map: fewer rows than classes
+    labels = torch.tensor([[[0, 1, 1], [3, 3, 3]], [[0, 0, 1], [1, 3, 3]]])
+    assert torch.equal(labels_of(labels, logits), labels)
+    counts = torch.tensor([3.0, 4.0, 0.0, 5.0])
+    weights = torch.where(counts > 0, 1 / counts.clamp_min(1), torch.zeros_like(counts))
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=weights)
+    torch.testing.assert_close(ClassBalancedCrossEntropy()(logits, labels), expected)
+    absent_top = torch.tensor([[[0, 1, 1], [0, 0, 0]]])  # classes 2 and 3 absent: weights still one per class
+    torch.testing.assert_close(ClassBalancedCrossEntropy()(logits[:1], absent_top),
+                               torch.nn.functional.cross_entropy(logits[:1], absent_top,
+                                                                 weight=torch.tensor([1 / 4, 1 / 2, 0.0, 0.0])))
+    wide = torch.randn(1, 2, 5, 1)
+    wide_labels = torch.tensor([[[[0], [1], [1], [1], [0]]]])
+    torch.testing.assert_close(ClassBalancedCrossEntropy()(wide, wide_labels),
+                               torch.nn.functional.cross_entropy(wide, wide_labels[:, 0],
+                                                                 weight=torch.tensor([1 / 2, 1 / 3])))
+    flat_target = torch.zeros(2, 1, 4, 4)
+    flat_target[0, 0, 1, 1] = 2
+    assert torch.equal(slice_presence(flat_target, 2), torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    slice_logits = torch.randn(1, 2, 3)  # (B, K' = 2 labels, D = 3 slices)
+    target = torch.zeros(1, 1, 3, 4, 4)
+    target[0, 0, 2, 0, 0] = 1
+    presence = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(SlicePresenceLoss()(slice_logits, target),
+                               torch.nn.functional.binary_cross_entropy_with_logits(slice_logits, presence))
+
+
+def test_auxiliary_supervised_loss_adds_the_weighted_auxiliary_term_to_the_segmentation_loss():
+    from collections import namedtuple
+
+    from nnunet_25d.auxiliary_loss import AuxiliarySupervisedLoss
+
+    Pair = namedtuple("Pair", "segmentation auxiliary")
+
+    class PairLoss(AuxiliarySupervisedLoss):
+        output_type = Pair
+
+    mse, l1 = nn.MSELoss(), nn.L1Loss()
+    torch.manual_seed(0)
+    seg, target, aux = torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3)
+    single = PairLoss(mse, None, l1, auxiliary_weight=0.5)
+    assert not single.deep_supervision
+    torch.testing.assert_close(single(Pair(seg, aux), target), mse(seg, target) + 0.5 * l1(aux, target))
+    torch.testing.assert_close(single(seg, target), mse(seg, target)), "an eval output: segmentation loss only"
+    torch.testing.assert_close(PairLoss(mse, None, l1, 0.0)(Pair(seg, aux), target), mse(seg, target))
+    deep = PairLoss(mse, [0.75, 0.25], l1)
+    assert deep.deep_supervision and deep.auxiliary_weight == 1.0
+    expected = 0.75 * mse(seg, target) + 0.25 * mse(seg[:, :2], target[:, :2]) + l1(aux, target)
+    torch.testing.assert_close(deep(Pair([seg, seg[:, :2]], aux), [target, target[:, :2]]), expected)
+
+
+def test_class_balanced_ce_counts_class_100_and_keeps_the_logits_dtype():
+    from nnunet_25d.slice_supervision import ClassBalancedCrossEntropy
+
+    logits = torch.randn(1, 101, 1, 2, dtype=torch.float64)
+    labels = torch.tensor([[[0, 100]]])
+    weights = torch.zeros(101, dtype=torch.float64)
+    weights[[0, 100]] = 1.0
+    torch.testing.assert_close(ClassBalancedCrossEntropy()(logits, labels),
+                               torch.nn.functional.cross_entropy(logits, labels, weight=weights))
