@@ -14,13 +14,14 @@ start-up (SciPy's Gaussian of the whole tile).
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
+
+from nnunet_25d.self_configuration import read_fingerprint
 
 DEPTH_MARGIN = 2.0
 ROBUST_PERCENTILE = 95  # one very deep training case must not make every prediction pay for its tile
@@ -67,10 +68,9 @@ def cut_slab_weight_fraction(patch_depth: int, slab_size: int, volume_depth: int
 def volume_extents(preprocessed_dataset_folder: Path, plans: dict, configuration: dict, axis: int) -> list[float]:
     """Extent along ``axis`` (of the transposed, resampled data) of every training volume, from nnU-Net's
     ``dataset_fingerprint.json``; empty when the fingerprint is missing."""
-    fingerprint_file = Path(preprocessed_dataset_folder) / "dataset_fingerprint.json"
-    if not fingerprint_file.is_file():
+    fingerprint = read_fingerprint(preprocessed_dataset_folder)
+    if fingerprint is None:
         return []
-    fingerprint = json.loads(fingerprint_file.read_text())
     order = plans.get("transpose_forward", [0, 1, 2])
     target = list(configuration["spacing"])
     extents = []

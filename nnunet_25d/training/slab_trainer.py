@@ -194,12 +194,11 @@ class nnUNetTrainer25D(AdamWWarmupCosine, nnUNetTrainer):
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
         """The plans this trainer trains on (and saves with the model), derived from nnU-Net's: the self-configured
         slab and data, or the class's, with the class's batch design."""
-        setup, choice = cls.batch_setup(setup), cls.slab_choice_for(plans, configuration)
-        if choice is None:
-            return derive_slab_plans(plans, configuration, cls.slab_size, cls.network_class, cls.extra_arch_kwargs(),
-                                     setup, cls.data_configuration)
-        return derive_slab_plans(plans, configuration, choice.slab_size, cls.network_class, cls.extra_arch_kwargs(),
-                                 setup, choice.data_configuration, choice.as_plans_entry())
+        choice = cls.slab_choice_for(plans, configuration)
+        slab_size, data, entry = ((cls.slab_size, cls.data_configuration, None) if choice is None else
+                                  (choice.slab_size, choice.data_configuration, choice.as_plans_entry()))
+        return derive_slab_plans(plans, configuration, slab_size, cls.network_class, cls.extra_arch_kwargs(),
+                                 cls.batch_setup(setup), data, entry)
 
     @classmethod
     def extra_arch_kwargs(cls) -> dict:
