@@ -4,7 +4,8 @@
 # largest component kept: `nnunet25d ensemble-roi`) against the resolution reading (the same network trained on
 # nnU-Net's 2d and 3d_fullres data of the whole volumes, fused by `nnunet25d ensemble-cv --largest-component
 # always`). Synthetic data with one tube and one nodule per case in a 20 x 96 x 96 volume (so that an ROI is a real
-# crop), fold 0, 5 epochs x 20 iterations, CPU. Run it alone on the machine.
+# crop), fold 0, 5 epochs x 20 iterations, CPU. Run it alone on the machine. Re-running it with the same WORKDIR
+# keeps what is done (plans, finished trainings) and continues an interrupted training (nnUNetv2_train --c).
 #
 #   bash benchmarks/mei_roi_ensemble.sh WORKDIR
 set -euo pipefail
@@ -15,17 +16,28 @@ export nnUNet_def_n_proc=1
 eval "$(nnunet25d env)"
 trainer=nnUNetTrainer25DPEAttention_5epochs_20iters
 started=$(date +%s)
+train() {  # DATASET CONFIGURATION LOG: train fold 0 unless it finished and validated before
+    local folder
+    folder=$(ls -d "$nnUNet_results"/Dataset$1_*/"$trainer"__nnUNetPlans__$2/fold_0 2>/dev/null || true)
+    [[ -n $folder && -f $folder/validation/summary.json ]] && return
+    nnUNetv2_train "$1" "$2" 0 -tr "$trainer" -device cpu --npz --c > "$3"
+}
+plan() {  # DATASET CONFIGURATION... : plan and preprocess unless done before
+    local id=$1; shift
+    ls "$nnUNet_preprocessed"/Dataset${id}_*/nnUNetPlans.json > /dev/null 2>&1 && return
+    nnUNetv2_plan_and_preprocess -d "$id" -c "$@" -np 1 > "$workdir/plan_$id.log"
+}
 [ -d "$nnUNet_raw/Dataset541_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 541 --objects-per-class 1 \
     --shape 20 96 96 --n-test 0
-nnUNetv2_plan_and_preprocess -d 541 -c 2d 3d_fullres -np 1 > "$workdir/plan_541.log"
+plan 541 2d 3d_fullres
 for scale_id in small:542 middle:543 large:544; do
     scale=${scale_id%%:*} id=${scale_id##*:}
     ls -d "$nnUNet_raw"/Dataset${id}_* > /dev/null 2>&1 || nnunet25d make-roi-dataset -d 541 --target-id "$id" --scale "$scale"
-    nnUNetv2_plan_and_preprocess -d "$id" -c 2d -np 1 > "$workdir/plan_$id.log"
-    nnUNetv2_train "$id" 2d 0 -tr "$trainer" -device cpu --npz > "$workdir/train_$id.log"
+    plan "$id" 2d
+    train "$id" 2d "$workdir/train_$id.log"
 done
 for configuration in 2d 3d_fullres; do
-    nnUNetv2_train 541 "$configuration" 0 -tr "$trainer" -device cpu --npz > "$workdir/train_541_$configuration.log"
+    train 541 "$configuration" "$workdir/train_541_$configuration.log"
 done
 nnunet25d ensemble-roi -d 541 -f 0 --models "542:$trainer:2d" "543:$trainer:2d" "544:$trainer:2d" | tee "$workdir/roi_ensemble.md"
 nnunet25d ensemble-cv -d 541 -f 0 --largest-component always --models "$trainer:2d" "$trainer:3d_fullres" \

@@ -181,3 +181,171 @@ def test_roi_ensemble_refuses_models_of_another_source(tmp_path, monkeypatch):
         fuse_roi_cross_validation("921", [("922", "T", "2d")] * 2, [0], raw=dirs[0])
     with pytest.raises(UserError, match="not trained"):
         fuse_roi_cross_validation("921", [("922", "Other", "2d")], [0], raw=dirs[0])
+
+
+# --- the ensemble's pieces by hand (from mutation testing) ------------------------------------------------------
+
+def test_dice_by_hand_and_nan_where_neither_holds_the_class():
+    from nnunet_25d.roi.fusion import dice
+
+    prediction = np.array([[0, 1, 1, 2]])
+    reference = np.array([[0, 1, 0, 0]])
+    assert dice(prediction, reference, 1) == pytest.approx(2 / 3)
+    assert dice(prediction, reference, 2) == 0.0, "one predicted voxel, none in the reference: 0, not NaN"
+    assert np.isnan(dice(prediction, reference, 3))
+
+
+def test_mean_dice_skips_undefined_cases_per_model_and_class():
+    from nnunet_25d.roi.fusion import mean_dice
+
+    labels = {"background": 0, "tube": 1, "nodule": 2}
+    rows = [{"model": "a", "class": 1, "dice": 0.5}, {"model": "a", "class": 1, "dice": 1.0},
+            {"model": "a", "class": 2, "dice": float("nan")}, {"model": "b", "class": 1, "dice": 0.2},
+            {"model": "b", "class": 2, "dice": 0.4}, {"model": "b", "class": 2, "dice": float("nan")}]
+    means = mean_dice(rows, labels)
+    assert list(means) == ["a", "b"] and list(means["a"]) == ["tube", "nodule"]
+    assert means["a"]["tube"] == pytest.approx(0.75) and np.isnan(means["a"]["nodule"])
+    assert means["b"] == pytest.approx({"tube": 0.2, "nodule": 0.4})
+
+
+def test_dice_table_is_a_markdown_table_row_per_model():
+    from nnunet_25d.roi.fusion import dice_table
+
+    table = dice_table({"a": {"tube": 0.75, "nodule": float("nan")}, "fusion": {"tube": 0.9, "nodule": 0.25}})
+    assert table == ("| model | tube | nodule |\n|---|---|---|\n| a | 0.750 | nan |\n"
+                     "| fusion | 0.900 | 0.250 |\n")
+
+
+def roi_models_with_splits(tmp_path, splits: list[list[str]]):
+    from nnunet_25d.roi.fusion import RoiModel
+
+    models = []
+    for i, val in enumerate(splits):
+        name = f"Dataset{930 + i}_X"
+        (tmp_path / name).mkdir(parents=True)
+        (tmp_path / name / "splits_final.json").write_text(json.dumps([{"train": [], "val": val}]))
+        models.append(RoiModel(tmp_path / "raw" / name, tmp_path / "results" / name / "T__nnUNetPlans__2d"))
+    return models
+
+
+def test_validation_cases_are_the_folds_cases_and_the_same_in_every_roi_dataset(tmp_path):
+    from nnunet_25d.roi.fusion import validation_cases
+
+    assert validation_cases(roi_models_with_splits(tmp_path / "one", [["b", "a"]]), tmp_path / "one", 0) == ["a", "b"]
+    two = roi_models_with_splits(tmp_path / "two", [["a", "b"], ["b", "a"]])
+    assert validation_cases(two, tmp_path / "two", 0) == ["a", "b"]
+    differ = roi_models_with_splits(tmp_path / "differ", [["a"], ["a"], ["c"]])
+    with pytest.raises(UserError, match="fold 0 holds different validation cases in the ROI datasets: .*make every "
+                                        "ROI dataset from the same source cases"):
+        validation_cases(differ, tmp_path / "differ", 0)
+    with pytest.raises(UserError, match="splits_final.json is missing: nnU-Net writes it when the first fold of "
+                                        "that dataset trains"):
+        validation_cases(two, tmp_path / "elsewhere", 0)
+
+
+def test_probabilities_are_read_as_float32_and_a_missing_npz_names_the_command(tmp_path):
+    from nnunet_25d.roi.fusion import RoiModel
+
+    model = RoiModel(tmp_path / "raw" / "Dataset940_X", tmp_path / "T__nnUNetPlans__2d")
+    (model.model_folder / "fold_0" / "validation").mkdir(parents=True)
+    stored = np.arange(6, dtype=np.float16).reshape(2, 1, 1, 3)
+    np.savez(model.model_folder / "fold_0" / "validation" / "c.npz", probabilities=stored)
+    read = model.probabilities(0, "c")
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, stored)
+    with pytest.raises(UserError, match=r"fold_1/validation/c\.npz is missing: train fold 1 of "
+                                        r"T__nnUNetPlans__2d with --npz \(or run `nnUNetv2_train \.\.\. 1 --val "
+                                        r"--npz`\)"):
+        model.probabilities(1, "c")
+
+
+def test_in_source_grid_takes_half_precision_probabilities():
+    source = image_of(np.zeros((6, 8, 8), np.float32))
+    roi_image, _ = roi_of(source, None, Box((1, 2, 2), (4, 6, 6)), thickness=4.0)
+    probabilities = np.full((2, 3, 4, 4), 0.5, np.float16)
+    mapped = in_source_grid(probabilities, roi_image, source)
+    assert mapped.dtype == np.float32 and np.all(mapped[:, 1:4, 2:6, 2:6] == 0.5)
+
+
+def test_unset_nnunet_folders_name_the_export(monkeypatch):
+    from nnunet_25d.roi.fusion import nnunet_folder
+
+    monkeypatch.delenv("nnUNet_results", raising=False)
+    with pytest.raises(UserError, match="^nnUNet_results is not set: export nnUNet_results=/path/to/nnUNet_results$"):
+        nnunet_folder("nnUNet_results")
+
+
+def ensemble_setup(tmp_path, monkeypatch):
+    """Dataset950 and a clean fake model on its small ROI (Dataset951), the nnU-Net folders exported."""
+    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
+    for variable, folder in zip(("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"), dirs):
+        monkeypatch.setenv(variable, str(folder))
+    write_dataset(dirs[0], 950, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
+    fake_roi_model(dirs, write_roi_dataset("950", 951, "small", slice_thickness=4.0), "T", blob=False)
+    return dirs
+
+
+def test_the_ensemble_command_writes_to_nnunet_results_and_can_run_again(tmp_path, monkeypatch, capsys):
+    from nnunet_25d.cli import main
+
+    dirs = ensemble_setup(tmp_path, monkeypatch)
+    for _ in range(2):
+        main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d"])
+        printed = capsys.readouterr().out
+        assert printed.startswith("| model | tube | nodule |\n") and "| fusion + largest component | 1.000 | 1.000 |" \
+            in printed
+    out = dirs[2] / "Dataset950_Synthetic25D" / "roi_ensembles" / "951_T_2d"
+    assert (out / "case_000.nii.gz").is_file() and json.loads((out / "summary.json").read_text())["folds"] == [0]
+
+
+def test_the_ensemble_command_refuses_malformed_models_and_names_a_repeated_one(tmp_path, monkeypatch, capsys):
+    from nnunet_25d.cli import main
+    from nnunet_25d.roi.command import parse_model
+
+    assert parse_model("951:T:2d") == ("951", "T", "2d")
+    for text in ("951:T", "951::2d", "951:T:2d:x"):
+        with pytest.raises(UserError, match=f"^--models takes ROI_DATASET:TRAINER:CONFIGURATION, got '{text}'$"):
+            parse_model(text)
+    ensemble_setup(tmp_path, monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d", "951:T:2d"])
+    assert "a model is given twice: 951:T:2d, 951:T:2d" in capsys.readouterr().err
+
+
+def test_the_command_line_defaults(tmp_path):
+    from nnunet_25d.cli import build_parser
+
+    ensemble = build_parser("ensemble-roi").parse_args(["ensemble-roi", "-d", "1", "--models", "2:T:2d"])
+    assert (ensemble.folds, ensemble.plans, ensemble.output, ensemble.raw) == ([0, 1, 2, 3, 4], "nnUNetPlans", None,
+                                                                               None)
+    make = build_parser("make-roi-dataset").parse_args(["make-roi-dataset", "-d", "1", "--target-id", "2"])
+    assert (make.scale, make.margin_mm, make.slice_thickness, make.raw) == ("middle", None, 3.0, None)
+    typed = build_parser("make-roi-dataset").parse_args(
+        ["make-roi-dataset", "--dataset", "1", "--target-id", "2", "--margin-mm", "1", "2", "3",
+         "--slice-thickness", "2.5", "--raw", str(tmp_path)])
+    assert (typed.dataset, typed.target_id, typed.margin_mm, typed.slice_thickness, typed.raw) == \
+        ("1", 2, [1.0, 2.0, 3.0], 2.5, tmp_path)
+    for command, argv in (("make-roi-dataset", ["-d", "1"]), ("make-roi-dataset", ["--target-id", "2"]),
+                          ("ensemble-roi", ["-d", "1"]), ("ensemble-roi", ["--models", "2:T:2d"])):
+        with pytest.raises(SystemExit):
+            build_parser(command).parse_args([command, *argv])
+
+
+def test_make_roi_dataset_help_lists_every_scales_margins(capsys):
+    from nnunet_25d.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["make-roi-dataset", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(z/y/x mm: small 6/10/10, middle 12/30/30, large 24/60/60)" in help_text
+
+
+def test_the_command_line_takes_margins_instead_of_a_scale(tmp_path, capsys):
+    from nnunet_25d.cli import main
+
+    raw = tmp_path / "raw"
+    write_dataset(raw, 960, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
+    main(["make-roi-dataset", "-d", "960", "--target-id", "961", "--scale", "tight", "--margin-mm", "0", "4", "0.8",
+          "--slice-thickness", "2", "--raw", str(raw)])
+    roi = json.loads((raw / "Dataset961_Synthetic25DROITight" / "roi.json").read_text())
+    assert (roi["margin_mm"], roi["slice_thickness"]) == ([0.0, 4.0, 0.8], 2.0)
