@@ -4,12 +4,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+from tqdm import tqdm
 
 from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.synthetic import SyntheticSpec, write_dataset
+
+# mutmut forks a process per mutant and kills those that overrun; one killed inside a progress bar would leave
+# tqdm's default lock (a semaphore shared across forks) taken, and every later progress bar would wait on it forever
+tqdm.set_lock(threading.RLock())
 
 TINY_SPEC = SyntheticSpec(shape=(10, 32, 32), objects_per_class=3, radius_range=(2, 3), tube_length_range=(3, 6))
 # Every test shares one session's nnU-Net folders, so each dataset id belongs to one test file:

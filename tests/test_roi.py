@@ -88,7 +88,8 @@ def test_make_roi_dataset_errors_name_the_fix(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no raw dataset 905"):
         write_roi_dataset("905", 906, "small", raw=raw)
     monkeypatch.delenv("nnUNet_raw", raising=False)
-    with pytest.raises(UserError, match="export nnUNet_raw"):
+    with pytest.raises(UserError, match=r"^nnUNet_raw is not set: export nnUNet_raw=/path/to/nnUNet_raw \(or pass "
+                                        r"--raw\)$"):
         write_roi_dataset("903", 906, "small")
     custom = write_roi_dataset("903", 907, "wide", margin_mm=(0.0, 0.0, 0.0), raw=raw)
     assert json.loads((custom / "roi.json").read_text())["margin_mm"] == [0.0, 0.0, 0.0]
@@ -275,12 +276,12 @@ def test_unset_nnunet_folders_name_the_export(monkeypatch):
         nnunet_folder("nnUNet_results")
 
 
-def ensemble_setup(tmp_path, monkeypatch):
+def ensemble_setup(tmp_path, monkeypatch, n_train: int = 1):
     """Dataset950 and a clean fake model on its small ROI (Dataset951), the nnU-Net folders exported."""
     dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
     for variable, folder in zip(("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"), dirs):
         monkeypatch.setenv(variable, str(folder))
-    write_dataset(dirs[0], 950, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
+    write_dataset(dirs[0], 950, n_train=n_train, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
     fake_roi_model(dirs, write_roi_dataset("950", 951, "small", slice_thickness=4.0), "T", blob=False)
     return dirs
 
@@ -349,3 +350,87 @@ def test_the_command_line_takes_margins_instead_of_a_scale(tmp_path, capsys):
           "--slice-thickness", "2", "--raw", str(raw)])
     roi = json.loads((raw / "Dataset961_Synthetic25DROITight" / "roi.json").read_text())
     assert (roi["margin_mm"], roi["slice_thickness"]) == ([0.0, 4.0, 0.8], 2.0)
+
+
+def test_margins_that_are_whole_voxels_add_exactly_those_voxels():
+    labels = np.zeros((20, 30, 40), np.uint8)
+    labels[9:11, 14:16, 19:21] = 1
+    assert roi_box(foreground_box(labels), labels.shape, (4.0, 0.5, 0.8), (8.0, 2.0, 1.6)) == \
+        Box((7, 10, 17), (13, 20, 23))
+
+
+def test_the_grid_keeps_each_in_plane_spacing_and_one_slice_stays_one_slice():
+    source = image_of(np.ones((6, 8, 10), np.float32), spacing_zyx=(3.0, 0.8, 0.7))
+    image, _ = roi_of(source, None, Box((2, 1, 1), (3, 7, 9)), thickness=3.0)
+    assert image.GetSize() == (8, 6, 1) and image.GetSpacing() == pytest.approx((0.7, 0.8, 3.0))
+
+
+def test_sources_are_found_by_id_or_name_and_names_keep_their_underscores(tmp_path):
+    from nnunet_25d.roi.dataset import roi_dataset_name, source_dataset
+
+    raw = tmp_path / "raw"
+    write_dataset(raw, 970, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
+    assert source_dataset(raw, "970") == source_dataset(raw, "Dataset970_Synthetic25D") == \
+        raw / "Dataset970_Synthetic25D"
+    assert roi_dataset_name(tmp_path / "Dataset012_My_Liver_CT", 13, "small") == "Dataset013_My_Liver_CTROISmall"
+
+
+def test_make_roi_dataset_defaults_to_the_middle_scale_and_writes_readable_json(tmp_path):
+    raw = tmp_path / "raw"
+    write_dataset(raw, 965, n_train=2, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
+    target = write_roi_dataset("965", 966, raw=raw)
+    assert target.name == "Dataset966_Synthetic25DROIMiddle"
+    source_description = json.loads((raw / "Dataset965_Synthetic25D" / "dataset.json").read_text())
+    for name in ("dataset.json", "roi.json"):
+        assert (target / name).read_text().startswith('{\n  "'), f"{name} is indented for people to read"
+    assert json.loads((target / "dataset.json").read_text()) == source_description
+
+
+def test_make_roi_dataset_refuses_a_thickness_of_zero_but_takes_thin_slices(tmp_path):
+    raw = tmp_path / "raw"
+    write_dataset(raw, 967, n_train=1, n_test=0, spec=SyntheticSpec(shape=(4, 32, 32), objects_per_class=1))
+    with pytest.raises(UserError, match="^slice thickness must be > 0 mm, got 0.0$"):
+        write_roi_dataset("967", 968, "small", slice_thickness=0.0, raw=raw)
+    thin = write_roi_dataset("967", 968, "large", slice_thickness=0.5, raw=raw)
+    labels = sitk.ReadImage(str(next((thin / "labelsTr").glob("*.nii.gz"))))
+    assert labels.GetSpacing()[2] == pytest.approx(0.5)
+
+
+def test_make_roi_dataset_refuses_2d_images_by_name(tmp_path):
+    source = tmp_path / "raw" / "Dataset969_Flat"
+    for sub in ("imagesTr", "labelsTr"):
+        (source / sub).mkdir(parents=True)
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8), np.float32)), str(source / "imagesTr" / "a_0000.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((8, 8), np.uint8)), str(source / "labelsTr" / "a.nii.gz"))
+    (source / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0, "x": 1},
+                                                     "numTraining": 1, "file_ending": ".nii.gz"}))
+    with pytest.raises(UserError, match="^a: ROI crops need 3D images, this one is 2D$"):
+        write_roi_dataset("969", 970, "small", raw=tmp_path / "raw")
+
+
+def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, monkeypatch, capsys):
+    from nnunet_25d.cli import main
+    from nnunet_25d.roi.fusion import dice_table
+
+    dirs = ensemble_setup(tmp_path, monkeypatch, n_train=2)
+    roi = dirs[0] / "Dataset951_Synthetic25DROISmall"
+    fake_roi_model(dirs, roi, "U", blob=False)
+    monkeypatch.delenv("nnUNet_raw")
+    out = tmp_path / "chosen"
+    main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d", "951:U:2d", "--output", str(out),
+          "--raw", str(dirs[0])])
+    text = (out / "summary.json").read_text()
+    summary = json.loads(text)
+    assert text.startswith('{\n  "') and summary["source"] == "Dataset950_Synthetic25D"
+    assert summary["models"] == ["Dataset951_Synthetic25DROISmall/T__nnUNetPlans__2d",
+                                 "Dataset951_Synthetic25DROISmall/U__nnUNetPlans__2d"]
+    models = {f"Dataset951_Synthetic25DROISmall/{t}__nnUNetPlans__2d" for t in "TU"} | \
+        {"fusion", "fusion + largest component"}
+    assert {(r["fold"], r["case"], r["model"], r["class"]) for r in summary["cases"]} == \
+        {(0, case, model, c) for case in ("case_000", "case_001") for model in models for c in (1, 2)}
+    assert capsys.readouterr().out == dice_table(summary["mean_dice"]), "the table, nothing after it"
+    assert sitk.ReadImage(str(out / "case_001.nii.gz")).GetPixelID() == sitk.sitkUInt8
+    default = dirs[2] / "Dataset950_Synthetic25D" / "roi_ensembles" / "951_T_2d__951_U_2d"
+    assert not default.exists(), "--output replaces the default folder"
+    main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d", "951:U:2d", "--raw", str(dirs[0])])
+    assert (default / "summary.json").is_file()
