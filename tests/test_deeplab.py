@@ -291,3 +291,53 @@ def test_deeplab_trainer_switches_deep_supervision_off(nnunet, tiny_dataset, mon
     trainer = nnunet.trainer(tiny_dataset, nnUNetTrainer25DDeepLab, "2d", monkeypatch)
     assert trainer._get_deep_supervision_scales() is None
     assert not isinstance(trainer.loss, DeepSupervisionWrapper)
+
+
+def test_deeplab_defaults_are_the_papers_dpn_with_separable_aspp():
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    network = DeepLabV3Plus2D(3, 2)
+    assert type(network.network.encoder).__name__ == "DPNEncoder"
+    assert type(network.aspp.convs[1][0]).__name__ == "SeparableConv2d"
+    project_conv, dropout = network.aspp.project[0], network.aspp.project[3]
+    assert project_conv.out_channels == 256 and dropout.p == 0.5
+    assert [m.num_groups for m in network.aspp.convs[-1] if isinstance(m, nn.GroupNorm)] == [32]
+
+
+def test_deeplab_passes_every_constructor_argument_to_smp():
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    network = DeepLabV3Plus2D(5, 3, encoder_name="resnet18", encoder_output_stride=8, aspp_separable=False,
+                              aspp_dropout=0.2, decoder_channels=32, pooling_norm_groups=16)
+    assert type(network.network.encoder).__name__ == "ResNetEncoder"
+    assert next(network.network.encoder.parameters()).shape[1] == 5, "the slab's slices are the input channels"
+    assert network.network.encoder(torch.randn(1, 5, 64, 64))[-1].shape[-1] == 64 // 8
+    assert isinstance(network.aspp.convs[1][0], nn.Conv2d) and network.aspp.convs[1][0].dilation == (6, 6)
+    assert network.aspp.project[0].out_channels == 32 and network.aspp.project[3].p == 0.2
+    assert network(torch.randn(2, 5, 64, 64)).shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("groups", [1, 16])
+def test_deeplab_pooling_groups_from_one_to_half_the_channels_are_accepted(groups):
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    network = DeepLabV3Plus2D(3, 2, encoder_name="resnet18", decoder_channels=32, pooling_norm_groups=groups)
+    assert [m.num_groups for m in network.aspp.convs[-1] if isinstance(m, nn.GroupNorm)] == [groups]
+
+
+@pytest.mark.parametrize("groups", [0, 5, 32])
+def test_deeplab_pooling_groups_error_names_the_allowed_range(groups):
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    with pytest.raises(ValueError, match=rf"^pooling_norm_groups must split the 32 decoder channels into groups of "
+                                         rf"at least two channels \(a divisor of 32 up to 16\), got {groups}$"):
+        DeepLabV3Plus2D(3, 2, encoder_name="resnet18", decoder_channels=32, pooling_norm_groups=groups)
+
+
+def test_deeplab_deep_supervision_message_is_exact():
+    from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
+
+    with pytest.raises(ValueError, match=r"^DeepLabV3Plus2D has a single output and no deep supervision heads: build "
+                                         r"it with deep_supervision=False \(nnUNetTrainer25DDeepLab switches "
+                                         r"nnU-Net's deep supervision off\)$"):
+        DeepLabV3Plus2D(3, 2, deep_supervision=True, encoder_name="resnet18")

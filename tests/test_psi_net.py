@@ -215,3 +215,9 @@ def test_slice_presence_loss_is_the_bce_against_each_slices_labels():
     expected = F.binary_cross_entropy_with_logits(logits, presence)
     torch.testing.assert_close(SlicePresenceLoss()(logits, target), expected)
     assert not torch.isclose(SlicePresenceLoss()(logits, torch.zeros_like(target)), expected)
+
+
+@pytest.mark.parametrize("channels, hidden", [(64, 8), (8, 1), (4, 1)])
+def test_position_attention_projects_queries_and_keys_to_an_eighth_of_the_channels_at_least_one(channels, hidden):
+    block = PositionSelfAttention(channels)
+    assert block.query.out_channels == block.key.out_channels == hidden and block.value.out_channels == channels

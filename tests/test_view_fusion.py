@@ -222,3 +222,60 @@ def test_apply_needs_one_folder_per_model(tmp_path):
     folders = write_predictions(tmp_path, weights)
     with pytest.raises(UserError, match="one per model, in that order"):
         apply_fusion(tmp_path / "fusion.json", folders[:2], tmp_path / "fused")
+
+
+def hand_fusion_loss(logits: np.ndarray, samples: list[VoxelSample], smooth: float = 1e-5) -> float:
+    """fusion_loss written out in float64 NumPy: softmax over models, per-class weighted mean, renormalised,
+    weighted cross-entropy + 1 - mean foreground soft Dice."""
+    weights = np.exp(logits) / np.exp(logits).sum(0, keepdims=True)
+    probabilities = np.concatenate([s.probabilities for s in samples], axis=2).astype(np.float64)
+    labels = np.concatenate([s.labels for s in samples])
+    voxel_weights = np.concatenate([s.weights for s in samples]).astype(np.float64)
+    fused = (weights[:, :, None] * probabilities).sum(0)
+    fused = fused / fused.sum(0, keepdims=True)
+    truth = np.eye(fused.shape[0])[labels].T
+    cross_entropy = -(voxel_weights * np.log(fused[labels, np.arange(len(labels))])).sum() / voxel_weights.sum()
+    intersection = (voxel_weights * fused * truth).sum(1)
+    total = (voxel_weights * fused).sum(1) + (voxel_weights * truth).sum(1)
+    dice = (2 * intersection + smooth) / (total + smooth)
+    return float(cross_entropy + 1 - dice[1:].mean())
+
+
+def test_fusion_loss_is_the_weighted_cross_entropy_plus_dice_written_out():
+    rng = np.random.default_rng(4)
+    samples = []
+    for n in (5, 3):
+        probabilities = rng.dirichlet(np.ones(3), size=(2, n)).transpose(0, 2, 1).astype(np.float32)
+        labels = rng.integers(0, 2, n)  # class 2 in no label: the one-hot must still have 3 classes
+        weights = rng.uniform(0.001, 0.01, n).astype(np.float32)
+        samples.append(VoxelSample(probabilities, labels.astype(np.int64), weights))
+    logits = np.array([[0.3, -1.0, 0.8], [-0.2, 0.5, -0.4]])
+    loss = fusion_loss(torch.tensor(logits, dtype=torch.float32), samples)
+    assert float(loss) == pytest.approx(hand_fusion_loss(logits, samples), rel=1e-5, abs=1e-6)
+    assert float(fusion_loss(torch.tensor(logits, dtype=torch.float32), samples, smooth=0.5)) == \
+        pytest.approx(hand_fusion_loss(logits, samples, smooth=0.5), rel=1e-5)
+
+
+def test_learning_weights_needs_cases():
+    with pytest.raises(ValueError, match="^no cases to learn fusion weights from$"):
+        learn_weights([])
+
+
+def test_the_sample_is_distinct_voxels_drawn_the_same_way_for_a_case_and_stored_compactly():
+    labels = np.zeros((4, 10, 10), np.int64)
+    labels[1, 2:8, 2:8] = 1
+    voxel_index = [np.arange(400, dtype=np.float64).reshape(1, 4, 10, 10)]  # the "probability" is the voxel index
+    first, again = (sample_voxels("case_1", voxel_index, labels, 51) for _ in range(2))
+    voxels = first.probabilities[0, 0].astype(int)
+    np.testing.assert_array_equal(voxels, again.probabilities[0, 0].astype(int))
+    assert len(set(voxels)) == len(voxels) == 50, "25 foreground (half of 51, rounded down) + 25 background"
+    np.testing.assert_array_equal(labels.reshape(-1)[voxels], first.labels)
+    assert first.probabilities.dtype == first.weights.dtype == np.float32 and first.labels.dtype == np.int64
+
+
+def test_a_single_foreground_voxel_stands_for_itself():
+    labels = np.zeros((2, 4, 4), np.int64)
+    labels[0, 1, 1] = 2
+    sample = sample_voxels("c", [np.full((3, 2, 4, 4), 1 / 3)], labels, max_voxels=10)
+    assert sample.weights[sample.labels == 2].tolist() == [1.0]
+    assert sample.weights[sample.labels == 0].sum() == pytest.approx(31)
