@@ -141,13 +141,18 @@ def test_deeplab_refuses_deep_supervision_with_the_fix():
         built_from_plans(nnUNetTrainer25DDeepLab, planned_plans((64, 64)), deep_supervision=True)
 
 
+def pooling_group_counts(network) -> list[int]:
+    """The group counts of the GroupNorms in a DeepLabV3Plus2D's ASPP image-pooling branch."""
+    return [m.num_groups for m in network.aspp.convs[-1] if isinstance(m, nn.GroupNorm)]
+
+
 def test_deeplab_trains_on_a_step_of_one_slice():
     """A DDP rank with a 2d batch of 2 holds one slice: smp's image-pooling BatchNorm would see one value per
     channel and raise; the GroupNorm there trains."""
     network, _ = built_from_plans(nnUNetTrainer25DDeepLab, planned_plans((64, 64)))
     pooling = network.network_2d.aspp.convs[-1]
     assert not any(isinstance(m, nn.BatchNorm2d) for m in pooling)
-    assert [m.num_groups for m in pooling if isinstance(m, nn.GroupNorm)] == [32]
+    assert pooling_group_counts(network.network_2d) == [32]
     network.train()
     network.interior_only = True
     output = network(torch.randn(1, 1, 3, 64, 64))
@@ -301,7 +306,7 @@ def test_deeplab_defaults_are_the_papers_dpn_with_separable_aspp():
     assert type(network.aspp.convs[1][0]).__name__ == "SeparableConv2d"
     project_conv, dropout = network.aspp.project[0], network.aspp.project[3]
     assert project_conv.out_channels == 256 and dropout.p == 0.5
-    assert [m.num_groups for m in network.aspp.convs[-1] if isinstance(m, nn.GroupNorm)] == [32]
+    assert pooling_group_counts(network) == [32]
 
 
 def test_deeplab_passes_every_constructor_argument_to_smp():
@@ -322,7 +327,7 @@ def test_deeplab_pooling_groups_from_one_to_half_the_channels_are_accepted(group
     from nnunet_25d.architectures.deeplab import DeepLabV3Plus2D
 
     network = DeepLabV3Plus2D(3, 2, encoder_name="resnet18", decoder_channels=32, pooling_norm_groups=groups)
-    assert [m.num_groups for m in network.aspp.convs[-1] if isinstance(m, nn.GroupNorm)] == [groups]
+    assert pooling_group_counts(network) == [groups]
 
 
 @pytest.mark.parametrize("groups", [0, 5, 32])

@@ -120,6 +120,14 @@ def test_probabilities_map_back_into_the_box_and_background_elsewhere():
     assert np.all(mapped[0][outside] == 1) and np.all(mapped[1:, outside] == 0)
 
 
+def exported_nnunet_dirs(tmp_path, monkeypatch) -> tuple:
+    """(raw, preprocessed, results) under ``tmp_path``, exported as nnU-Net's three folder variables."""
+    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
+    for variable, folder in zip(("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"), dirs):
+        monkeypatch.setenv(variable, str(folder))
+    return dirs
+
+
 def fake_roi_model(nnunet_dirs, roi_folder, trainer: str, blob: bool) -> None:
     """What nnUNetv2_train --npz leaves for fold 0 of a model on ``roi_folder``: one-hot probabilities of the ROI's
     labels (plus a spurious class-1 blob in a corner), and the dataset's splits."""
@@ -140,9 +148,7 @@ def fake_roi_model(nnunet_dirs, roi_folder, trainer: str, blob: bool) -> None:
 def test_roi_ensemble_maps_back_fuses_and_keeps_the_largest_component(tmp_path, monkeypatch):
     from nnunet_25d.roi.fusion import fuse_roi_cross_validation
 
-    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
-    monkeypatch.setenv("nnUNet_preprocessed", str(dirs[1]))
-    monkeypatch.setenv("nnUNet_results", str(dirs[2]))
+    dirs = exported_nnunet_dirs(tmp_path, monkeypatch)
     write_dataset(dirs[0], 910, n_train=2, n_test=0, spec=SyntheticSpec(shape=(12, 48, 48), objects_per_class=1),
                   seed=5)
     rois = [write_roi_dataset("910", 911 + i, scale, slice_thickness=4.0, raw=dirs[0])
@@ -168,9 +174,7 @@ def test_roi_ensemble_maps_back_fuses_and_keeps_the_largest_component(tmp_path, 
 def test_roi_ensemble_refuses_models_of_another_source(tmp_path, monkeypatch):
     from nnunet_25d.roi.fusion import fuse_roi_cross_validation
 
-    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
-    monkeypatch.setenv("nnUNet_preprocessed", str(dirs[1]))
-    monkeypatch.setenv("nnUNet_results", str(dirs[2]))
+    dirs = exported_nnunet_dirs(tmp_path, monkeypatch)
     for dataset in (920, 921):
         write_dataset(dirs[0], dataset, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32),
                                                                                 objects_per_class=1))
@@ -278,9 +282,7 @@ def test_unset_nnunet_folders_name_the_export(monkeypatch):
 
 def ensemble_setup(tmp_path, monkeypatch, n_train: int = 1):
     """Dataset950 and a clean fake model on its small ROI (Dataset951), the nnU-Net folders exported."""
-    dirs = tuple(tmp_path / d for d in ("raw", "preprocessed", "results"))
-    for variable, folder in zip(("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"), dirs):
-        monkeypatch.setenv(variable, str(folder))
+    dirs = exported_nnunet_dirs(tmp_path, monkeypatch)
     write_dataset(dirs[0], 950, n_train=n_train, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
     fake_roi_model(dirs, write_roi_dataset("950", 951, "small", slice_thickness=4.0), "T", blob=False)
     return dirs
@@ -293,8 +295,8 @@ def test_the_ensemble_command_writes_to_nnunet_results_and_can_run_again(tmp_pat
     for _ in range(2):
         main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d"])
         printed = capsys.readouterr().out
-        assert printed.startswith("| model | tube | nodule |\n") and "| fusion + largest component | 1.000 | 1.000 |" \
-            in printed
+        assert printed.startswith("| model | tube | nodule |\n")
+        assert "| fusion + largest component | 1.000 | 1.000 |" in printed
     out = dirs[2] / "Dataset950_Synthetic25D" / "roi_ensembles" / "951_T_2d"
     assert (out / "case_000.nii.gz").is_file() and json.loads((out / "summary.json").read_text())["folds"] == [0]
 
