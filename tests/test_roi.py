@@ -436,3 +436,24 @@ def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, mo
     assert not default.exists(), "--output replaces the default folder"
     main(["ensemble-roi", "-d", "950", "-f", "0", "--models", "951:T:2d", "951:U:2d", "--raw", str(dirs[0])])
     assert (default / "summary.json").is_file()
+
+
+@pytest.mark.integration
+def test_an_roi_model_trained_by_nnunet_fuses_back_onto_the_source_cases(nnunet, tiny_dataset):
+    """make-roi-dataset -> nnUNetv2_plan_and_preprocess -> nnUNetv2_train --npz -> ensemble-roi, the real commands:
+    the fused segmentations lie on the source cases' grids and every validation case is scored."""
+    trainer = "nnUNetTrainer25DPEAttention_2epochs_5iters"
+    nnunet.run("nnunet25d", "make-roi-dataset", "-d", "971", "--target-id", "981", "--scale", "large")
+    nnunet.run("nnUNetv2_plan_and_preprocess", "-d", "981", "-c", "2d", "-np", "1")
+    nnunet.run("nnUNetv2_train", "981", "2d", "0", "-tr", trainer, "-device", "cpu", "--npz", training=True)
+    printed = nnunet.run("nnunet25d", "ensemble-roi", "-d", "971", "-f", "0", "--models", f"981:{trainer}:2d").stdout
+    assert "| fusion + largest component |" in printed
+    out = nnunet.results / tiny_dataset / "roi_ensembles" / f"981_{trainer}_2d"
+    summary = json.loads((out / "summary.json").read_text())
+    splits = json.loads((nnunet.preprocessed / "Dataset981_Synthetic25DROILarge" / "splits_final.json").read_text())
+    assert {row["case"] for row in summary["cases"]} == set(splits[0]["val"])
+    for case in splits[0]["val"]:
+        fused = sitk.ReadImage(str(out / f"{case}.nii.gz"))
+        source = sitk.ReadImage(str(nnunet.raw / tiny_dataset / "labelsTr" / f"{case}.nii.gz"))
+        assert fused.GetSize() == source.GetSize() and fused.GetSpacing() == pytest.approx(source.GetSpacing())
+        assert fused.GetOrigin() == pytest.approx(source.GetOrigin())
