@@ -35,8 +35,8 @@ import SimpleITK as sitk
 import torch
 
 from nnunet_25d import TRAINER_FOLDER
-from nnunet_25d.configuration import TrainingSetup
-from nnunet_25d.training.registry import TRAINERS
+from nnunet_25d.planning.configuration import TrainingSetup
+from nnunet_25d.trainers.registry import TRAINERS
 
 DATASET = "Dataset990_ClinicalScale"
 SPACING = (2.5, 0.8, 0.8)  # z, y, x in mm
@@ -236,7 +236,7 @@ def error_part(args: argparse.Namespace) -> None:
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_25d.architectures.stock_tile import StockTileMemoryError
+    from nnunet_25d.architectures.blocks.stock_tile import StockTileMemoryError
     from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 
     torch.set_num_threads(os.cpu_count())

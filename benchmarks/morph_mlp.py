@@ -35,14 +35,14 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch.utils.flop_counter import FlopCounterMode
 
-from nnunet_25d.architectures.morph_mlp_chunks import chunk_lengths_for
+from nnunet_25d.architectures.blocks.morph_mlp_chunks import chunk_lengths_for
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES, MorphMLPSlabUNet
-from nnunet_25d.comparison import ModelSpec
-from nnunet_25d.demo import DEMO_DATASET_ID, add_comparison_arguments, compare
+from nnunet_25d.benchmark.comparison import ModelSpec
+from nnunet_25d.benchmark.demo import DEMO_DATASET_ID, add_comparison_arguments, compare
 from nnunet_25d.errors import UserError
-from nnunet_25d.synthetic import SyntheticSpec, write_dataset
-from nnunet_25d.training.morph_mlp_trainer import derive_morph_mlp_plans
-from nnunet_25d.training.variants import schedule_name
+from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
+from nnunet_25d.trainers.morph_mlp_trainer import derive_morph_mlp_plans
+from nnunet_25d.trainers.variants import schedule_name
 
 MODELS = {
     "nnUNetTrainer25D": "2.5D conv slab, 3 slices",

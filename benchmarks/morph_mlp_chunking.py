@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from nnunet_25d.runner import trainer_lookup_path
-from nnunet_25d.synthetic import LABELS, SyntheticSpec, write_dataset
+from nnunet_25d.benchmark.runner import trainer_lookup_path
+from nnunet_25d.datasets.synthetic import LABELS, SyntheticSpec, write_dataset
 
 DATASET_ID = 612
 

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet_25d.comparison import ModelResult, ModelSpec, dice_from_summary, labels_by_value, markdown_table
-from nnunet_25d.demo import add_comparison_arguments, train_and_test
-from nnunet_25d.ensemble_cv import ensemble_name
-from nnunet_25d.training.variants import schedule_name
+from nnunet_25d.benchmark.comparison import ModelResult, ModelSpec, dice_from_summary, labels_by_value, markdown_table
+from nnunet_25d.benchmark.demo import add_comparison_arguments, train_and_test
+from nnunet_25d.view_fusion.ensemble_cv import ensemble_name
+from nnunet_25d.trainers.variants import schedule_name
 
 MODELS = (
     ("nnU-Net 2d", "nnUNetTrainer", "2d"),

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_25d.configuration import SLAB_KEY
-from nnunet_25d.slab import forced_foreground_patches
-from nnunet_25d.training.slab_trainer import nnUNetTrainer25D
+from nnunet_25d.planning.configuration import SLAB_KEY
+from nnunet_25d.geometry.slab import forced_foreground_patches
+from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
 
 
 def slab_trainer_with(per_patch: int | None) -> type[nnUNetTrainer25D]:

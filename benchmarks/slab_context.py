@@ -29,11 +29,11 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import nn
 
 from nnunet_25d.architectures.slab_network import SlabNetwork
-from nnunet_25d.comparison import ModelSpec
-from nnunet_25d.demo import add_comparison_arguments, compare
-from nnunet_25d.inference_patch import inference_depth
-from nnunet_25d.slab import SlabBatch, forced_foreground_patches, slab_batch
-from nnunet_25d.training.variants import schedule_name
+from nnunet_25d.benchmark.comparison import ModelSpec
+from nnunet_25d.benchmark.demo import add_comparison_arguments, compare
+from nnunet_25d.planning.inference_depth import inference_depth
+from nnunet_25d.geometry.slab import SlabBatch, forced_foreground_patches, slab_batch
+from nnunet_25d.trainers.variants import schedule_name
 
 IN_PLANE = (64, 64)  # the synthetic dataset's 2d patch
 UNET = dict(n_stages=5, features_per_stage=[32, 64, 128, 256, 320], conv_op=nn.Conv2d, kernel_sizes=[[3, 3]] * 5,

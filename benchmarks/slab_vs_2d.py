@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from nnunet_25d.comparison import ModelSpec
-from nnunet_25d.demo import add_comparison_arguments, compare
-from nnunet_25d.training.variants import schedule_name
+from nnunet_25d.benchmark.comparison import ModelSpec
+from nnunet_25d.benchmark.demo import add_comparison_arguments, compare
+from nnunet_25d.trainers.variants import schedule_name
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from clinical_scale import plans_for
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch.utils.flop_counter import FlopCounterMode
 
-from nnunet_25d.training.registry import TRAINERS
+from nnunet_25d.trainers.registry import TRAINERS
 
 TRAINER_NAMES = ("nnUNetTrainer25D", "nnUNetTrainer25DRIUNet", "nnUNetTrainer25DPsiNet")
 IN_PLANE = (64, 192, 512)

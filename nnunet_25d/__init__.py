@@ -3,5 +3,5 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-TRAINER_FOLDER = Path(__file__).resolve().parent / "trainers"
+TRAINER_FOLDER = Path(__file__).resolve().parent / "trainers" / "lookup"
 """Point ``nnUNet_extTrainer`` here so that ``nnUNetv2_train -tr nnUNetTrainer25D`` finds the plugin's trainers."""

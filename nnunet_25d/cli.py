@@ -13,13 +13,13 @@ def _env(args: argparse.Namespace) -> None:
 
 def _make_dataset(args: argparse.Namespace) -> None:
     if args.kind == "anatomy":
-        from nnunet_25d.anatomy import AnatomySpec, write_anatomy_dataset
+        from nnunet_25d.datasets.anatomy import AnatomySpec, write_anatomy_dataset
 
         spec = AnatomySpec(in_plane_mm=args.in_plane_mm, slice_thickness_mm=tuple(args.z_spacings) or (4.0,))
         print(write_anatomy_dataset(args.raw, args.dataset_id, n_train=args.n_train, n_test=args.n_test, spec=spec,
                                     seed=args.seed))
         return
-    from nnunet_25d.synthetic import SyntheticSpec, write_dataset
+    from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
 
     spec = SyntheticSpec(shape=tuple(args.shape), objects_per_class=args.objects_per_class,
                          z_spacings=tuple(args.z_spacings))
@@ -88,13 +88,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def add_heavy_parsers(sub) -> None:
-    from nnunet_25d.demo import add_demo_parser
+    from nnunet_25d.benchmark.demo import add_demo_parser
 
     add_demo_parser(sub)
     from nnunet_25d.benchmark.command import add_benchmark_parser
 
     add_benchmark_parser(sub)
-    from nnunet_25d.ensemble_cv import add_parser as add_ensemble_cv_parser
+    from nnunet_25d.view_fusion.ensemble_cv import add_parser as add_ensemble_cv_parser
 
     add_ensemble_cv_parser(sub)
     from nnunet_25d.view_fusion.command import add_parsers as add_view_fusion_parsers

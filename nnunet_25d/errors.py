@@ -6,6 +6,9 @@ chunk sizes), nnU-Net commands that failed (their log has the details) and missi
 """
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 
 class UserError(Exception):
     """Something the user can fix; the message says what is wrong and how to fix it."""
@@ -37,11 +40,27 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
     """No ``DatasetXXX_*`` folder for the requested ID."""
 
 
+def last_nonempty_line(lines: list[str]) -> str:
+    """A log's last line with text (usually the error), stripped; "" for a log without any."""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+class CommandFailed(RuntimeError):
+    """An nnU-Net command exited non-zero; the message names the command and its log (then the log's tail)."""
+
+    def __init__(self, args: list[str], returncode: int, log_path: Path):
+        lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+        tail = "\n".join(lines[-15:])
+        super().__init__(f"`{shlex.join(args)}` failed (exit {returncode}); full log: {log_path}\n{tail}")
+        self.args_run, self.returncode, self.log_path = list(args), returncode, log_path
+        self.last_line = last_nonempty_line(lines)
+
+    @property
+    def summary(self) -> str:
+        """One line: which command failed, its last log line (usually the error), where the log is."""
+        last = f": {self.last_line}" if self.last_line else ""
+        return f"{self.args_run[0]} failed (exit {self.returncode}){last}; full log: {self.log_path}"
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
-    kinds: tuple[type[BaseException], ...] = (UserError, SetupError, FileNotFoundError, NotADirectoryError,
-                                              PermissionError)
-    try:
-        from nnunet_25d.runner import CommandFailed
-    except ImportError:  # the deployment runtime alone (`predict-onnx`): no nnU-Net commands to fail
-        return kinds
-    return (*kinds, CommandFailed)
+    return (UserError, SetupError, FileNotFoundError, NotADirectoryError, PermissionError, CommandFailed)

@@ -24,7 +24,7 @@ fi
 import sys
 import torch
 assert torch.version.cuda is None, f"the install replaced the CPU torch: torch {torch.__version__} (CUDA {torch.version.cuda})"
-import nnunet_25d.training.registry  # every trainer declares
+import nnunet_25d.trainers.registry  # every trainer declares
 print(f"CPU install kept torch {torch.__version__} (CUDA: {torch.version.cuda}); route: {sys.argv[1]}")
 PY
 echo "venv size: $(du -sh "$work/venv" | cut -f1), $((SECONDS - started)) s"

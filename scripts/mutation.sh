@@ -6,7 +6,7 @@
 #
 # PATH: modules or folders under nnunet_25d/ (default: the set in pyproject.toml [tool.mutmut] only_mutate).
 # --tests: the tests mutmut runs (default: every fast test, `tests -m "not integration"`); restrict them for
-#          modules whose full run would take too long, e.g. --tests "tests/test_slab.py tests/test_views.py".
+#          modules whose full run would take too long, e.g. --tests "tests/geometry/test_slab.py tests/geometry/test_views.py".
 # --name: names the work folder mutants/NAME and the report benchmarks/results/mutation_NAME.md (default: the
 #          module's name for one PATH, "default" without PATH, "selection" otherwise).
 # --workers: mutants tested at once, one thread each (default 1: the cores are shared; up to the cores when the

@@ -67,7 +67,7 @@ def mutation_results(work: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def function_of(mutant: str) -> str:
-    """``nnunet_25d.slab.xǁSlabBatchǁpatch_depth__mutmut_3`` -> ``slab.SlabBatch.patch_depth``."""
+    """``nnunet_25d.geometry.slab.xǁSlabBatchǁpatch_depth__mutmut_3`` -> ``slab.SlabBatch.patch_depth``."""
     module, mangled = mutant.rsplit(".", 1)
     name = mangled.rsplit("__mutmut_", 1)[0]
     name = name[2:].replace("ǁ", ".") if name.startswith("xǁ") else name.removeprefix("x_")

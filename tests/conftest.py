@@ -11,7 +11,7 @@ import pytest
 from tqdm import tqdm
 
 from nnunet_25d import TRAINER_FOLDER
-from nnunet_25d.synthetic import SyntheticSpec, write_dataset
+from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
 
 # mutmut forks a process per mutant and kills those that overrun; one killed inside a progress bar would leave
 # tqdm's default lock (a semaphore shared across forks) taken, and every later progress bar would wait on it forever

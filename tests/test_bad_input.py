@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import TINY_ID
+from tests.conftest import TINY_ID
 
-from nnunet_25d.configuration import training_patch_size
-from nnunet_25d.inference_patch import inference_depth
-from nnunet_25d.slab import slab_batch
-from nnunet_25d.synthetic import SyntheticSpec, write_dataset
+from nnunet_25d.planning.configuration import training_patch_size
+from nnunet_25d.planning.inference_depth import inference_depth
+from nnunet_25d.geometry.slab import slab_batch
+from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import pytest
 
 from nnunet_25d import cli
 from nnunet_25d.errors import UserError
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
-from nnunet_25d.slab import SlabSizeError
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.geometry.slab import SlabSizeError
 
 
 @pytest.fixture
@@ -100,12 +100,12 @@ def test_a_failed_nnunet_command_is_summarised_in_one_line(tmp_path, capsys, mon
 
 def test_a_setup_error_ends_any_python_process_with_its_message_alone():
     """What nnUNetv2_train shows when the plugin refuses its plans: the message, exit status 1, no traceback."""
-    result = subprocess.run([sys.executable, "-c", "from nnunet_25d.slab import check_slab_size; check_slab_size(4)"],
+    result = subprocess.run([sys.executable, "-c", "from nnunet_25d.geometry.slab import check_slab_size; check_slab_size(4)"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "positive odd number" in result.stderr
     with pytest.raises(ValueError, match="positive odd number"):  # code that catches ValueError still does
-        from nnunet_25d.slab import check_slab_size
+        from nnunet_25d.geometry.slab import check_slab_size
 
         check_slab_size(4)
 
@@ -133,7 +133,7 @@ def test_ensemble_cv_of_an_unvalidated_fold_names_the_folds_there_are(nnunet_fol
 
 
 def test_the_demo_names_a_truncated_checkpoint_instead_of_loading_it(tmp_path):
-    from nnunet_25d.demo import training_state
+    from nnunet_25d.benchmark.demo import training_state
 
     (tmp_path / "validation").mkdir()
     (tmp_path / "validation" / "summary.json").write_text("{}")

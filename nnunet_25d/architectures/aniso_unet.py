@@ -7,7 +7,7 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from nnunet_25d.architectures.spatial_attention import SpatialAttention
+from nnunet_25d.architectures.blocks.spatial_attention import SpatialAttention
 
 
 class AttentionOutput(NamedTuple):
@@ -33,9 +33,9 @@ class AnisoUNet(PlainConvUNet):
     (an ablation) after each stage's convolutions. Either way every map lies on its stage's grid.
 
     ``return_attention_maps``: in training mode return :class:`AttentionOutput` so that a loss can supervise the
-    maps (:class:`nnunet_25d.losses.AttentionSupervisedLoss`); in eval mode (validation, nnU-Net's predictor) the
+    maps (:class:`nnunet_25d.losses.hardness_attention.AttentionSupervisedLoss`); in eval mode (validation, nnU-Net's predictor) the
     output is always nnU-Net's. The 2D-then-3D layout comes from the ``kernel_sizes``/``strides`` that the plans
-    store (see :func:`nnunet_25d.anisotropy.anisotropic_topology`).
+    store (see :func:`nnunet_25d.geometry.anisotropy.anisotropic_topology`).
     """
 
     def __init__(self, *, attention: bool = True, attention_reduction: int = 2, return_attention_maps: bool = False,

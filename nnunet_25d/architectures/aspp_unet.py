@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
-from nnunet_25d.architectures.aspp import ASPP
+from nnunet_25d.architectures.blocks.aspp import ASPP
 
 
 class ASPPUNet(PlainConvUNet):

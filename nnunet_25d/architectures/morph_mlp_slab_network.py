@@ -7,7 +7,7 @@ from torch import nn
 
 from nnunet_25d.architectures.morph_mlp_unet import MorphMLPSlabUNet
 from nnunet_25d.architectures.slab_network import SlabNetwork, in_plane
-from nnunet_25d.architectures.slab_stack import SlabKept
+from nnunet_25d.architectures.blocks.slab_stack import SlabKept
 
 MORPH_MLP_UNET = "nnunet_25d.architectures.morph_mlp_unet.MorphMLPSlabUNet"
 # strides of the encoder's skips (two conv levels, four MorphMLP stages), with the slice axis nnU-Net's deep

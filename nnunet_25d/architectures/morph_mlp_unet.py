@@ -8,9 +8,9 @@ from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecod
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
-from nnunet_25d.architectures.morph_mlp_chunks import chunk_lengths_for
-from nnunet_25d.architectures.morph_mlp_encoder import MorphMLPSlabEncoder
-from nnunet_25d.architectures.morph_mlp_layers import MorphFCt
+from nnunet_25d.architectures.blocks.morph_mlp_chunks import chunk_lengths_for
+from nnunet_25d.architectures.blocks.morph_mlp_encoder import MorphMLPSlabEncoder
+from nnunet_25d.architectures.blocks.morph_mlp_layers import MorphFCt
 
 __all__ = ["MORPH_MLP_SIZES", "MorphMLPSlabUNet", "chunk_lengths_for"]
 
@@ -28,7 +28,7 @@ class MorphMLPSlabUNet(nn.Module):
     Encoder: :class:`MorphMLPSlabEncoder` (skips at strides 1..32); decoder: DNA's ``UNetDecoder`` on those 2D
     skips (``self.decoder``, whose ``deep_supervision`` nnU-Net toggles). ``depths``/``dims`` e.g. from
     :data:`MORPH_MLP_SIZES`, ``chunk_lengths`` (per stage (L_H, L_W), or one int for both branches) from
-    :func:`~nnunet_25d.architectures.morph_mlp_chunks.chunk_lengths_for` for the planned patch size.
+    :func:`~nnunet_25d.architectures.blocks.morph_mlp_chunks.chunk_lengths_for` for the planned patch size.
     ``temporal_group_size``: channels per slice-mixing group, one int for all stages, one per stage, or None for
     the largest divisor of each stage's dim not above dim/8.
     """

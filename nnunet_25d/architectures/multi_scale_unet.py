@@ -5,8 +5,8 @@ from typing import Sequence
 
 from torch import nn
 
-from nnunet_25d.architectures.multi_scale_conv import MultiScaleConvBlock
-from nnunet_25d.architectures.stage_unet import StageUNet
+from nnunet_25d.architectures.blocks.multi_scale_conv import MultiScaleConvBlock
+from nnunet_25d.architectures.blocks.stage_unet import StageUNet
 
 
 class MultiScaleStage(nn.Sequential):

@@ -12,8 +12,8 @@ from dynamic_network_architectures.initialization.weight_init import InitWeights
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_25d.architectures.pe_block import ProjectExcite
-from nnunet_25d.architectures.spatial_attention import SpatialAttention
+from nnunet_25d.architectures.blocks.pe_block import ProjectExcite
+from nnunet_25d.architectures.blocks.spatial_attention import SpatialAttention
 
 
 class AttentionGate(nn.Module):

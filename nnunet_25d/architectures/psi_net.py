@@ -6,9 +6,9 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from nnunet_25d.architectures.contextual_attention import ContextualAttentionGate
-from nnunet_25d.architectures.position_attention import PositionSelfAttention
-from nnunet_25d.architectures.slice_output import SliceOutput
+from nnunet_25d.architectures.blocks.contextual_attention import ContextualAttentionGate
+from nnunet_25d.architectures.blocks.position_attention import PositionSelfAttention
+from nnunet_25d.architectures.blocks.slice_output import SliceOutput
 
 
 class SliceClassifier(nn.Module):

@@ -5,8 +5,8 @@ from typing import Sequence
 
 from torch import nn
 
-from nnunet_25d.architectures.residual_inception import ResidualInceptionBlock
-from nnunet_25d.architectures.stage_unet import StageUNet
+from nnunet_25d.architectures.blocks.residual_inception import ResidualInceptionBlock
+from nnunet_25d.architectures.blocks.stage_unet import StageUNet
 
 
 class ResidualInceptionStage(nn.Sequential):

@@ -7,10 +7,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from nnunet_25d.architectures.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
-from nnunet_25d.architectures.slice_output import SliceOutput, slice_logits_per_patch
-from nnunet_25d.architectures.stock_tile import check_tile_fits, past_exact_range, warn_past_exact_range
-from nnunet_25d.views import from_view, permute_spatial, to_view
+from nnunet_25d.architectures.blocks.slab_stack import SlabAsChannels, SliceNeighbourhood, unstack_slices
+from nnunet_25d.architectures.blocks.slice_output import SliceOutput, slice_logits_per_patch
+from nnunet_25d.architectures.blocks.stock_tile import check_tile_fits, past_exact_range, warn_past_exact_range
+from nnunet_25d.geometry.views import from_view, permute_spatial, to_view
 
 
 def in_plane(per_stage: Sequence[Sequence[int]] | int, slab_axis: int = 0) -> list[list[int]] | int:
@@ -34,7 +34,7 @@ class SlabNetwork(nn.Module):
     """Input (B, C, D, H, W) -> output (B, K, D, H, W); a list of those (highest resolution first) with deep
     supervision.
 
-    ``slab_axis`` (0, 1 or 2) is the spatial axis the slabs run along (see :mod:`nnunet_25d.views`); the
+    ``slab_axis`` (0, 1 or 2) is the spatial axis the slabs run along (see :mod:`nnunet_25d.geometry.views`); the
     description below is for the default 0, other axes are moved to the front and back.
 
     Slice z of the output is computed by the 2D network ``network_2d`` from slices z-k..z+k of the input
@@ -48,7 +48,7 @@ class SlabNetwork(nn.Module):
     pass of the 2D network, and slices whose whole slab is zeros (nnU-Net's padding of a volume thinner than the
     patch) share one pass. That mode is what stock ``nnUNetv2_predict`` runs on the plans' deep tile: it warns once
     when a volume is past the tile's exact range and refuses a tile whose logits will not fit
-    (:mod:`~nnunet_25d.architectures.stock_tile`); ``nnunet25d predict`` runs the interior mode instead.
+    (:mod:`~nnunet_25d.architectures.blocks.stock_tile`); ``nnunet25d predict`` runs the interior mode instead.
     """
 
     def __init__(

@@ -18,7 +18,7 @@ from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
 from nnunet_25d.benchmark.statistics import ENSEMBLE_FOLD, CaseScore
 from nnunet_25d.benchmark.surface import scorer_for
-from nnunet_25d.comparison import count_parameters, seconds_per_epoch, training_curves
+from nnunet_25d.benchmark.comparison import count_parameters, seconds_per_epoch, training_curves
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
 

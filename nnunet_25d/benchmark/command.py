@@ -25,12 +25,12 @@ from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet, ensemble_p
     predict_test_sets
 from nnunet_25d.benchmark.task import run_task
 from nnunet_25d.benchmark.training import train_missing, unfinished_runs
-from nnunet_25d.demo import parse_schedule
+from nnunet_25d.benchmark.demo import parse_schedule
 from nnunet_25d.errors import UserError
-from nnunet_25d.preflight import cuda_device_name, default_device, preflight
-from nnunet_25d.runner import NNUNET_FOLDERS as FOLDERS
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
-from nnunet_25d.self_configuration import benchmark_lines, dataset_choice
+from nnunet_25d.benchmark.preflight import cuda_device_name, default_device, preflight
+from nnunet_25d.benchmark.runner import NNUNET_FOLDERS as FOLDERS
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.planning.self_configuration import benchmark_lines, dataset_choice
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -54,13 +54,13 @@ def dataset_folder_name(dataset: str, *roots: Path) -> str:
 
 def default_configuration(trainer: str) -> str:
     """The configuration a trainer is meant for (``3d_fullres`` for the view and anisotropy-aware trainers)."""
-    from nnunet_25d.training.registry import TRAINERS
+    from nnunet_25d.trainers.registry import TRAINERS
 
     return getattr(TRAINERS.get(trainer), "default_configuration", "2d")
 
 
 def variants_from_args(args: argparse.Namespace) -> list[Variant]:
-    from nnunet_25d.training.registry import BENCHMARK_VARIANTS, TRAINERS, check_trainer_name
+    from nnunet_25d.trainers.registry import BENCHMARK_VARIANTS, TRAINERS, check_trainer_name
 
     if args.variants:
         pairs = []
@@ -83,7 +83,7 @@ def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, var
                           plans: str) -> list[str] | None:
     """The nnU-Net command that plans/preprocesses what the matrix needs, or None if everything is there (run it
     again after planning: a self-configuring trainer's choice of data is known from the plans on)."""
-    from nnunet_25d.training.preprocessed_data import data_configurations
+    from nnunet_25d.trainers.preprocessed_data import data_configurations
 
     plans_file = preprocessed / dataset / f"{plans}.json"
     wanted = sorted({c for v in variants
@@ -111,7 +111,7 @@ def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, var
 
 def self_configuration_notes(variants: list[Variant], preprocessed_dataset: Path, plans: str) -> list[str]:
     """What the self-configuring trainers of the matrix choose on this dataset (nothing if none is in it)."""
-    from nnunet_25d.training.registry import TRAINERS
+    from nnunet_25d.trainers.registry import TRAINERS
 
     if not any(getattr(TRAINERS.get(v.trainer), "self_configuring", False) for v in variants):
         return []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.benchmark.resources import Resources
-from nnunet_25d.runner import NNUNET_FOLDERS, trainer_lookup_path
+from nnunet_25d.benchmark.runner import NNUNET_FOLDERS, trainer_lookup_path
 
 TASK_ID = '"$SLURM_ARRAY_TASK_ID"'
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
-from nnunet_25d.preflight import GIB
+from nnunet_25d.benchmark.preflight import GIB
 
 # nnU-Net's predictor on the CPU per voxel: float16 logits and their count per class, then float32 probabilities at
 # export (6 bytes per class); the image (4 bytes per channel); the process itself. Calibrated on nnU-Net 2d's

@@ -15,7 +15,7 @@ from nnunet_25d.benchmark.emit import benchmark_command, command_list, nnunet_sc
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.benchmark.resources import Resources, add_resource_arguments, at_least, resources_from_args
 from nnunet_25d.benchmark.task import granted_cpus
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 
 
 def add_launch_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nnunet_25d.benchmark.cases import case_id
-from nnunet_25d.checkpoint_file import is_readable_checkpoint
+from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint
 
 # nnU-Net's own trainers that the 2.5D variants must beat (the default of --baselines)
 BASELINES = (("nnUNetTrainer", "2d"), ("nnUNetTrainer", "3d_fullres"))
@@ -24,8 +24,8 @@ class Variant:
     @property
     def trainer_name(self) -> str:
         """The name nnUNetv2_train gets (with the schedule suffix, then the seed's)."""
-        from nnunet_25d.training.seeds import seeded_name  # imports nnU-Net: too slow for the fold probe
-        from nnunet_25d.training.variants import schedule_name
+        from nnunet_25d.trainers.seeds import seeded_name  # imports nnU-Net: too slow for the fold probe
+        from nnunet_25d.trainers.variants import schedule_name
 
         name = self.trainer if self.schedule is None else schedule_name(self.trainer, *self.schedule)
         return seeded_name(name, self.seed)

@@ -11,7 +11,7 @@ from pathlib import Path
 from nnunet_25d.benchmark.collect import Scoring, collect_test
 from nnunet_25d.benchmark.statistics import CaseScore
 from nnunet_25d.benchmark.testset import EnsemblePrediction
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 
 RECOMMENDED_FOLDER = "recommended"  # in the report folder
 RECOMMENDED_KEY = "find_best_configuration"  # its variant column in cases.csv

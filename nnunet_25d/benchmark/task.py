@@ -11,7 +11,7 @@ from pathlib import Path
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.benchmark.resources import resources_from_args
 from nnunet_25d.benchmark.training import train_missing
-from nnunet_25d.runner import NNUNetRunner
+from nnunet_25d.benchmark.runner import NNUNetRunner
 
 
 def granted_cpus(requested: int | None = None) -> int:

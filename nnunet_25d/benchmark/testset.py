@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Variant
 from nnunet_25d.inference.command import PREDICT_COMMAND
-from nnunet_25d.runner import CommandFailed, NNUNetRunner
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 
 PREDICTIONS_FOLDER = "test_predictions"  # in the report folder, one sub-folder per model
 RECORD_FILE = "benchmark_prediction.json"  # which folds predicted the folder (nnU-Net does not record them)

@@ -6,8 +6,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_25d.benchmark.matrix import Job
-from nnunet_25d.checkpoint_file import unreadable_checkpoint_message
-from nnunet_25d.runner import CommandFailed, NNUNetRunner, last_nonempty_line
+from nnunet_25d.inference.checkpoint_file import unreadable_checkpoint_message
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner, last_nonempty_line
 
 
 def corrupt_checkpoint_line(job: Job) -> str:

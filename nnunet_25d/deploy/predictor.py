@@ -10,7 +10,7 @@ from nnunet_25d.deploy.model_description import read_model_description
 from nnunet_25d.deploy.postprocessing import final_segmentation, write_probabilities, write_segmentation
 from nnunet_25d.deploy.preprocessing import CaseGeometry, preprocess, read_case
 from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
-from nnunet_25d.views import from_view, to_view
+from nnunet_25d.geometry.views import from_view, to_view
 
 DEFAULT_PROVIDERS = ("CPUExecutionProvider",)
 

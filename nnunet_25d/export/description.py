@@ -10,8 +10,8 @@ from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunet_25d.deploy.model_description import NORMALIZATION_SCHEMES
 from nnunet_25d.errors import UserError
 from nnunet_25d.inference.slab_predictor import GAUSSIAN_SIGMA_SCALE, is_slab_network
-from nnunet_25d.training.slab_context import unwrapped
-from nnunet_25d.views import plane_axes
+from nnunet_25d.geometry.slab_context import unwrapped
+from nnunet_25d.geometry.views import plane_axes
 
 RESAMPLING_FUNCTION = "resample_data_or_seg_to_shape"  # nnU-Net's default: the runtime reproduces this one
 

@@ -10,7 +10,7 @@ from nnunet_25d.deploy.model_description import write_model_description
 from nnunet_25d.export.description import check_exportable, model_description
 from nnunet_25d.export.onnx_network import DEFAULT_OPSET, INPUT_NAME, SlabNetwork2D, export_onnx, largest_difference
 from nnunet_25d.inference.command import check_model_folder
-from nnunet_25d.views import plane_axes
+from nnunet_25d.geometry.views import plane_axes
 
 EXAMPLE_SLICES = 2  # the batch axis is dynamic; any size traces the same graph
 

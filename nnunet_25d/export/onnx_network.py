@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnunet_25d.training.slab_context import unwrapped
+from nnunet_25d.geometry.slab_context import unwrapped
 
 INPUT_NAME, OUTPUT_NAME = "slabs", "logits"
 DEFAULT_OPSET = 18

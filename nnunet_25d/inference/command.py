@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from nnunet_25d import TRAINER_FOLDER
-from nnunet_25d.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
+from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
 from nnunet_25d.errors import UserError
 
 

@@ -24,8 +24,8 @@ from nnunetv2.utilities.helpers import dummy_context, empty_cache
 from torch import nn
 from tqdm import tqdm
 
-from nnunet_25d.training.slab_context import unwrapped
-from nnunet_25d.views import from_view, permute_spatial, plane_axes, to_view
+from nnunet_25d.geometry.slab_context import unwrapped
+from nnunet_25d.geometry.views import from_view, permute_spatial, plane_axes, to_view
 
 GAUSSIAN_SIGMA_SCALE = 1. / 8  # nnU-Net's
 GAUSSIAN_VALUE_SCALE = 10  # nnU-Net's; the normalisation divides it out

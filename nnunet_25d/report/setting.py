@@ -47,7 +47,7 @@ class ReportSetting:
 def schedule_of(trainer: str) -> str:
     """The schedule a trainer name declares (``_10epochs_50iters``, nnU-Net's ``_5epochs``); nnU-Net's default
     otherwise."""
-    from nnunet_25d.training.variants import split_trainer_name  # imports nnU-Net: only when a report is made
+    from nnunet_25d.trainers.variants import split_trainer_name  # imports nnU-Net: only when a report is made
 
     parts = split_trainer_name(trainer)
     if parts.epochs is None:

@@ -115,7 +115,7 @@ def load_cross_validation(dataset: str, models: list[tuple[str, str]], folds: li
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_25d.ensemble_cv import ensemble_name
+    from nnunet_25d.view_fusion.ensemble_cv import ensemble_name
 
     name = maybe_convert_to_dataset_name(dataset)
     identifiers = tuple(f"{trainer}__{plans}__{configuration}" for trainer, configuration in models)

@@ -1,0 +1,247 @@
+"""Train, predict and evaluate several nnU-Net trainers on one dataset with nnU-Net's own commands, then report
+(through the shared report engine, :mod:`nnunet_25d.report`)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnunet_25d.benchmark.matrix import RESOURCES_FILE
+from nnunet_25d.inference.command import PREDICT_COMMAND
+from nnunet_25d.report.document import report_head, results_sections
+from nnunet_25d.report.figures import overview_figure, save
+from nnunet_25d.report.load import read_other_cpu, record_other_cpu
+from nnunet_25d.report.machine import this_machine
+from nnunet_25d.report.metrics import DICE
+from nnunet_25d.report.rows import ModelRow, Score, splits_of
+from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
+from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
+from nnunet_25d.benchmark.runner import NNUNetRunner
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    label: str
+    trainer: str
+    configuration: str = "2d"
+    epochs: int = 0  # for the progress bar only
+
+
+@dataclass
+class ModelResult:
+    label: str
+    trainer: str
+    configuration: str
+    test_dice: dict[str, float] = field(default_factory=dict)
+    validation_dice: dict[str, float] = field(default_factory=dict)
+    test_cases: dict[str, int] = field(default_factory=dict)  # per class: the cases behind the mean Dice
+    validation_cases: dict[str, int] = field(default_factory=dict)
+    seconds_per_epoch: float = float("nan")
+    seconds_per_case: float = float("nan")
+    parameters: int = 0
+    fold: int = 0
+    other_cpu: float = float("nan")  # most cores other work used during its training and test prediction
+    cores: int | None = None
+
+
+@dataclass
+class DatasetPaths:
+    name: str  # DatasetXXX_Name
+    raw: Path
+    preprocessed: Path
+    results: Path
+
+    @property
+    def dataset_id(self) -> str:
+        return str(int(self.name[len("Dataset"):].split("_", 1)[0]))
+
+    def model_folder(self, spec: ModelSpec, plans: str = "nnUNetPlans") -> Path:
+        return self.results / self.name / f"{spec.trainer}__{plans}__{spec.configuration}"
+
+
+def labels_by_value(dataset_json: dict) -> dict[str, str]:
+    """{"1": "tube", ...} for the foreground labels (integer labels only)."""
+    return {str(v): k for k, v in dataset_json["labels"].items() if isinstance(v, int) and v > 0}
+
+
+def dice_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, float]:
+    mean = json.loads(summary_file.read_text())["mean"]
+    return {names.get(key, key): float(value["Dice"]) for key, value in mean.items() if key in names}
+
+
+def cases_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, int]:
+    """Per class, the cases behind nnU-Net's mean Dice (its mean leaves out NaN: reference and prediction empty)."""
+    counts = dict.fromkeys(names.values(), 0)
+    for case in json.loads(summary_file.read_text())["metric_per_case"]:
+        for key, metrics in case["metrics"].items():
+            if key in names and not math.isnan(float(metrics["Dice"])):
+                counts[names[key]] += 1
+    return counts
+
+
+def training_curves(checkpoint: dict) -> dict[str, list[float]]:
+    logging = checkpoint["logging"]
+    return {key: [float(v) for v in logging[key]] for key in ("train_losses", "val_losses", "ema_fg_dice")}
+
+
+def seconds_per_epoch(checkpoint: dict) -> float:
+    """Mean epoch duration; the first epoch (loader start, warm-up) is left out when there are others."""
+    logging = checkpoint["logging"]
+    durations = np.subtract(logging["epoch_end_timestamps"], logging["epoch_start_timestamps"])
+    return float(np.mean(durations[1:] if len(durations) > 1 else durations))
+
+
+def count_parameters(checkpoint: dict) -> int:
+    """Parameters of the checkpoint's network, each tensor once (DNA's decoder holds the encoder, so the state
+    dict lists the encoder's weights twice)."""
+    seen, total = set(), 0
+    for value in checkpoint["network_weights"].values():
+        if value.is_floating_point() and value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            total += value.numel()
+    return total
+
+
+def train_log_name(spec: ModelSpec, fold: int) -> str:
+    return f"train_{spec.trainer}_{spec.configuration}_fold{fold}"
+
+
+def predict_log_name(spec: ModelSpec) -> str:
+    return f"predict_{spec.trainer}_{spec.configuration}"
+
+
+def train(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int) -> Path:
+    """nnUNetv2_train with --npz; finished folds are skipped, interrupted ones resumed with --c."""
+    fold_dir = paths.model_folder(spec) / f"fold_{fold}"
+    if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
+        return fold_dir
+    args = ["nnUNetv2_train", paths.dataset_id, spec.configuration, str(fold), "-tr", spec.trainer,
+            "-device", runner.device, "--npz"]
+    if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
+        args.append("--c")
+    runner.run(args, train_log_name(spec, fold), training=True, total_epochs=spec.epochs or None)
+    return fold_dir
+
+
+def record_training_contention(runner: NNUNetRunner, paths: DatasetPaths, specs: list[ModelSpec], fold: int) -> None:
+    """Keep the other work's CPU each training of this run saw next to its checkpoints (the benchmark's resource
+    record), so a rerun that skips the training still reports it."""
+    for spec in specs:
+        peak = runner.other_cpu.get(train_log_name(spec, fold))
+        if peak is not None:
+            record_other_cpu(paths.model_folder(spec) / f"fold_{fold}" / RESOURCES_FILE, peak)
+
+
+def predict_startup_seconds(runner: NNUNetRunner) -> float:
+    """Wall time of nnUNetv2_predict's imports, subtracted from prediction timings."""
+    return runner.run(["nnUNetv2_predict", "-h"], "predict_startup")
+
+
+def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int, out_root: Path,
+                         startup: float, save_probabilities: bool = False
+                         ) -> tuple[dict[str, float], dict[str, int], float]:
+    """(test Dice per class, cases behind each, seconds per case) with ``nnunet25d predict`` (nnU-Net's own predictor for models
+    that are not slab models) and nnUNetv2_evaluate_folder; predictions in
+    ``out_root/<trainer>__<configuration>`` (with ``.npz`` probabilities for ensembling if asked)."""
+    images, labels = paths.raw / paths.name / "imagesTs", paths.raw / paths.name / "labelsTs"
+    dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
+    n_cases = len({p.name.rsplit("_", 1)[0] for p in images.glob(f"*{dataset_json['file_ending']}")}) \
+        if images.is_dir() else 0
+    if n_cases == 0:
+        return {}, {}, float("nan")
+    out = out_root / f"{spec.trainer}__{spec.configuration}"
+    shutil.rmtree(out, ignore_errors=True)
+    wall = runner.run([*PREDICT_COMMAND, "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
+                       "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
+                       "-npp", "1", "-nps", "1", "--disable_progress_bar"]
+                      + (["--save_probabilities"] if save_probabilities else []),
+                      predict_log_name(spec))
+    per_case = max(wall - startup, 0.0) / n_cases
+    if not labels.is_dir():
+        return {}, {}, per_case
+    summary = out / "summary.json"
+    runner.run(["nnUNetv2_evaluate_folder", str(labels), str(out), "-djfile", str(out / "dataset.json"),
+                "-pfile", str(out / "plans.json"), "-o", str(summary), "-np", "1"],
+               f"evaluate_{spec.trainer}_{spec.configuration}")
+    names = labels_by_value(dataset_json)
+    return dice_from_summary(summary, names), cases_from_summary(summary, names), per_case
+
+
+def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResult, dict[str, list[float]]]:
+    fold_dir = paths.model_folder(spec) / f"fold_{fold}"
+    checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    dataset_json = json.loads((paths.model_folder(spec) / "dataset.json").read_text())
+    other_cpu, cores = read_other_cpu(fold_dir / RESOURCES_FILE)
+    summary, names = fold_dir / "validation" / "summary.json", labels_by_value(dataset_json)
+    result = ModelResult(spec.label, spec.trainer, spec.configuration,
+                         validation_dice=dice_from_summary(summary, names),
+                         validation_cases=cases_from_summary(summary, names),
+                         seconds_per_epoch=seconds_per_epoch(checkpoint),
+                         parameters=count_parameters(checkpoint), fold=fold, other_cpu=other_cpu, cores=cores)
+    return result, training_curves(checkpoint)
+
+
+def add_other_cpu(result: ModelResult, peak: float | None) -> None:
+    """Fold a further run's peak other-work CPU (e.g. during the test prediction) into the result's."""
+    if peak is not None and not math.isnan(peak):
+        result.other_cpu = peak if math.isnan(result.other_cpu) else max(result.other_cpu, peak)
+        result.cores = result.cores or os.cpu_count()
+
+
+def is_nnunet_baseline(trainer: str) -> bool:
+    """nnU-Net's own trainer (with or without a schedule suffix): what the 2.5D models are compared with."""
+    return trainer == "nnUNetTrainer" or trainer.startswith("nnUNetTrainer_")
+
+
+def model_row(result: ModelResult, curves: dict[str, list[float]] | None = None,
+              baseline: bool | None = None) -> ModelRow:
+    """The report engine's row: Dice per class on the test set ("test") and the fold's validation ("cv")."""
+    scores = [Score(split, DICE.key, name, value, per_fold={result.fold: value}, n_cases=cases.get(name))
+              for split, dice, cases in (("test", result.test_dice, result.test_cases),
+                                         ("cv", result.validation_dice, result.validation_cases))
+              for name, value in dice.items()]
+    return ModelRow(result.label, result.trainer, result.configuration, scores, result.seconds_per_epoch,
+                    result.seconds_per_case, result.parameters, other_cpu=result.other_cpu, cores=result.cores,
+                    curves=curves or {}, folds=(result.fold,),
+                    baseline=is_nnunet_baseline(result.trainer) if baseline is None else baseline)
+
+
+def report_setting(paths: DatasetPaths, specs: list[ModelSpec], fold: int, subtitle: str,
+                   device: str = "cpu") -> ReportSetting:
+    dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
+    return ReportSetting(paths.name, schedules_of([s.trainer for s in specs]), (fold,),
+                         classes_of_dataset(dataset_json), (this_machine(cuda=device == "cuda"),),
+                         dataset_json.get("description", ""),
+                         "test-set prediction, start-up subtracted", subtitle)
+
+
+def markdown_table(results: list[ModelResult], baseline: ModelResult | None = None) -> str:
+    """Dice per class (test set where there is one, else validation) and the cost table, for scripts that make
+    their own report."""
+    rows = [model_row(r, baseline=None if baseline is None else r is baseline) for r in results]
+    split = "test" if any(r.test_dice for r in results) else "cv"
+    return f"{scores_table(rows, split, [DICE])}\n\n{cost_table(rows)}"
+
+
+def write_report(results: list[ModelResult], curves: dict[str, dict[str, list[float]]], out_dir: Path,
+                 setting: ReportSetting) -> str:
+    """``report.md`` (reading, data, machine, load, tables), ``results.csv``, ``results.json`` and ``report.png``
+    into ``out_dir``; returns the Markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [model_row(r, curves.get(r.label)) for r in results]
+    splits, metrics = splits_of(rows), [DICE]
+    markdown = "\n".join([report_head(f"{setting.dataset}: {setting.subtitle}", rows, setting, metrics, splits),
+                          results_sections(rows, setting, metrics, splits), "![report](report.png)", ""])
+    (out_dir / "report.md").write_text(markdown)
+    (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    write_scores_csv(rows, metrics, out_dir / "results.csv")
+    save(overview_figure(rows, setting, metrics, splits), out_dir / "report.png")
+    return markdown
+
+

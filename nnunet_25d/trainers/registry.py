@@ -1,0 +1,226 @@
+"""Every trainer the plugin offers, by name. Base classes are defined in their own modules; variants (slab sizes,
+schedules) are declared here as data and live in this module's namespace, so they pickle by name."""
+import difflib
+import os
+import re
+from pathlib import Path
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_25d import TRAINER_FOLDER
+from nnunet_25d.errors import TrainerNameError
+from nnunet_25d.geometry.slab import SlabSizeError, check_slab_size
+from nnunet_25d.trainers.aniso_trainer import (
+    nnUNetTrainer25DAniso,
+    nnUNetTrainer25DAniso_AttentionAfterStage,
+    nnUNetTrainer25DAniso_HardnessDice,
+    nnUNetTrainer25DAniso_HardnessDiceDetached,
+    nnUNetTrainer25DAniso_NoAttention,
+    nnUNetTrainer25DAniso_NoAttentionLoss,
+)
+from nnunet_25d.trainers.border_loss_trainer import border_loss_variants
+from nnunet_25d.trainers.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrainer25DDeepLab
+from nnunet_25d.trainers.fusion_trainer import nnUNetTrainer25DFusion
+from nnunet_25d.trainers.morph_mlp_trainer import (
+    nnUNetTrainer25DMorphMLP,
+    nnUNetTrainer25DMorphMLP_N,
+    nnUNetTrainer25DMorphMLP_N_SGD,
+    nnUNetTrainer25DMorphMLP_S,
+)
+from nnunet_25d.trainers.pe_attention_trainer import nnUNetTrainer25DPEAttention
+from nnunet_25d.trainers.psi_net_trainer import nnUNetTrainer25DPsiNet
+from nnunet_25d.trainers.resampled_trainer import nnUNetTrainer25DResampled
+from nnunet_25d.trainers.riu_net_trainer import nnUNetTrainer25DRIUNet
+from nnunet_25d.trainers.slab_ablations import nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD
+from nnunet_25d.trainers.seeds import split_seed
+from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
+from nnunet_25d.trainers.uv_net_trainer import nnUNetTrainer25DUVNet
+from nnunet_25d.trainers.variants import (
+    CPU_SCHEDULES,
+    EPOCHS,
+    SLAB_SIZES,
+    VIEW_SLAB_SIZES,
+    declare_schedules,
+    schedule_name,
+    slab_suffix,
+    split_trainer_name,
+    with_slab_size,
+)
+from nnunet_25d.trainers.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
+
+SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP,
+                 nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet, nnUNetTrainer25DRIUNet,
+                 nnUNetTrainer25DPsiNet)
+VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
+ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
+                  nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
+                  nnUNetTrainer25DAniso_HardnessDiceDetached)
+MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
+PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
+SLAB_ABLATIONS = (nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD)
+# <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
+# Ψ-Net brings its own (class-balanced) cross-entropy: no border-loss variant
+BORDER_SLAB_TRAINERS = border_loss_variants(tuple(t for t in SLAB_TRAINERS if t is not nnUNetTrainer25DPsiNet),
+                                            module=__name__)
+BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
+    ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS, module=__name__)
+
+
+def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
+    sized = tuple(with_slab_size(base, n, module=__name__)
+                  for base in SLAB_TRAINERS + BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
+    sized += tuple(with_slab_size(base, n, module=__name__) for base in VIEW_TRAINERS for n in VIEW_SLAB_SIZES)
+    return (SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS
+            + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS)
+
+
+PLUGIN_TRAINERS = _plugin_trainers()
+# what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
+BENCHMARK_VARIANTS = (
+    ("nnUNetTrainer25D", "2d"),  # self-configured: slab size and data from the fingerprint
+    ("nnUNetTrainer25DFusion", "2d"),
+    ("nnUNetTrainer25DAniso", "3d_fullres"),
+    ("nnUNetTrainer25DMorphMLP", "2d"),
+    ("nnUNetTrainer25DCoronal", "3d_fullres"),
+    ("nnUNetTrainer25DSagittal", "3d_fullres"),
+)
+TRAINERS = {cls.__name__: cls for cls in PLUGIN_TRAINERS}
+TRAINERS.update(declare_schedules(PLUGIN_TRAINERS, module=__name__))
+globals().update(TRAINERS)
+__all__ = sorted(TRAINERS)
+
+# --- names that look like the plugin's but are not declared: say what is wrong instead of "Could not find" -------
+
+PLUGIN_PREFIX = "nnUNetTrainer25D"
+BASE_TRAINERS = {cls.__name__: cls for cls in SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS}
+BASE_TRAINERS.update({cls.__name__: cls for cls in PE_ATTENTION_TRAINERS + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS})
+NNUNET_BASE = nnUNetTrainer.__name__
+
+
+def looks_like_plugin_trainer(name: str) -> bool:
+    """``nnUNetTrainer25D…``, or an nnU-Net-style name with the plugin's slab or ``_Iiters`` suffix."""
+    if name.startswith("_"):
+        return False
+    if name.lower().startswith(PLUGIN_PREFIX.lower()):
+        return True
+    parts = split_trainer_name(name)
+    return parts.base.lower().startswith("nnunettrainer") and (parts.slab_size is not None
+                                                               or parts.iterations is not None)
+
+
+def declared_slab_sizes(base: str) -> tuple[int, ...]:
+    """The slab sizes declared as ``_<n>slices`` variants of ``base``."""
+    if base in {cls.__name__ for cls in VIEW_TRAINERS}:
+        return VIEW_SLAB_SIZES
+    return SLAB_SIZES
+
+
+def _declared(values) -> str:
+    return ", ".join(map(str, values))
+
+
+def trainer_name_problems(name: str) -> list[str]:
+    """What is wrong with ``name`` (empty if it is declared), one sentence per problem."""
+    if name in TRAINERS:
+        return []
+    parts = split_trainer_name(name)
+    base, problems = parts.base, []
+    if base.startswith(f"{PLUGIN_PREFIX}MorphMLP_") and base not in BASE_TRAINERS:
+        size = base[len(f"{PLUGIN_PREFIX}MorphMLP_"):]
+        problems.append(f"MorphMLP size {size!r} is not declared (sizes: T = {PLUGIN_PREFIX}MorphMLP, "
+                        f"S = {PLUGIN_PREFIX}MorphMLP_S, N = {PLUGIN_PREFIX}MorphMLP_N, N_SGD = "
+                        f"{PLUGIN_PREFIX}MorphMLP_N_SGD)")
+    elif base not in BASE_TRAINERS and base != NNUNET_BASE:
+        problems.append(f"unknown base trainer {base!r} (the plugin's: {_declared(BASE_TRAINERS)}; CPU schedules "
+                        f"also exist for nnU-Net's {NNUNET_BASE})")
+    if parts.slab_size is not None:
+        n = parts.slab_size
+        if f"_{n}{parts.slab_word}" != slab_suffix(n):
+            problems.append(f"write {slab_suffix(n)}, not _{n}{parts.slab_word}")
+        try:
+            check_slab_size(n)
+            sizes = declared_slab_sizes(base)
+            if n not in sizes:
+                default = " (1: plain 2D in the view's plane; the default is 3)" if sizes == VIEW_SLAB_SIZES else ""
+                problems.append(f"slab size {n} is not declared for {base} (declared: {_declared(sizes)}{default})")
+        except SlabSizeError as error:
+            problems.append(str(error))
+        if base == NNUNET_BASE:
+            problems.append(f"nnU-Net's own {NNUNET_BASE} takes no slab size; the 2.5D slab trainer is "
+                            f"{PLUGIN_PREFIX}_{n}slices")
+        elif base in BASE_TRAINERS and not issubclass(BASE_TRAINERS[base], SLAB_TRAINERS):
+            problems.append(f"{base} has no slab-size variants (they exist for "
+                            f"{_declared(cls.__name__ for cls in SLAB_TRAINERS)})")
+    if parts.epochs is not None:
+        epochs, iterations = parts.epochs, parts.iterations
+        word = "epoch" if epochs == 1 else "epochs"
+        if parts.epoch_word != word:
+            problems.append(f"write _{epochs}{word}, not _{epochs}{parts.epoch_word}")
+        if iterations is not None:
+            if parts.iter_word != "iters":
+                problems.append(f"write _{iterations}iters, not _{iterations}{parts.iter_word}")
+            if (epochs, iterations) not in CPU_SCHEDULES:
+                problems.append(f"schedule {epochs} epochs x {iterations} iterations is not declared (declared "
+                                f"_Eepochs_Iiters: {_declared(f'{e}x{i}' for e, i in CPU_SCHEDULES)})")
+        elif epochs not in EPOCHS:
+            problems.append(f"{epochs} epochs is not declared for the plugin's trainers (declared _Nepochs: "
+                            f"{_declared(EPOCHS)}; CPU schedules: _Eepochs_Iiters)")
+    if base in BASE_TRAINERS or base == NNUNET_BASE:
+        if base == NNUNET_BASE and parts.iterations is None and parts.slab_size is None:
+            pass  # nnU-Net's own _Nepochs names: not ours to judge
+        elif not problems:
+            problems.append("this combination of base, slab size and schedule is not declared")
+    return problems or ["not declared"]
+
+
+def closest_trainer_names(name: str, n: int = 3) -> list[str]:
+    """The corrected spelling (if declared), then the most similar declared names."""
+    parts = split_trainer_name(name)
+    corrected = parts.base
+    if parts.slab_size is not None:
+        corrected += slab_suffix(parts.slab_size)
+    if parts.epochs is not None:
+        corrected = schedule_name(corrected, parts.epochs, parts.iterations)
+    first = [corrected] if corrected in TRAINERS and corrected != name else []
+    return list(dict.fromkeys(first + difflib.get_close_matches(name, TRAINERS, n=n, cutoff=0.5)))[:n]
+
+
+def trainer_name_error(name: str) -> TrainerNameError | None:
+    """The error for a name that looks like one of the plugin's trainers but is not declared, else None."""
+    base, seed = split_seed(name)
+    if seed and (base in TRAINERS or base == NNUNET_BASE):
+        return None  # a seeded repeat, made on first use
+    if name in TRAINERS or not looks_like_plugin_trainer(name):
+        return None
+    close = closest_trainer_names(name)
+    hint = f" Closest declared names: {', '.join(close)}." if close else ""
+    return TrainerNameError(f"trainer {name!r} is not declared by nnunet_25d: {'; '.join(trainer_name_problems(name))}."
+                            f"{hint} (all names: README, section Trainers)")
+
+
+def check_trainer_name(name: str) -> str:
+    """``name`` if nnU-Net or the plugin may know it; raise :class:`TrainerNameError` for undeclared plugin names."""
+    error = trainer_name_error(name)
+    if error is not None:
+        raise error
+    return name
+
+
+def defined_in_another_trainer_folder(name: str) -> bool:
+    """Whether another folder of ``nnUNet_extTrainer`` mentions ``name`` in a ``.py`` file (then it may be that
+    folder's trainer, and the plugin must not stop nnU-Net's lookup before it gets there)."""
+    word = re.compile(rf"\b{re.escape(name)}\b")
+    ours = os.path.realpath(TRAINER_FOLDER)
+    for folder in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep):
+        if not folder.strip() or not os.path.isdir(folder) or os.path.realpath(folder) == ours:
+            continue
+        for root, _, files in os.walk(folder):
+            for file in files:
+                if file.endswith(".py"):
+                    try:
+                        text = Path(root, file).read_text(errors="ignore")
+                    except OSError:
+                        continue
+                    if word.search(text):
+                        return True
+    return False
