@@ -11,6 +11,12 @@ def _env(args: argparse.Namespace) -> None:
     print(f"export nnUNet_extTrainer={TRAINER_FOLDER}")
 
 
+def _trainers(args: argparse.Namespace) -> None:
+    from nnunet_25d.trainers.catalogue import listing
+
+    print(listing(args.pattern))
+
+
 def _make_dataset(args: argparse.Namespace) -> None:
     if args.kind == "anatomy":
         from nnunet_25d.datasets.anatomy import AnatomySpec, write_anatomy_dataset
@@ -33,7 +39,7 @@ def _make_dataset(args: argparse.Namespace) -> None:
 
 # commands whose parser alone is built when they are called (the other parsers import matplotlib, statsmodels,
 # ...: ~4 s of start-up that `nnunet25d predict` would pay on every call, and nnUNetv2_predict does not)
-LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "make-dataset", "make-roi-dataset",
+LIGHT_COMMANDS = ("predict", "export", "predict-onnx", "env", "trainers", "make-dataset", "make-roi-dataset",
                   "ensemble-roi")
 
 
@@ -46,6 +52,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     env = sub.add_parser("env", help="print the export line that lets nnU-Net find the 2.5D trainers")
     env.set_defaults(func=_env)
+
+    trainers = sub.add_parser("trainers", help="list the plugin's trainers (what, which configuration, which paper) "
+                                               "and the name grammar of their variants")
+    trainers.add_argument("pattern", nargs="?", help="only trainers whose name contains this (or matches this glob, "
+                                                     "e.g. '*Aniso*'), case-insensitive")
+    trainers.set_defaults(func=_trainers)
 
     data = sub.add_parser("make-dataset", help="write the synthetic (or the MNI152 anatomy) anisotropic dataset in "
                                                "nnU-Net raw format")

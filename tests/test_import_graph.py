@@ -59,3 +59,43 @@ def test_the_circle_finder_finds_a_lazy_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert circles(graph) == [["a", "b", "c", "a"]]
     assert "nnunet_25d.benchmark.cases" in import_graph()["nnunet_25d.benchmark.matrix"]  # read from the files
+
+
+# The package's layers, lowest first: a module imports only from layers below its own, or from its own package.
+LAYERS = (("nnunet_25d",), ("errors",), ("geometry", "datasets"), ("planning",), ("architectures",), ("losses",),
+          ("inference",), ("trainers",), ("deploy",), ("export",), ("roi",), ("report",), ("benchmark",),
+          ("view_fusion",), ("cli",))
+
+
+def package_of(module: str) -> str:
+    """``nnunet_25d.geometry.slab`` -> ``geometry``; the package's ``__init__`` -> ``nnunet_25d``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_of(module: str) -> int:
+    package = package_of(module)
+    return next(i for i, layer in enumerate(LAYERS) if package in layer)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(importer, imported) for every import that does not run down the layers."""
+    return sorted((module, imported) for module, imports in graph.items() for imported in imports
+                  if package_of(module) != package_of(imported) and layer_of(imported) >= layer_of(module))
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(module) for module in import_graph()}
+    assert packages == {package for layer in LAYERS for package in layer}
+
+
+def test_imports_run_down_the_layers_only():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_import_back_up():
+    graph = {"nnunet_25d.geometry.slab": {"nnunet_25d.trainers.registry"},
+             "nnunet_25d.geometry.views": {"nnunet_25d.datasets.synthetic"},
+             "nnunet_25d.trainers.registry": {"nnunet_25d.geometry.slab", "nnunet_25d.trainers.seeds"}}
+    assert upward_imports(graph) == [("nnunet_25d.geometry.slab", "nnunet_25d.trainers.registry"),
+                                     ("nnunet_25d.geometry.views", "nnunet_25d.datasets.synthetic")]

@@ -207,9 +207,9 @@ def parse_schedule(text: str) -> tuple[int, int]:
 
 def demo_trainers() -> list[str]:
     """The plugin's trainers that train on the ``2d`` plan (all but the view trainers), without schedule suffixes."""
-    from nnunet_25d.trainers.registry import PLUGIN_TRAINERS, VIEW_TRAINERS
+    from nnunet_25d.trainers.registry import UNSCHEDULED_NAMES, is_view_trainer
 
-    return [cls.__name__ for cls in PLUGIN_TRAINERS if not issubclass(cls, VIEW_TRAINERS)]
+    return [name for name in UNSCHEDULED_NAMES if not is_view_trainer(name)]
 
 
 def demo_trainer(text: str) -> str:

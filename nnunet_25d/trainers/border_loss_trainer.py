@@ -1,6 +1,6 @@
 """``<trainer>_BorderLoss``: any trainer with nnU-Net's cross-entropy term replaced by the border-weighted one.
 
-Declared as data (:func:`border_loss_variants`), like the slab-size and schedule variants: ``nnUNetTrainer25D``
+Made on demand from the name (:mod:`nnunet_25d.trainers.registry`), like the slab-size and schedule variants: ``nnUNetTrainer25D``
 -> ``nnUNetTrainer25D_BorderLoss`` (and its ``_5slices``, ``_10epochs_50iters`` ... variants in the registry).
 """
 from __future__ import annotations
@@ -41,7 +41,3 @@ def with_border_loss(base: type[nnUNetTrainer], module: str) -> type[nnUNetTrain
     """``<base>_BorderLoss``: ``base`` trained with the border-weighted cross-entropy."""
     name = base.__name__ + BORDER_LOSS_SUFFIX
     return type(name, (BorderLossMixin, base), {"__module__": module, "__qualname__": name})
-
-
-def border_loss_variants(bases: tuple[type[nnUNetTrainer], ...], module: str) -> tuple[type[nnUNetTrainer], ...]:
-    return tuple(with_border_loss(base, module) for base in bases)

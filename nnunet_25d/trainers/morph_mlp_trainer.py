@@ -74,6 +74,8 @@ class nnUNetTrainer25DMorphMLP(nnUNetTrainer25D):
 
 
 class nnUNetTrainer25DMorphMLP_S(nnUNetTrainer25DMorphMLP):
+    """Small size (the reference's MorphMLP-S dimensions)."""
+
     size = "S"
 
 

@@ -1,8 +1,14 @@
-"""Every trainer the plugin offers, by name. Base classes are defined in their own modules; variants (slab sizes,
-schedules) are declared here as data and live in this module's namespace, so they pickle by name."""
+"""Every trainer the plugin offers, by name.
+
+The hand-written trainers are defined in their own modules. Their variants — ``_BorderLoss``, slab sizes
+(``_5slices``), schedules (``_10epochs``, ``_10epochs_50iters``) and seeded repeats (``_seed2``) — are declared here
+as data and made on demand from the name (:func:`trainer_class`), so nnU-Net's lookup builds only the classes it
+asks for. A made class lives in this module's namespace (made again by name on unpickling), one class per name.
+"""
 import difflib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -18,7 +24,7 @@ from nnunet_25d.trainers.aniso_trainer import (
     nnUNetTrainer25DAniso_NoAttention,
     nnUNetTrainer25DAniso_NoAttentionLoss,
 )
-from nnunet_25d.trainers.border_loss_trainer import border_loss_variants
+from nnunet_25d.trainers.border_loss_trainer import BORDER_LOSS_SUFFIX, with_border_loss
 from nnunet_25d.trainers.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrainer25DDeepLab
 from nnunet_25d.trainers.fusion_trainer import nnUNetTrainer25DFusion
 from nnunet_25d.trainers.morph_mlp_trainer import (
@@ -32,7 +38,7 @@ from nnunet_25d.trainers.psi_net_trainer import nnUNetTrainer25DPsiNet
 from nnunet_25d.trainers.resampled_trainer import nnUNetTrainer25DResampled
 from nnunet_25d.trainers.riu_net_trainer import nnUNetTrainer25DRIUNet
 from nnunet_25d.trainers.slab_ablations import nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD
-from nnunet_25d.trainers.seeds import split_seed
+from nnunet_25d.trainers.seeds import split_seed, with_seed
 from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
 from nnunet_25d.trainers.uv_net_trainer import nnUNetTrainer25DUVNet
 from nnunet_25d.trainers.variants import (
@@ -40,10 +46,10 @@ from nnunet_25d.trainers.variants import (
     EPOCHS,
     SLAB_SIZES,
     VIEW_SLAB_SIZES,
-    declare_schedules,
     schedule_name,
     slab_suffix,
     split_trainer_name,
+    with_schedule,
     with_slab_size,
 )
 from nnunet_25d.trainers.view_trainer import nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal
@@ -58,23 +64,115 @@ ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUN
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
 SLAB_ABLATIONS = (nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD)
-# <trainer>_BorderLoss for every base trainer; those of the slab trainers also get slab sizes
+HAND_WRITTEN = SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS + SLAB_ABLATIONS
+HAND_WRITTEN_BY_NAME = {cls.__name__: cls for cls in HAND_WRITTEN}
+
 # Ψ-Net brings its own (class-balanced) cross-entropy: no border-loss variant
-BORDER_SLAB_TRAINERS = border_loss_variants(tuple(t for t in SLAB_TRAINERS if t is not nnUNetTrainer25DPsiNet),
-                                            module=__name__)
-BORDER_LOSS_TRAINERS = BORDER_SLAB_TRAINERS + border_loss_variants(
-    ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS, module=__name__)
+_BORDER_SLAB = tuple(cls.__name__ for cls in SLAB_TRAINERS if cls is not nnUNetTrainer25DPsiNet)
+_BORDER_OTHERS = tuple(cls.__name__ for cls in ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS
+                       + PE_ATTENTION_TRAINERS)
+_SLAB_SIZED = tuple(cls.__name__ for cls in SLAB_TRAINERS) + tuple(name + BORDER_LOSS_SUFFIX for name in _BORDER_SLAB)
 
 
-def _plugin_trainers() -> tuple[type[nnUNetTrainer], ...]:
-    sized = tuple(with_slab_size(base, n, module=__name__)
-                  for base in SLAB_TRAINERS + BORDER_SLAB_TRAINERS for n in SLAB_SIZES)
-    sized += tuple(with_slab_size(base, n, module=__name__) for base in VIEW_TRAINERS for n in VIEW_SLAB_SIZES)
-    return (SLAB_TRAINERS + sized + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS
-            + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS)
+def _unscheduled_names() -> tuple[str, ...]:
+    """Every declared name without a schedule or seed: the hand-written trainers and their border-loss and
+    slab-size variants."""
+    border = tuple(name + BORDER_LOSS_SUFFIX for name in _BORDER_SLAB + _BORDER_OTHERS)
+    sized = tuple(name + slab_suffix(n) for name in _SLAB_SIZED for n in SLAB_SIZES)
+    sized += tuple(cls.__name__ + slab_suffix(n) for cls in VIEW_TRAINERS for n in VIEW_SLAB_SIZES)
+    return tuple(HAND_WRITTEN_BY_NAME) + sized + border
 
 
-PLUGIN_TRAINERS = _plugin_trainers()
+def _declared_names() -> tuple[str, ...]:
+    plugin = _unscheduled_names()
+    scheduled = tuple(schedule_name(name, epochs) for name in plugin for epochs in EPOCHS)
+    cpu = tuple(schedule_name(name, epochs, iterations) for name in (nnUNetTrainer.__name__, *plugin)
+                for epochs, iterations in CPU_SCHEDULES)
+    return plugin + scheduled + cpu
+
+
+UNSCHEDULED_NAMES = _unscheduled_names()
+DECLARED_NAMES = frozenset(_declared_names())
+
+
+def _made(name: str, make) -> type[nnUNetTrainer]:
+    """The class ``name`` of this module, made (once) by ``make()``."""
+    cls = globals().get(name)
+    if cls is None:
+        cls = make()
+        globals()[name] = cls
+    return cls
+
+
+def _declared_class(name: str) -> type[nnUNetTrainer]:
+    """The class of a name in :data:`DECLARED_NAMES` (or nnU-Net's own ``nnUNetTrainer``), built from its parts."""
+    if name in HAND_WRITTEN_BY_NAME:
+        return HAND_WRITTEN_BY_NAME[name]
+    if name == nnUNetTrainer.__name__:
+        return nnUNetTrainer
+    parts = split_trainer_name(name)
+    if parts.epochs is not None:
+        base = _declared_class(schedule_name_base(name))
+        return _made(name, lambda: with_schedule(base, parts.epochs, parts.iterations, module=__name__))
+    if parts.slab_size is not None:
+        base = _declared_class(parts.base)
+        return _made(name, lambda: with_slab_size(base, parts.slab_size, module=__name__))
+    base = _declared_class(name[:-len(BORDER_LOSS_SUFFIX)])
+    return _made(name, lambda: with_border_loss(base, module=__name__))
+
+
+def schedule_name_base(name: str) -> str:
+    """The name without its schedule suffix."""
+    parts = split_trainer_name(name)
+    return parts.base + (slab_suffix(parts.slab_size) if parts.slab_size is not None else "")
+
+
+def trainer_class(name: str) -> type[nnUNetTrainer] | None:
+    """The class of a declared name or a seeded repeat of one (of nnU-Net's ``nnUNetTrainer`` too), made on first
+    use; None for any other name."""
+    if name in DECLARED_NAMES:
+        return _declared_class(name)
+    base, seed = split_seed(name)
+    if seed == 0 or not (base in DECLARED_NAMES or base == nnUNetTrainer.__name__):
+        return None
+    base_class = _declared_class(base)
+    return _made(name, lambda: with_seed(base_class, seed, module=__name__))
+
+
+class TrainerCatalogue(Mapping):
+    """The declared names (iteration, ``len``, ``in``) and their classes, each made only when it is looked up."""
+
+    def __getitem__(self, name: str) -> type[nnUNetTrainer]:
+        if name not in DECLARED_NAMES:
+            raise KeyError(name)
+        return _declared_class(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in DECLARED_NAMES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_declared_names())
+
+    def __len__(self) -> int:
+        return len(DECLARED_NAMES)
+
+
+TRAINERS = TrainerCatalogue()
+
+
+def __getattr__(name: str) -> type[nnUNetTrainer]:
+    """``from nnunet_25d.trainers.registry import nnUNetTrainer25D_5slices`` and unpickling a made class."""
+    cls = None if name.startswith("_") else trainer_class(name)
+    if cls is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return cls
+
+
+def is_view_trainer(name: str) -> bool:
+    base = split_trainer_name(name).base.removesuffix(BORDER_LOSS_SUFFIX)
+    return base in {cls.__name__ for cls in VIEW_TRAINERS}
+
+
 # what `nnunet25d benchmark` runs by default next to nnU-Net's 2d and 3d_fullres: (trainer, configuration)
 BENCHMARK_VARIANTS = (
     ("nnUNetTrainer25D", "2d"),  # self-configured: slab size and data from the fingerprint
@@ -84,16 +182,12 @@ BENCHMARK_VARIANTS = (
     ("nnUNetTrainer25DCoronal", "3d_fullres"),
     ("nnUNetTrainer25DSagittal", "3d_fullres"),
 )
-TRAINERS = {cls.__name__: cls for cls in PLUGIN_TRAINERS}
-TRAINERS.update(declare_schedules(PLUGIN_TRAINERS, module=__name__))
-globals().update(TRAINERS)
-__all__ = sorted(TRAINERS)
 
 # --- names that look like the plugin's but are not declared: say what is wrong instead of "Could not find" -------
 
 PLUGIN_PREFIX = "nnUNetTrainer25D"
-BASE_TRAINERS = {cls.__name__: cls for cls in SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS}
-BASE_TRAINERS.update({cls.__name__: cls for cls in PE_ATTENTION_TRAINERS + SLAB_ABLATIONS + BORDER_LOSS_TRAINERS})
+# the names a trainer name is built on: the hand-written trainers and their _BorderLoss variants
+BASE_TRAINERS = tuple(HAND_WRITTEN_BY_NAME) + tuple(name + BORDER_LOSS_SUFFIX for name in _BORDER_SLAB + _BORDER_OTHERS)
 NNUNET_BASE = nnUNetTrainer.__name__
 
 
@@ -148,7 +242,7 @@ def trainer_name_problems(name: str) -> list[str]:
         if base == NNUNET_BASE:
             problems.append(f"nnU-Net's own {NNUNET_BASE} takes no slab size; the 2.5D slab trainer is "
                             f"{PLUGIN_PREFIX}_{n}slices")
-        elif base in BASE_TRAINERS and not issubclass(BASE_TRAINERS[base], SLAB_TRAINERS):
+        elif base in BASE_TRAINERS and not issubclass(_declared_class(base), SLAB_TRAINERS):
             problems.append(f"{base} has no slab-size variants (they exist for "
                             f"{_declared(cls.__name__ for cls in SLAB_TRAINERS)})")
     if parts.epochs is not None:
@@ -195,7 +289,7 @@ def trainer_name_error(name: str) -> TrainerNameError | None:
     close = closest_trainer_names(name)
     hint = f" Closest declared names: {', '.join(close)}." if close else ""
     return TrainerNameError(f"trainer {name!r} is not declared by nnunet_25d: {'; '.join(trainer_name_problems(name))}."
-                            f"{hint} (all names: README, section Trainers)")
+                            f"{hint} (all trainers and the name grammar: nnunet25d trainers)")
 
 
 def check_trainer_name(name: str) -> str:

@@ -4,7 +4,7 @@ spread between training runs from the spread between cases. nnU-Net's trainers s
 anyway); seed 0 is the plain name. Augmentation workers (``nnUNet_n_proc_DA`` > 0) draw their own randomness, as in
 nnU-Net, so a seeded run is a labelled repeat, not a bit-for-bit rerun.
 
-The classes are made on first use (the trainers module's ``__getattr__``) and kept, so nnU-Net's
+The classes are made on first use (:func:`nnunet_25d.trainers.registry.trainer_class`) and kept, so nnU-Net's
 ``hasattr``/``getattr`` lookup and pickling see one class per name."""
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 _SEED_SUFFIX = re.compile(r"_seed(?P<seed>[1-9]\d*)$")
-_MADE: dict[str, type[nnUNetTrainer]] = {}
 
 
 def seeded_name(trainer: str, seed: int) -> str:
@@ -47,16 +46,3 @@ def with_seed(base: type[nnUNetTrainer], seed: int, module: str) -> type[nnUNetT
 
     name = seeded_name(base.__name__, seed)
     return type(name, (base,), {"__init__": __init__, "__module__": module, "__qualname__": name, "seed": seed})
-
-
-def seeded_trainer(name: str, trainers: dict[str, type[nnUNetTrainer]], module: str) -> type[nnUNetTrainer] | None:
-    """The class for ``<TRAINER>_seed<N>`` where TRAINER is declared in ``trainers`` or is nnU-Net's own
-    ``nnUNetTrainer``; None for any other name."""
-    if name in _MADE:
-        return _MADE[name]
-    base_name, seed = split_seed(name)
-    base = trainers.get(base_name) or (nnUNetTrainer if base_name == nnUNetTrainer.__name__ else None)
-    if seed == 0 or base is None:
-        return None
-    _MADE[name] = with_seed(base, seed, module)
-    return _MADE[name]

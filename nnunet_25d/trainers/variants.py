@@ -1,4 +1,4 @@
-"""Trainer variants declared as data: slab sizes (``_5slices``) and schedules (nnU-Net's ``_Nepochs`` naming).
+"""Trainer variants declared as data (made on demand by :mod:`nnunet_25d.trainers.registry`): slab sizes (``_5slices``) and schedules (nnU-Net's ``_Nepochs`` naming).
 
 ``nnUNetTrainer25D_5epochs`` trains 5 epochs of nnU-Net's 250 iterations. CPU-sized runs also shorten the epoch:
 ``nnUNetTrainer25D_10epochs_50iters`` (and ``nnUNetTrainer_10epochs_50iters`` for nnU-Net's own 2d/3d baseline
@@ -54,20 +54,6 @@ def with_schedule(base: type[nnUNetTrainer], epochs: int, iterations: int | None
 
     name = schedule_name(base.__name__, epochs, iterations)
     return type(name, (base,), {"__init__": __init__, "__module__": module, "__qualname__": name})
-
-
-def declare_schedules(plugin_trainers: tuple[type[nnUNetTrainer], ...], module: str) -> dict[str, type[nnUNetTrainer]]:
-    """``_Nepochs`` variants of the plugin's trainers and CPU schedules for them and for nnU-Net's own trainer."""
-    declared = {}
-    for base in plugin_trainers:
-        for epochs in EPOCHS:
-            cls = with_schedule(base, epochs, module=module)
-            declared[cls.__name__] = cls
-    for base in (nnUNetTrainer, *plugin_trainers):
-        for epochs, iterations in CPU_SCHEDULES:
-            cls = with_schedule(base, epochs, iterations, module=module)
-            declared[cls.__name__] = cls
-    return declared
 
 
 # <base>[_<N>slices][_<E>epoch(s)[_<I>iters]], loose enough to catch the usual typos (epoch/epochs, iter/iters)

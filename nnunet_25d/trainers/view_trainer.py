@@ -133,12 +133,18 @@ class nnUNetTrainer25DView(nnUNetTrainer25D):
 
 
 class nnUNetTrainer25DAxial(nnUNetTrainer25DView):
+    """Slab input along axial slices (the slice axis of the data) of a 3D configuration (one view of multi-view 2.5D)."""
+
     view = "axial"
 
 
 class nnUNetTrainer25DCoronal(nnUNetTrainer25DView):
+    """Slab input along coronal slices of a 3D configuration (one view of multi-view 2.5D)."""
+
     view = "coronal"
 
 
 class nnUNetTrainer25DSagittal(nnUNetTrainer25DView):
+    """Slab input along sagittal slices of a 3D configuration (one view of multi-view 2.5D)."""
+
     view = "sagittal"

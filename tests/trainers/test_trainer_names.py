@@ -23,7 +23,7 @@ def ext_trainer(monkeypatch):
 
 def ext_module():
     """The trainers module the way nnU-Net sees it: imported from the folder, as a top-level module."""
-    spec = importlib.util.spec_from_file_location("nnunet_25d.trainers.lookup", TRAINER_FOLDER / "nnunet_25d_trainers.py")
+    spec = importlib.util.spec_from_file_location("nnunet_25d_trainers", TRAINER_FOLDER / "nnunet_25d_trainers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
