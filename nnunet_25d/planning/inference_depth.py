@@ -68,7 +68,11 @@ def cut_slab_weight_fraction(patch_depth: int, slab_size: int, volume_depth: int
 def volume_extents(preprocessed_dataset_folder: Path, plans: dict, configuration: dict, axis: int) -> list[float]:
     """Extent along ``axis`` (of the transposed, resampled data) of every training volume, from nnU-Net's
     ``dataset_fingerprint.json``; empty when the fingerprint is missing."""
-    fingerprint = read_fingerprint(preprocessed_dataset_folder)
+    return fingerprint_extents(read_fingerprint(preprocessed_dataset_folder), plans, configuration, axis)
+
+
+def fingerprint_extents(fingerprint: dict | None, plans: dict, configuration: dict, axis: int) -> list[float]:
+    """:func:`volume_extents` from a fingerprint already read (None: no fingerprint, no extents)."""
     if fingerprint is None:
         return []
     order = plans.get("transpose_forward", [0, 1, 2])
@@ -90,5 +94,10 @@ def deepest_volume(preprocessed_dataset_folder: Path, plans: dict, configuration
 def robust_volume_depth(preprocessed_dataset_folder: Path, plans: dict, configuration: dict, axis: int
                         ) -> float | None:
     """The ``ROBUST_PERCENTILE``-th percentile (linear) of :func:`volume_extents`; None without a fingerprint."""
-    extents = volume_extents(preprocessed_dataset_folder, plans, configuration, axis)
+    return robust_depth(read_fingerprint(preprocessed_dataset_folder), plans, configuration, axis)
+
+
+def robust_depth(fingerprint: dict | None, plans: dict, configuration: dict, axis: int) -> float | None:
+    """:func:`robust_volume_depth` from a fingerprint already read."""
+    extents = fingerprint_extents(fingerprint, plans, configuration, axis)
     return float(np.percentile(extents, ROBUST_PERCENTILE)) if extents else None

@@ -26,7 +26,7 @@ from nnunet_25d.planning.configuration import (
 )
 from nnunet_25d.errors import PreprocessedDataMissing
 from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
-from nnunet_25d.planning.inference_depth import robust_volume_depth
+from nnunet_25d.planning.inference_depth import robust_depth
 from nnunet_25d.planning.self_configuration import SlabChoice, choose_slab, read_fingerprint
 from nnunet_25d.trainers.optimisation import AdamWWarmupCosine
 from nnunet_25d.geometry.slab_context import SlabContextDataset, unwrapped, with_context_cropped
@@ -102,15 +102,16 @@ def preprocessed_dataset(plans: dict) -> Path | None:
     return None if preprocessed is None else Path(preprocessed) / plans.get("dataset_name", "")
 
 
-def training_setup(plans: dict, configuration: str, axis: int) -> TrainingSetup:
-    """The depth of the training volumes (nnU-Net's fingerprint, :func:`robust_volume_depth`) and the GPUs of a DDP
-    run, for a derivation."""
+def training_setup(plans: dict, configuration: str, axis: int, fingerprint: dict | None = None) -> TrainingSetup:
+    """The depth of the training volumes (nnU-Net's fingerprint, :func:`robust_depth`; read from
+    ``nnUNet_preprocessed`` unless given) and the GPUs of a DDP run, for a derivation."""
     gpus = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     source = plans.get("configurations", {}).get(configuration)
-    folder = preprocessed_dataset(plans)
-    if folder is None or source is None or "spacing" not in source:
+    if source is None or "spacing" not in source:
         return TrainingSetup(gpus=gpus)
-    return TrainingSetup(robust_volume_depth(folder, plans, source, axis), gpus)
+    if fingerprint is None:
+        fingerprint = read_fingerprint(preprocessed_dataset(plans))
+    return TrainingSetup(robust_depth(fingerprint, plans, source, axis), gpus)
 
 
 # what a subclass sets to fix what the self-configuration would choose (or to build another network)
@@ -154,11 +155,14 @@ class nnUNetTrainer25D(AdamWWarmupCosine, nnUNetTrainer):
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        self.slab_choice = self.slab_choice_for(plans, configuration)
+        fingerprint = read_fingerprint(preprocessed_dataset(plans))  # read once: the slab choice and the depth
+        self.slab_choice = self.slab_choice_for(plans, configuration, fingerprint)
         if self.slab_choice is not None:
             self.slab_size, self.data_configuration = self.slab_choice.slab_size, self.slab_choice.data_configuration
-        setup = training_setup(plans, self.data_configuration or configuration, self.slab_axis)
-        super().__init__(self.derive_plans(plans, configuration, setup), configuration, fold, dataset_json, device)
+        setup = training_setup(plans, self.data_configuration or configuration, self.slab_axis, fingerprint)
+        derived = (self.derive_chosen_plans(plans, configuration, setup, self.slab_choice) if self.self_configuring
+                   else self.derive_plans(plans, configuration, setup))
+        super().__init__(derived, configuration, fold, dataset_json, device)
         for line in self.slab_choice.reasons() if self.slab_choice is not None else []:
             self.print_to_log_file(f"2.5D self-configuration: {line}")
 
@@ -180,21 +184,29 @@ class nnUNetTrainer25D(AdamWWarmupCosine, nnUNetTrainer):
         return replace(setup or TrainingSetup(), supervised_per_patch=cls.supervised_per_patch)
 
     @classmethod
-    def slab_choice_for(cls, plans: dict, configuration: str) -> SlabChoice | None:
+    def slab_choice_for(cls, plans: dict, configuration: str, fingerprint: dict | None = None) -> SlabChoice | None:
         """The self-configured slab and data (None for a trainer fixed by its class): the one stored in plans that
-        are already derived, else chosen from the plans and the fingerprint in ``nnUNet_preprocessed``."""
+        are already derived, else chosen from the plans and the fingerprint (read from ``nnUNet_preprocessed``
+        unless given)."""
         if not cls.self_configuring:
             return None
         stored = plans.get("configurations", {}).get(configuration, {}).get(SLAB_KEY, {}).get("self_configuration")
         if stored:
             return SlabChoice.from_plans_entry(stored)
-        return choose_slab(plans, configuration, read_fingerprint(preprocessed_dataset(plans)))
+        if fingerprint is None:
+            fingerprint = read_fingerprint(preprocessed_dataset(plans))
+        return choose_slab(plans, configuration, fingerprint)
 
     @classmethod
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
         """The plans this trainer trains on (and saves with the model), derived from nnU-Net's: the self-configured
         slab and data, or the class's, with the class's batch design."""
-        choice = cls.slab_choice_for(plans, configuration)
+        return cls.derive_chosen_plans(plans, configuration, setup, cls.slab_choice_for(plans, configuration))
+
+    @classmethod
+    def derive_chosen_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None,
+                            choice: SlabChoice | None) -> dict:
+        """:meth:`derive_plans` with the slab choice already made (None: the class's own slab and data)."""
         slab_size, data, entry = ((cls.slab_size, cls.data_configuration, None) if choice is None else
                                   (choice.slab_size, choice.data_configuration, choice.as_plans_entry()))
         return derive_slab_plans(plans, configuration, slab_size, cls.network_class, cls.extra_arch_kwargs(),
