@@ -27,7 +27,7 @@ from nnunet_25d.benchmark.task import run_task
 from nnunet_25d.benchmark.training import train_missing, unfinished_runs
 from nnunet_25d.benchmark.demo import parse_schedule
 from nnunet_25d.errors import UserError
-from nnunet_25d.benchmark.preflight import cuda_device_name, default_device, preflight
+from nnunet_25d.benchmark.preflight import check_trainer_lookup_imports, cuda_device_name, default_device, preflight
 from nnunet_25d.benchmark.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 from nnunet_25d.planning.self_configuration import benchmark_lines, dataset_choice
@@ -276,6 +276,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
                          test_set)
     print(power.sentence("cross-validation" if primary.split == "cv" else "test set"), flush=True)
     if train or predict:
+        check_trainer_lookup_imports()  # before planning: a broken torch/torchvision pair stops every nnU-Net step
         seconds, basis = remaining_training(jobs) if train else (None, "test-set prediction and scoring only")
         preflight(args.device, seconds, basis,
                   prediction_memory_gib(preprocessed / dataset, args.plans, sorted({v.configuration for v in variants})))

@@ -22,7 +22,7 @@ from nnunet_25d.benchmark.comparison import (
     write_report,
 )
 from nnunet_25d.errors import DatasetNotFoundError, UserError
-from nnunet_25d.benchmark.preflight import default_device, preflight, read_machine
+from nnunet_25d.benchmark.preflight import check_trainer_lookup_imports, default_device, preflight, read_machine
 from nnunet_25d.benchmark.runner import NNUNetRunner
 from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
 from nnunet_25d.trainers.variants import CPU_SCHEDULES, schedule_name
@@ -162,6 +162,7 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
     raw = _folders(args)[0]
     if args.dataset is not None:
         _dataset_name(raw, args.dataset)  # a wrong ID stops here, before the machine is sampled
+    check_trainer_lookup_imports()  # a broken torch/torchvision pair stops here, before nnU-Net plans anything
     state = read_machine()
     args.device = args.device or default_device(state.gpu)
     seconds, basis = demo_estimate(args, specs)

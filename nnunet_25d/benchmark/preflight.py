@@ -3,6 +3,7 @@ should take, printed before the first nnU-Net command, so a busy machine is a wa
 flag in the report afterwards."""
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -10,7 +11,13 @@ from dataclasses import dataclass
 
 import psutil
 
+from nnunet_25d.errors import SetupError
 from nnunet_25d.report.load import OtherCpuSampler, contended, slowdown
+
+# nnU-Net's trainer lookup imports every module under nnunetv2/training/nnUNetTrainer, this one among them; it imports
+# timm, which imports torchvision: a torchvision built for another torch stops the lookup for every trainer
+LOOKUP_IMPORTS = "nnunetv2.training.nnUNetTrainer.primus.primus_trainers"
+PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 GIB = 2 ** 30
 
@@ -47,6 +54,40 @@ def read_machine(sample_seconds: float = 2.0) -> MachineState:
 def default_device(gpu: str | None) -> str:
     """nnU-Net's device for this machine: ``cuda`` only where there is a CUDA GPU."""
     return "cuda" if gpu else "cpu"
+
+
+def matching_pair_command(torch_version: str) -> str:
+    """The pip command that installs ``torch_version`` with the torchvision built for it, from one source."""
+    release, _, build = torch_version.partition("+")
+    major, minor, patch = (release.split(".") + ["0", "0"])[:3]
+    vision = f"0.{int(minor) + 15}.{patch}" if major == "2" else None
+    if vision is None:
+        return "pip install torch torchvision (one command, one source)"
+    if build == "cpu":
+        return f"pip install torch=={release}+cpu torchvision=={vision}+cpu --index-url {PYTORCH_CPU_INDEX}"
+    return f"pip install torch=={release} torchvision=={vision}"
+
+
+def check_trainer_lookup_imports(module: str = LOOKUP_IMPORTS) -> None:
+    """Import what nnU-Net's trainer lookup will import; raise :class:`SetupError` naming the fix when it fails,
+    before any nnU-Net command runs."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module.startswith(error.name):
+            return  # another nnU-Net release without this module: nothing to check
+        problem = error
+    except Exception as error:  # a torchvision built for another torch raises RuntimeError or OSError here
+        problem = error
+    else:
+        return
+    import torch
+
+    reason = " ".join(str(problem).split()) or type(problem).__name__
+    raise SetupError(f"nnU-Net's trainer lookup cannot import {module} ({type(problem).__name__}: {reason}); it "
+                     f"imports timm and torchvision for every trainer, nnU-Net's own included, so nothing can train. "
+                     f"Install torch and torchvision from one source: `{matching_pair_command(torch.__version__)}` "
+                     f"(without PyTorch's index: `pip install torch==2.14.1 torchvision==0.29.1`)")
 
 
 def duration(seconds: float) -> str:

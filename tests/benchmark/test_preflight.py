@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from tests.benchmark.benchmark_tree import job
@@ -157,3 +160,31 @@ def test_the_spacing_is_read_in_the_plans_axis_order(tmp_path):
         pytest.approx(256 * 256 * 40 / 4 * per_voxel / 2 ** 30 + 1.0)
     assert prediction_memory_gib(tmp_path, "nnUNetPlans", ["3d_lowres"]) == \
         pytest.approx(256 * 256 * 40 * per_voxel / 2 ** 30 + 1.0), "an unplanned configuration: as cropped"
+
+
+BROKEN_TORCHVISION = 'raise RuntimeError("operator torchvision::nms does not exist")\n'
+
+
+@pytest.mark.parametrize("command", [["demo", "--workdir", "{work}"], ["benchmark", "-d", "{dataset}"]])
+def test_a_broken_torchvision_is_named_in_one_line_with_the_fix_before_any_nnunet_command(tmp_path, command):
+    """The same failure a torchvision built for another torch gives inside nnU-Net's trainer lookup."""
+    fake = tmp_path / "site" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(BROKEN_TORCHVISION)
+    work = tmp_path / "work"
+    raw, preprocessed, results = (tmp_path / name for name in ("raw", "preprocessed", "results"))
+    from nnunet_25d.datasets.synthetic import SyntheticSpec, write_dataset
+
+    write_dataset(raw, 523, n_train=2, n_test=0, spec=SyntheticSpec(shape=(4, 24, 24), objects_per_class=1,
+                                                                    radius_range=(2, 3)), seed=0)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "nnUNet_raw": str(raw),
+           "nnUNet_preprocessed": str(preprocessed), "nnUNet_results": str(results)}
+    args = [arg.format(work=work, dataset="523") for arg in command]
+    result = subprocess.run([sys.executable, "-m", "nnunet_25d.cli", *args], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert "operator torchvision::nms does not exist" in line
+    assert "Install torch and torchvision from one source: `pip install torch==" in line
+    assert not work.exists() and not preprocessed.exists()  # nothing planned, nothing written
