@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import psutil
 
@@ -53,10 +54,13 @@ def _children(root: psutil.Process) -> list[psutil.Process]:
 class OtherCpuSampler:
     """``with OtherCpuSampler() as other: ...``: every ``interval`` seconds, reads the machine's and this process
     tree's CPU time; ``other.peak`` is the most cores other work used, averaged over any ``window`` seconds (over
-    the whole run when it was shorter), and ``other.mean`` over the whole run."""
+    the whole run when it was shorter), and ``other.mean`` over the whole run. ``machine_cpu_seconds`` reads the
+    machine's busy CPU seconds (:func:`busy_cpu_seconds`; tests give it a machine of known processes)."""
 
-    def __init__(self, interval: float = 2.0, window: float = WINDOW_SECONDS, root_pid: int | None = None):
+    def __init__(self, interval: float = 2.0, window: float = WINDOW_SECONDS, root_pid: int | None = None,
+                 machine_cpu_seconds: Callable[[], float] | None = None):
         self.interval = interval
+        self._machine_cpu_seconds = machine_cpu_seconds or busy_cpu_seconds
         self.window = window
         self.peak = float("nan")
         self.mean = float("nan")
@@ -81,7 +85,7 @@ class OtherCpuSampler:
             self._sample()
 
     def _sample(self, final: bool = False) -> None:
-        now = (time.monotonic(), busy_cpu_seconds() - tree_cpu_seconds(self._root))
+        now = (time.monotonic(), self._machine_cpu_seconds() - tree_cpu_seconds(self._root))
         self._first = self._first or now
         self._samples.append(now)
         while len(self._samples) > 2 and self._samples[1][0] <= now[0] - self.window:
