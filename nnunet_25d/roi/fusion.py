@@ -2,8 +2,10 @@
 datasets (``make-roi-dataset``) of one source dataset — each model's probabilities mapped back onto the source
 case's grid, averaged, the largest component of each class kept, scored against the source labels.
 
-The CV crops come from the reference's foreground box (as the training crops do), so the scores measure
-segmentation inside a correctly placed ROI; locating the ROI on unseen images is a separate step.
+An image-placed ROI dataset (the default of ``make-roi-dataset``) crops every case from its image alone, with
+fractions learned from the labels of training cases: the fusion refuses a fold whose validation cases taught them.
+A label-placed dataset (``--roi-from-label``) is the oracle: its crops know where the target is, and the summary
+says so.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from nnunet_25d.errors import UserError
-from nnunet_25d.roi.dataset import ROI_FILE, raw_folder, source_dataset
+from nnunet_25d.roi.dataset import IMAGE_PLACEMENT, ORACLE_PLACEMENT, ROI_FILE, raw_folder, source_dataset
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,23 @@ def validation_cases(models: list[RoiModel], preprocessed: Path, fold: int) -> l
     return cases[0]
 
 
+def placement(model: RoiModel) -> str:
+    """How the model's ROI dataset placed its crops (datasets written before the image placement: the labels)."""
+    return model.roi.get("placement", ORACLE_PLACEMENT)
+
+
+def check_no_validation_label_taught(models: list[RoiModel], fold: int, cases: list[str]) -> None:
+    """Refuse an image-placed ROI dataset whose fields of view were learned from a validation case's label."""
+    for model in models:
+        if placement(model) != IMAGE_PLACEMENT:
+            continue
+        taught = sorted(set(model.roi["learned_from"]) & set(cases))
+        if taught:
+            raise UserError(f"{model.raw_dataset.name}'s fields of view were learned from the labels of fold {fold}'s "
+                            f"validation case(s) {', '.join(taught[:3])}{' ...' if len(taught) > 3 else ''}: make it "
+                            f"with make-roi-dataset --fold {fold}")
+
+
 def models_text(models: list[tuple[str, str, str]]) -> list[str]:
     return [":".join(model) for model in models]
 
@@ -152,7 +171,11 @@ def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], f
     out = Path(output) if output else default
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    jobs = [(fold, case) for fold in folds for case in validation_cases(roi_models, preprocessed, fold)]
+    jobs = []
+    for fold in folds:
+        cases = validation_cases(roi_models, preprocessed, fold)
+        check_no_validation_label_taught(roi_models, fold, cases)
+        jobs += [(fold, case) for case in cases]
     for fold, case in tqdm(jobs, desc="ROI ensemble", unit="case"):
         source_image = sitk.ReadImage(str(source_folder / "imagesTr" / f"{case}_0000{ending}"))
         reference = sitk.GetArrayFromImage(sitk.ReadImage(str(source_folder / "labelsTr" / f"{case}{ending}")))
@@ -162,7 +185,8 @@ def fuse_roi_cross_validation(source: str, models: list[tuple[str, str, str]], f
         written = sitk.GetImageFromArray(segmentations["fusion + largest component"].astype(np.uint8))
         written.CopyInformation(source_image)
         sitk.WriteImage(written, str(out / f"{case}{ending}"), useCompression=True)
-    summary = {"source": source_folder.name, "models": [model_name(m) for m in roi_models], "folds": list(folds),
+    summary = {"source": source_folder.name, "models": [model_name(m) for m in roi_models],
+               "placement": {model_name(m): placement(m) for m in roi_models}, "folds": list(folds),
                "cases": rows, "mean_dice": mean_dice(rows, description["labels"])}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "dice.md").write_text(dice_table(summary["mean_dice"]))

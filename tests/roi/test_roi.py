@@ -1,5 +1,6 @@
 """Mei et al.'s ROI crops: the box by hand, the crop against the source array, the 3 mm grid against a linear ramp,
-the raw dataset nnunet25d make-roi-dataset writes, its errors."""
+the raw dataset nnunet25d make-roi-dataset writes (the label-placed oracle here; the image placement in
+test_placement.py), its errors, the fusion of the ROI models' cross-validation."""
 from __future__ import annotations
 
 import json
@@ -59,10 +60,11 @@ def test_at_three_mm_the_slices_sample_the_source_linearly_and_cover_the_box():
 def test_make_roi_dataset_writes_every_case_cropped_with_its_box(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     write_dataset(raw, 901, n_train=3, n_test=0, spec=SyntheticSpec(shape=(12, 48, 48), objects_per_class=1), seed=3)
-    target = write_roi_dataset("901", 902, "small", raw=raw)
-    assert target.name == "Dataset902_Synthetic25DROISmall"
+    target = write_roi_dataset("901", 902, "small", raw=raw, from_label=True)
+    assert target.name == "Dataset902_Synthetic25DROISmallOracle"
     roi = json.loads((target / "roi.json").read_text())
     assert roi["scale"] == "small" and roi["margin_mm"] == list(ROI_SCALES["small"]) and roi["slice_thickness"] == 3.0
+    assert roi["placement"] == "label (oracle)"
     description = json.loads((target / "dataset.json").read_text())
     assert description["numTraining"] == 3
     source = raw / "Dataset901_Synthetic25D"
@@ -82,7 +84,11 @@ def test_make_roi_dataset_errors_name_the_fix(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
     write_dataset(raw, 903, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
     with pytest.raises(UserError, match="one of small, middle, large or give --margin-mm"):
+        write_roi_dataset("903", 904, "tiny", raw=raw, from_label=True)
+    with pytest.raises(UserError, match="^unknown ROI scale 'tiny': use one of small, middle, large$"):
         write_roi_dataset("903", 904, "tiny", raw=raw)
+    with pytest.raises(UserError, match="^--margin-mm grows the label's box: it needs --roi-from-label"):
+        write_roi_dataset("903", 904, "small", margin_mm=(1.0, 1.0, 1.0), raw=raw)
     with pytest.raises(UserError, match="choose another --target-id"):
         write_roi_dataset("903", 903, "small", raw=raw)
     with pytest.raises(UserError, match="no raw dataset 905"):
@@ -91,7 +97,7 @@ def test_make_roi_dataset_errors_name_the_fix(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"^nnUNet_raw is not set: export nnUNet_raw=/path/to/nnUNet_raw \(or pass "
                                         r"--raw\)$"):
         write_roi_dataset("903", 906, "small")
-    custom = write_roi_dataset("903", 907, "wide", margin_mm=(0.0, 0.0, 0.0), raw=raw)
+    custom = write_roi_dataset("903", 907, "wide", margin_mm=(0.0, 0.0, 0.0), raw=raw, from_label=True)
     assert json.loads((custom / "roi.json").read_text())["margin_mm"] == [0.0, 0.0, 0.0]
 
 
@@ -151,7 +157,7 @@ def test_roi_ensemble_maps_back_fuses_and_keeps_the_largest_component(tmp_path, 
     dirs = exported_nnunet_dirs(tmp_path, monkeypatch)
     write_dataset(dirs[0], 910, n_train=2, n_test=0, spec=SyntheticSpec(shape=(12, 48, 48), objects_per_class=1),
                   seed=5)
-    rois = [write_roi_dataset("910", 911 + i, scale, slice_thickness=4.0, raw=dirs[0])
+    rois = [write_roi_dataset("910", 911 + i, scale, slice_thickness=4.0, raw=dirs[0], from_label=True)
             for i, scale in enumerate(("small", "middle", "large"))]
     fake_roi_model(dirs, rois[0], "T", blob=True)  # two models on the small ROI put a blob at the same place
     fake_roi_model(dirs, rois[0], "U", blob=True)
@@ -159,12 +165,13 @@ def test_roi_ensemble_maps_back_fuses_and_keeps_the_largest_component(tmp_path, 
     models = [("911", "T", "2d"), ("911", "U", "2d"), ("913", "T", "2d")]
     summary = fuse_roi_cross_validation("910", models, [0], raw=dirs[0], output=tmp_path / "out")
     means = summary["mean_dice"]
-    large = "Dataset913_Synthetic25DROILarge/T__nnUNetPlans__2d"
-    small = "Dataset911_Synthetic25DROISmall/U__nnUNetPlans__2d"
+    large = "Dataset913_Synthetic25DROILargeOracle/T__nnUNetPlans__2d"
+    small = "Dataset911_Synthetic25DROISmallOracle/U__nnUNetPlans__2d"
     assert means[large] == {"tube": 1.0, "nodule": 1.0}, "a clean model maps back exactly"
     assert means[small]["tube"] < 1.0 and len(means) == 5
     assert means["fusion"]["tube"] < 1.0, "two of three models hold the blob"
     assert means["fusion + largest component"] == {"tube": 1.0, "nodule": 1.0}
+    assert set(summary["placement"].values()) == {"label (oracle)"}, "the summary says the crops knew the label"
     written = sitk.ReadImage(str(tmp_path / "out" / "case_000.nii.gz"))
     source_labels = sitk.ReadImage(str(dirs[0] / "Dataset910_Synthetic25D" / "labelsTr" / "case_000.nii.gz"))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source_labels))
@@ -178,7 +185,7 @@ def test_roi_ensemble_refuses_models_of_another_source(tmp_path, monkeypatch):
     for dataset in (920, 921):
         write_dataset(dirs[0], dataset, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32),
                                                                                 objects_per_class=1))
-    roi = write_roi_dataset("921", 922, "small", raw=dirs[0])
+    roi = write_roi_dataset("921", 922, "small", raw=dirs[0], from_label=True)
     fake_roi_model(dirs, roi, "T", blob=False)
     with pytest.raises(UserError, match="cropped from Dataset921_Synthetic25D, not Dataset920_Synthetic25D"):
         fuse_roi_cross_validation("920", [("922", "T", "2d")], [0], raw=dirs[0])
@@ -284,7 +291,7 @@ def ensemble_setup(tmp_path, monkeypatch, n_train: int = 1):
     """Dataset950 and a clean fake model on its small ROI (Dataset951), the nnU-Net folders exported."""
     dirs = exported_nnunet_dirs(tmp_path, monkeypatch)
     write_dataset(dirs[0], 950, n_train=n_train, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
-    fake_roi_model(dirs, write_roi_dataset("950", 951, "small", slice_thickness=4.0), "T", blob=False)
+    fake_roi_model(dirs, write_roi_dataset("950", 951, "small", slice_thickness=4.0, from_label=True), "T", blob=False)
     return dirs
 
 
@@ -323,6 +330,7 @@ def test_the_command_line_defaults(tmp_path):
                                                                                None)
     make = build_parser("make-roi-dataset").parse_args(["make-roi-dataset", "-d", "1", "--target-id", "2"])
     assert (make.scale, make.margin_mm, make.slice_thickness, make.raw) == ("middle", None, 3.0, None)
+    assert (make.fold, make.body_threshold, make.roi_from_label) == (None, None, False)
     typed = build_parser("make-roi-dataset").parse_args(
         ["make-roi-dataset", "--dataset", "1", "--target-id", "2", "--margin-mm", "1", "2", "3",
          "--slice-thickness", "2.5", "--raw", str(tmp_path)])
@@ -349,8 +357,8 @@ def test_the_command_line_takes_margins_instead_of_a_scale(tmp_path, capsys):
     raw = tmp_path / "raw"
     write_dataset(raw, 960, n_train=1, n_test=0, spec=SyntheticSpec(shape=(8, 32, 32), objects_per_class=1))
     main(["make-roi-dataset", "-d", "960", "--target-id", "961", "--scale", "tight", "--margin-mm", "0", "4", "0.8",
-          "--slice-thickness", "2", "--raw", str(raw)])
-    roi = json.loads((raw / "Dataset961_Synthetic25DROITight" / "roi.json").read_text())
+          "--slice-thickness", "2", "--roi-from-label", "--raw", str(raw)])
+    roi = json.loads((raw / "Dataset961_Synthetic25DROITightOracle" / "roi.json").read_text())
     assert (roi["margin_mm"], roi["slice_thickness"]) == ([0.0, 4.0, 0.8], 2.0)
 
 
@@ -406,8 +414,10 @@ def test_make_roi_dataset_refuses_2d_images_by_name(tmp_path):
     sitk.WriteImage(sitk.GetImageFromArray(np.ones((8, 8), np.uint8)), str(source / "labelsTr" / "a.nii.gz"))
     (source / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "labels": {"background": 0, "x": 1},
                                                      "numTraining": 1, "file_ending": ".nii.gz"}))
-    with pytest.raises(UserError, match="^a: ROI crops need 3D images, this one is 2D$"):
+    with pytest.raises(UserError, match="^a_0000.nii.gz: ROI crops need 3D images, this one is 2D$"):
         write_roi_dataset("969", 970, "small", raw=tmp_path / "raw")
+    with pytest.raises(UserError, match="^a: ROI crops need 3D images, this one is 2D$"):
+        write_roi_dataset("969", 970, "small", raw=tmp_path / "raw", from_label=True)
 
 
 def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, monkeypatch, capsys):
@@ -415,7 +425,7 @@ def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, mo
     from nnunet_25d.roi.fusion import dice_table
 
     dirs = ensemble_setup(tmp_path, monkeypatch, n_train=2)
-    roi = dirs[0] / "Dataset951_Synthetic25DROISmall"
+    roi = dirs[0] / "Dataset951_Synthetic25DROISmallOracle"
     fake_roi_model(dirs, roi, "U", blob=False)
     monkeypatch.delenv("nnUNet_raw")
     out = tmp_path / "chosen"
@@ -424,9 +434,9 @@ def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, mo
     text = (out / "summary.json").read_text()
     summary = json.loads(text)
     assert text.startswith('{\n  "') and summary["source"] == "Dataset950_Synthetic25D"
-    assert summary["models"] == ["Dataset951_Synthetic25DROISmall/T__nnUNetPlans__2d",
-                                 "Dataset951_Synthetic25DROISmall/U__nnUNetPlans__2d"]
-    models = {f"Dataset951_Synthetic25DROISmall/{t}__nnUNetPlans__2d" for t in "TU"} | \
+    assert summary["models"] == ["Dataset951_Synthetic25DROISmallOracle/T__nnUNetPlans__2d",
+                                 "Dataset951_Synthetic25DROISmallOracle/U__nnUNetPlans__2d"]
+    models = {f"Dataset951_Synthetic25DROISmallOracle/{t}__nnUNetPlans__2d" for t in "TU"} | \
         {"fusion", "fusion + largest component"}
     assert {(r["fold"], r["case"], r["model"], r["class"]) for r in summary["cases"]} == \
         {(0, case, model, c) for case in ("case_000", "case_001") for model in models for c in (1, 2)}
@@ -440,10 +450,11 @@ def test_the_ensemble_records_every_case_and_writes_labels_as_uint8(tmp_path, mo
 
 @pytest.mark.integration
 def test_an_roi_model_trained_by_nnunet_fuses_back_onto_the_source_cases(nnunet, tiny_dataset):
-    """make-roi-dataset -> nnUNetv2_plan_and_preprocess -> nnUNetv2_train --npz -> ensemble-roi, the real commands:
-    the fused segmentations lie on the source cases' grids and every validation case is scored."""
+    """make-roi-dataset (image-placed, fold 0's fractions) -> nnUNetv2_plan_and_preprocess -> nnUNetv2_train --npz
+    -> ensemble-roi, the real commands: the fused segmentations lie on the source cases' grids and every validation
+    case is scored."""
     trainer = "nnUNetTrainer25DPEAttention_2epochs_5iters"
-    nnunet.run("nnunet25d", "make-roi-dataset", "-d", "971", "--target-id", "981", "--scale", "large")
+    nnunet.run("nnunet25d", "make-roi-dataset", "-d", "971", "--target-id", "981", "--scale", "large", "--fold", "0")
     nnunet.run("nnUNetv2_plan_and_preprocess", "-d", "981", "-c", "2d", "-np", "1")
     nnunet.run("nnUNetv2_train", "981", "2d", "0", "-tr", trainer, "-device", "cpu", "--npz", training=True)
     printed = nnunet.run("nnunet25d", "ensemble-roi", "-d", "971", "-f", "0", "--models", f"981:{trainer}:2d").stdout
