@@ -41,13 +41,16 @@ class Parsed(Exception):
 def parse_nnunet(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     script = next(iter(entry_points(group="console_scripts", name=argv[0])), None)
     assert script is not None, f"{argv[0]} is not an nnU-Net command"
-    original = argparse.ArgumentParser.parse_args
+    original = argparse.ArgumentParser.parse_known_args
 
     def parse_then_stop(self, args=None, namespace=None):
-        original(self, args, namespace)
+        _, leftover = original(self, args, namespace)
+        if leftover:
+            self.error(f"unrecognized arguments: {' '.join(leftover)}")
         raise Parsed
 
-    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    # parse_args calls parse_known_args; some nnU-Net commands call parse_known_args themselves
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", parse_then_stop)
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(Parsed):
         script.load()()
