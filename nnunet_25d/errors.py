@@ -27,13 +27,19 @@ class PreprocessedDataMissing(SetupError):
     """The configuration a trainer trains on has no preprocessed data; the message names the command."""
 
 
-class TrainerNameError(UserError, LookupError):
+class TrainerNameError(UserError, LookupError, SystemExit):
     """A trainer name that looks like one of the plugin's but is not declared.
 
     Deliberately not an ``AttributeError``: nnU-Net looks trainers up with ``hasattr(module, name)``, which turns an
     ``AttributeError`` into "not here" (and then into nnU-Net's generic "Could not find requested nnunet trainer");
-    any other exception reaches the user with this message.
+    any other exception reaches the user with this message. As a ``SystemExit`` it ends nnU-Net's own commands
+    (``nnUNetv2_train -tr <misspelled>``) with this one line and status 1, no traceback; as an ``Exception`` every
+    ``except Exception`` still catches it.
     """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = message  # what the interpreter prints for an uncaught SystemExit (else it exits 0, silently)
 
 
 class DatasetNotFoundError(UserError, FileNotFoundError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nnunet_25d.benchmark.matrix import parse_model_pair
+from nnunet_25d.inference.model_folder import dataset_name
 
 RESULT_FILES = ("inference_information.json", "inference_instructions.txt")
 BACKUP_FOLDER = "users_find_best_backup"
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from nnunetv2.evaluation.find_best_configuration import find_best_configuration
     from nnunetv2.paths import nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
     models = []
     for pair in args.models:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.output is None:
         run()
         return
-    with users_files_kept(Path(nnUNet_results) / maybe_convert_to_dataset_name(args.dataset), args.output):
+    with users_files_kept(Path(nnUNet_results) / dataset_name(args.dataset), args.output):
         run()
 
 

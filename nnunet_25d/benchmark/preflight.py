@@ -14,8 +14,9 @@ import psutil
 from nnunet_25d.errors import SetupError
 from nnunet_25d.report.load import OtherCpuSampler, contended, slowdown
 
-# nnU-Net's trainer lookup imports every module under nnunetv2/training/nnUNetTrainer, this one among them; it imports
-# timm, which imports torchvision: a torchvision built for another torch stops the lookup for every trainer
+# nnU-Net's trainer lookup imports the modules under nnunetv2/training/nnUNetTrainer until it finds the trainer, this
+# one among them; it imports timm, which imports torchvision: a torchvision built for another torch stops the lookup
+# for every trainer but the plain nnUNetTrainer (found first)
 LOOKUP_IMPORTS = "nnunetv2.training.nnUNetTrainer.primus.primus_trainers"
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -85,7 +86,8 @@ def check_trainer_lookup_imports(module: str = LOOKUP_IMPORTS) -> None:
 
     reason = " ".join(str(problem).split()) or type(problem).__name__
     raise SetupError(f"nnU-Net's trainer lookup cannot import {module} ({type(problem).__name__}: {reason}); it "
-                     f"imports timm and torchvision for every trainer, nnU-Net's own included, so nothing can train. "
+                     f"imports timm and torchvision for every trainer but nnU-Net's plain nnUNetTrainer, so no plugin trainer "
+                     f"and no nnU-Net trainer variant can train. "
                      f"Install torch and torchvision from one source: `{matching_pair_command(torch.__version__)}` "
                      f"(without PyTorch's index: `pip install torch==2.14.1 torchvision==0.29.1`)")
 

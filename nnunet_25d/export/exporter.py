@@ -9,7 +9,7 @@ import torch
 from nnunet_25d.deploy.model_description import write_model_description
 from nnunet_25d.export.description import check_exportable, model_description
 from nnunet_25d.export.onnx_network import DEFAULT_OPSET, INPUT_NAME, SlabNetwork2D, export_onnx, largest_difference
-from nnunet_25d.inference.command import check_model_folder
+from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 from nnunet_25d.geometry.views import plane_axes
 
 EXAMPLE_SLICES = 2  # the batch axis is dynamic; any size traces the same graph
@@ -32,9 +32,7 @@ def example_slabs(description: dict) -> torch.Tensor:
 def export_model(dataset: str, trainer: str, plans: str, configuration: str, folds: list, checkpoint: str,
                  output: Path, opset: int | None, args: argparse.Namespace) -> list[str]:
     """Write ``output``/fold_F.onnx per fold and nnunet25d_model.json; returns the lines to print."""
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-    model_folder = Path(get_output_folder(dataset, trainer, plans, configuration))
+    model_folder = model_folder_of(dataset, trainer, plans, configuration)
     check_model_folder(model_folder, folds, checkpoint, args)
     predictor = loaded_predictor(model_folder, folds, checkpoint)
     check_exportable(predictor, trainer)

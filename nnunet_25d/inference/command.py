@@ -7,16 +7,12 @@ import os
 from pathlib import Path
 
 from nnunet_25d import TRAINER_FOLDER
-from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
 from nnunet_25d.errors import UserError
+from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 
 
 # what the demo and the benchmark predict with: every model, slab models with the exact slab predictor
 PREDICT_COMMAND = ("nnunet25d", "predict")
-
-
-class ModelFolderError(UserError, FileNotFoundError):
-    """A model folder, fold or checkpoint that is missing or unreadable."""
 
 
 def add_parser(sub) -> None:
@@ -55,22 +51,6 @@ def parse_folds(folds: list[str]) -> list[int | str]:
     return [fold if fold == "all" else int(fold) for fold in folds]
 
 
-def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: str, args) -> None:
-    """Every requested fold has a readable checkpoint; otherwise one message naming what is there."""
-    if not model_folder.is_dir():
-        raise ModelFolderError(f"no trained model at {model_folder}: train it first (`nnUNetv2_train {args.d} "
-                               f"{args.c} FOLD -tr {args.tr} -p {args.p}`), or check -d/-tr/-c/-p")
-    trained = sorted(p.parent.name[len("fold_"):] for p in model_folder.glob(f"fold_*/{checkpoint}"))
-    missing = [str(f) for f in folds if str(f) not in trained]
-    if missing:
-        raise ModelFolderError(f"fold(s) {', '.join(missing)} of {model_folder} have no {checkpoint}; trained: "
-                               f"{', '.join(trained) or 'none'} (predict with -f {' '.join(trained) or 'FOLD'})")
-    for fold in folds:
-        path = model_folder / f"fold_{fold}" / checkpoint
-        if not is_readable_checkpoint(path):
-            raise ModelFolderError(unreadable_checkpoint_message(path, "train the fold again or restore the file"))
-
-
 def torch_device(name: str):
     import torch
 
@@ -95,12 +75,10 @@ def run(args: argparse.Namespace) -> None:
     if args.part_id >= args.num_parts:
         raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
     with_plugin_trainers()
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
     from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 
     folds = parse_folds(args.f)
-    model_folder = Path(get_output_folder(args.d, args.tr, args.p, args.c))
+    model_folder = model_folder_of(args.d, args.tr, args.p, args.c)
     check_model_folder(model_folder, folds, args.chk, args)
     Path(args.o).mkdir(parents=True, exist_ok=True)
     predictor = nnUNetSlabPredictor(tile_step_size=args.step_size, use_gaussian=True,

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nnunet_25d.errors import UserError
+from nnunet_25d.inference.model_folder import dataset_name
 from nnunet_25d.view_fusion.learn import VoxelSample, learn_weights, sample_voxels
 from nnunet_25d.view_fusion.weights import FusionWeights
 
@@ -112,12 +113,11 @@ def load_cross_validation(dataset: str, models: list[tuple[str, str]], folds: li
                           plans: str = "nnUNetPlans") -> tuple[CrossValidation, tuple[str, ...], Path]:
     """The dataset's CV outputs of ``models`` (trainer, configuration) and the default output folder."""
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_25d.view_fusion.ensemble_cv import ensemble_name
 
-    name = maybe_convert_to_dataset_name(dataset)
+    name = dataset_name(dataset)
     identifiers = tuple(f"{trainer}__{plans}__{configuration}" for trainer, configuration in models)
     folders = tuple(Path(nnUNet_results) / name / identifier for identifier in identifiers)
     missing = [str(f) for f in folders if not f.is_dir()]

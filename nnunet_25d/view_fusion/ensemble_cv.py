@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import parse_model_pair
+from nnunet_25d.inference.model_folder import dataset_name
 
 MAX_NAME_LENGTH = 200  # file systems allow 255 bytes per folder name
 LARGEST_COMPONENT_RULES = ("auto", "always")
@@ -94,12 +95,11 @@ def ensemble_cross_validation(dataset: str, models: list[tuple[str, ...]], folds
     from nnunetv2.ensembling.ensemble import ensemble_crossvalidations
     from nnunetv2.paths import nnUNet_preprocessed, nnUNet_results
     from nnunetv2.postprocessing.remove_connected_components import determine_postprocessing
-    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     if largest_component not in LARGEST_COMPONENT_RULES:
         raise ValueError(f"largest_component must be one of {LARGEST_COMPONENT_RULES}, got {largest_component!r}")
-    name = maybe_convert_to_dataset_name(dataset)
+    name = dataset_name(dataset)
     identifiers = [model_identifier(model, plans) for model in models]
     folders = [str(Path(nnUNet_results) / name / identifier) for identifier in identifiers]
     missing = [f for f in folders if not Path(f).is_dir()]
