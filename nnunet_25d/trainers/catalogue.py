@@ -23,6 +23,7 @@ GUIDE: dict[str, tuple[str, str]] = {
     "nnUNetTrainer25DASPP": ("2d", "DeepLabv3's ASPP on nnU-Net's U-Net"),
     "nnUNetTrainer25DUVNet": ("2d", UV_NET),
     "nnUNetTrainer25DRIUNet": ("2d", "RIU-Net, Lv et al., BSPC 2022"),
+    "nnUNetTrainer25DRIUNet_Factorised": ("2d", "RIU-Net, Lv et al., BSPC 2022 (ablation)"),
     "nnUNetTrainer25DPsiNet": ("2d", "Ψ-Net, Kuang et al., CMPB 2020"),
     "nnUNetTrainer25DAniso": ("3d_fullres", WANG),
     "nnUNetTrainer25DAniso_NoAttention": ("3d_fullres", WANG + " (ablation)"),

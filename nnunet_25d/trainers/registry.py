@@ -36,7 +36,7 @@ from nnunet_25d.trainers.morph_mlp_trainer import (
 from nnunet_25d.trainers.pe_attention_trainer import nnUNetTrainer25DPEAttention
 from nnunet_25d.trainers.psi_net_trainer import nnUNetTrainer25DPsiNet
 from nnunet_25d.trainers.resampled_trainer import nnUNetTrainer25DResampled
-from nnunet_25d.trainers.riu_net_trainer import nnUNetTrainer25DRIUNet
+from nnunet_25d.trainers.riu_net_trainer import nnUNetTrainer25DRIUNet, nnUNetTrainer25DRIUNet_Factorised
 from nnunet_25d.trainers.slab_ablations import nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD
 from nnunet_25d.trainers.seeds import split_seed, with_seed
 from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
@@ -56,7 +56,7 @@ from nnunet_25d.trainers.view_trainer import nnUNetTrainer25DAxial, nnUNetTraine
 
 SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFusion, nnUNetTrainer25DMorphMLP,
                  nnUNetTrainer25DDeepLab, nnUNetTrainer25DASPP, nnUNetTrainer25DUVNet, nnUNetTrainer25DRIUNet,
-                 nnUNetTrainer25DPsiNet)
+                 nnUNetTrainer25DRIUNet_Factorised, nnUNetTrainer25DPsiNet)
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
