@@ -12,14 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.inference.command import PREDICT_COMMAND
-from nnunet_25d.report.document import report_head, results_sections
+from nnunet_25d.report.document import key_table, methods_section, reading_choice, results_sections, verdict
 from nnunet_25d.report.figures import overview_figure, save
 from nnunet_25d.report.load import read_other_cpu, record_other_cpu
 from nnunet_25d.report.machine import this_machine
 from nnunet_25d.report.metrics import DICE
 from nnunet_25d.report.rows import ModelRow, Score, splits_of
+from nnunet_25d.report.segmentation_figures import clear_figures, segmentation_section
+from nnunet_25d.report.segmentations import ModelSegmentations, SplitFiles
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
 from nnunet_25d.benchmark.runner import NNUNetRunner
@@ -48,6 +51,8 @@ class ModelResult:
     fold: int = 0
     other_cpu: float = float("nan")  # most cores other work used during its training and test prediction
     cores: int | None = None
+    model_folder: str = ""  # nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION (its fold's validation)
+    raw_dataset: str = ""  # nnUNet_raw/DatasetXXX (images, labelsTr, imagesTs, labelsTs)
 
 
 @dataclass
@@ -73,6 +78,26 @@ def labels_by_value(dataset_json: dict) -> dict[str, str]:
 def dice_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, float]:
     mean = json.loads(summary_file.read_text())["mean"]
     return {names.get(key, key): float(value["Dice"]) for key, value in mean.items() if key in names}
+
+
+def summary_keys(dataset_json: dict) -> dict[str, str]:
+    """nnU-Net's label keys in summary.json (\"1\", or \"(1, 2)\" for a region) -> the dataset's class names."""
+    keys = {}
+    for name, value in dataset_json["labels"].items():
+        key = str(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
+        if key != "0" and name != "ignore":
+            keys[key] = name
+    return keys
+
+
+def case_dice_from_summary(summary_file: Path, dataset_json: dict) -> dict[str, dict[str, float]]:
+    """Class -> case -> nnU-Net's Dice (NaN: reference and prediction both empty), from ``metric_per_case``."""
+    keys, dice = summary_keys(dataset_json), {}
+    for case in json.loads(summary_file.read_text())["metric_per_case"]:
+        for key, metrics in case["metrics"].items():
+            if key in keys:
+                dice.setdefault(keys[key], {})[case_id(case["reference_file"])] = float(metrics["Dice"])
+    return dice
 
 
 def cases_from_summary(summary_file: Path, names: dict[str, str]) -> dict[str, int]:
@@ -183,7 +208,8 @@ def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResul
                          validation_dice=dice_from_summary(summary, names),
                          validation_cases=cases_from_summary(summary, names),
                          seconds_per_epoch=seconds_per_epoch(checkpoint),
-                         parameters=count_parameters(checkpoint), fold=fold, other_cpu=other_cpu, cores=cores)
+                         parameters=count_parameters(checkpoint), fold=fold, other_cpu=other_cpu, cores=cores,
+                         model_folder=str(paths.model_folder(spec)), raw_dataset=str(paths.raw / paths.name))
     return result, training_curves(checkpoint)
 
 
@@ -229,19 +255,57 @@ def markdown_table(results: list[ModelResult], baseline: ModelResult | None = No
     return f"{scores_table(rows, split, [DICE])}\n\n{cost_table(rows)}"
 
 
+def segmentation_inputs(results: list[ModelResult], split: str, title: str, predictions: Path
+                        ) -> tuple[list[ModelSegmentations], SplitFiles, dict] | None:
+    """The models' per-case Dice and label images on ``split`` ("test": ``predictions/<trainer>__<configuration>``
+    with nnUNetv2_evaluate_folder's summary.json; "cv": the fold's ``validation`` folder), the references and
+    images of the raw dataset, and its dataset.json; None where a model's files are not known or not there."""
+    if not results or not all(r.raw_dataset and r.model_folder for r in results):
+        return None
+    raw = Path(results[0].raw_dataset)
+    dataset_json = json.loads((raw / "dataset.json").read_text())
+    ending = dataset_json["file_ending"]
+    models = []
+    for r in results:
+        folder = predictions / f"{r.trainer}__{r.configuration}" if split == "test" else \
+            Path(r.model_folder) / f"fold_{r.fold}" / "validation"
+        if not (folder / "summary.json").is_file():
+            return None
+        dice = case_dice_from_summary(folder / "summary.json", dataset_json)
+        cases = {case for by_case in dice.values() for case in by_case}
+        models.append(ModelSegmentations(r.label, is_nnunet_baseline(r.trainer), dice,
+                                         {case: folder / f"{case}{ending}" for case in cases}))
+    labels, images = (raw / "labelsTs", raw / "imagesTs") if split == "test" else (raw / "labelsTr", raw / "imagesTr")
+    cases = sorted({case for m in models for case in m.files})
+    return models, SplitFiles(split, title, {c: labels / f"{c}{ending}" for c in cases},
+                              {c: images / f"{c}_0000{ending}" for c in cases}), dataset_json
+
+
 def write_report(results: list[ModelResult], curves: dict[str, dict[str, list[float]]], out_dir: Path,
-                 setting: ReportSetting) -> str:
-    """``report.md`` (reading, data, machine, load, tables), ``results.csv``, ``results.json`` and ``report.png``
-    into ``out_dir``; returns the Markdown."""
+                 setting: ReportSetting, figures: str = "key", predictions: Path | None = None) -> str:
+    """``report.md``, ``results.csv``, ``results.json``, ``report.png`` and the segmentation figures into
+    ``out_dir``; returns the Markdown. It reads top-down: the verdict, the key table (the test set where there is
+    one), the overview figure, "What the models segment" (``figures``: none | key | all; test-set predictions in
+    ``predictions``, by default the ``predictions`` folder beside ``out_dir``, the demo's layout), the other
+    tables, and Methods at the end."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [model_row(r, curves.get(r.label)) for r in results]
     splits, metrics = splits_of(rows), [DICE]
-    markdown = "\n".join([report_head(f"{setting.dataset}: {setting.subtitle}", rows, setting, metrics, splits),
-                          results_sections(rows, setting, metrics, splits), "![report](report.png)", ""])
+    split = reading_choice(metrics, splits)[0]
+    section, figure_methods = "", ""
+    inputs = segmentation_inputs(results, split, setting.split_title(split),
+                                 predictions or out_dir.parent / "predictions")
+    if inputs is not None:
+        section, figure_methods = segmentation_section(*inputs, out_dir, figures)
+    else:
+        clear_figures(out_dir)
+    markdown = "\n".join([verdict(f"{setting.dataset}: {setting.subtitle}", rows, setting, metrics, splits),
+                          key_table(rows, setting, metrics, split), "![report](report.png)", "",
+                          *([section] if section else []),
+                          results_sections(rows, setting, metrics, splits, skip=split),
+                          methods_section(rows, setting, splits, [figure_methods] if section else [])])
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
     write_scores_csv(rows, metrics, out_dir / "results.csv")
     save(overview_figure(rows, setting, metrics, splits), out_dir / "report.png")
     return markdown
-
-

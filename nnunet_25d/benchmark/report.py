@@ -1,6 +1,6 @@
-"""The benchmark's report through the shared engine (:mod:`nnunet_25d.report`): ``benchmark.md`` (reading, data,
-machine, load, tables, comparisons), ``benchmark.csv``, ``comparisons.csv``, ``benchmark.png`` (scores, cost,
-curves) and per-case box plots."""
+"""The benchmark's report through the shared engine (:mod:`nnunet_25d.report`): ``benchmark.md`` (verdict, key table,
+figures, what the models segment, the other tables and comparisons, Methods at the end), ``benchmark.csv``,
+``comparisons.csv``, ``benchmark.png`` (scores, cost, curves), per-case box plots and segmentation figures."""
 from __future__ import annotations
 
 import json
@@ -15,12 +15,15 @@ from nnunet_25d.benchmark.power import Power
 from nnunet_25d.benchmark.statistics import (RANK_RESAMPLES, CaseScore, Comparison, mean_score, paired_scores,
                                              paired_value, rank_stability)
 from nnunet_25d.benchmark.summary import Outcomes, PrimaryComparison, VariantSummary, class_names_of
-from nnunet_25d.report.document import report_head, results_sections
-from nnunet_25d.report.figures import overview_figure, paired_figure, per_case_figure, save
+from nnunet_25d.benchmark.testset import PREDICTIONS_FOLDER
+from nnunet_25d.report.document import key_table, methods_section, reading_choice, results_sections, verdict
+from nnunet_25d.report.figures import colour, overview_figure, paired_figure, per_case_figure, save
 from nnunet_25d.report.load import CORES_KEY, OTHER_CPU_KEY
 from nnunet_25d.report.machine import Machine, this_machine
 from nnunet_25d.report.metrics import DICE, HD95, NSD, Metric, metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, metrics_of, reference_row, splits_of
+from nnunet_25d.report.segmentation_figures import HEADING, segmentation_section
+from nnunet_25d.report.segmentations import ModelSegmentations, SplitFiles
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import (differences_table, render_markdown, write_differences_csv,
                                       write_scores_csv)
@@ -333,33 +336,102 @@ def per_case_file(m: Metric, split: str) -> str:
     return f"{m.key}_per_case{'' if split == 'cv' else '_' + split}.png"
 
 
+def references_folder(summaries: list[VariantSummary], split: str, raw_dataset: Path | None) -> Path | None:
+    """Where the split's reference label images lie: the cross-validation's in nnUNet_preprocessed's
+    ``gt_segmentations`` (what nnU-Net's validation compared with; the raw ``labelsTr`` where that is not found),
+    the test set's in the raw ``labelsTs``."""
+    if split == "test":
+        return raw_dataset / "labelsTs" if raw_dataset is not None else None
+    job = summaries[0].folds[0].job
+    candidates = [job.splits_file.parent / "gt_segmentations"] if job.splits_file is not None else []
+    if os.environ.get("nnUNet_preprocessed"):
+        candidates.append(Path(os.environ["nnUNet_preprocessed"]) / job.model_root.name / "gt_segmentations")
+    candidates += [raw_dataset / "labelsTr"] if raw_dataset is not None else []
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def segmentation_models(summaries: list[VariantSummary], baselines: list[str], split: str, out_dir: Path,
+                        ending: str) -> list[ModelSegmentations]:
+    """Each model scored on ``split``: its per-case Dice (the comparisons' values; with seeded repeats their mean)
+    and the label images of its plain trainer (seed 0): the validation folder of the fold that validated each
+    case, or its fold ensemble's test-set predictions."""
+    models = []
+    for s in summaries:
+        if split not in s.splits:
+            continue
+        jobs = {f.job.fold: f.job for f in s.folds if f.job.variant.seed == 0}
+        if split == "test":
+            folder = out_dir / PREDICTIONS_FOLDER / next(iter(jobs.values())).model_folder.name if jobs else None
+            files = {c.case: folder / f"{c.case}{ending}" for c in s.cases
+                     if c.split == "test" and c.seed == 0 and folder is not None}
+        else:
+            files = {c.case: jobs[c.fold].fold_folder / "validation" / f"{c.case}{ending}" for c in s.cases
+                     if c.split == "cv" and c.seed == 0 and c.fold in jobs}
+        dice = {name: {case: score.value("dice") for case, score in s.scores(name, split).items()}
+                for name in s.class_names}
+        models.append(ModelSegmentations(s.variant.label, s.variant.key in baselines, dice, files))
+    return models
+
+
+def segmentation_part(summaries: list[VariantSummary], baselines: list[str], split: str, setting: ReportSetting,
+                      out_dir: Path, figures: str, raw_dataset: Path | None) -> tuple[str, str]:
+    """("What the models segment", its Methods sentence) on ``split``; the raw dataset (images, ``labelsTs``) is
+    ``raw_dataset`` or, if not given, the dataset's folder in ``nnUNet_raw``."""
+    first = summaries[0].folds[0].job
+    dataset_json = json.loads((first.model_folder / "dataset.json").read_text())
+    if raw_dataset is None and os.environ.get("nnUNet_raw"):
+        raw_dataset = Path(os.environ["nnUNet_raw"]) / first.model_root.name
+    if "file_ending" not in dataset_json:
+        return f"{HEADING}\n\nNo figures: {first.model_folder / 'dataset.json'} names no file_ending.\n", ""
+    ending = dataset_json["file_ending"]
+    models = segmentation_models(summaries, baselines, split, out_dir, ending)
+    references = references_folder(summaries, split, raw_dataset)
+    cases = sorted({case for m in models for case in m.files})
+    images = raw_dataset / ("imagesTs" if split == "test" else "imagesTr") if raw_dataset is not None else None
+    files = SplitFiles(split, setting.split_title(split),
+                       {c: references / f"{c}{ending}" for c in cases} if references is not None else {},
+                       {c: images / f"{c}_0000{ending}" for c in cases} if images is not None else {})
+    colours = {s.variant.label: colour(i) for i, s in enumerate(summaries)}
+    return segmentation_section(models, files, dataset_json, out_dir, figures, colours)
+
+
 def write_report(summaries: list[VariantSummary], comparisons: list[Comparison], baselines: list[str],
                  out_dir: Path, title: str, best_configuration: dict | None = None,
                  failures: list[str] | None = None, not_run: list[str] | None = None,
                  primary: PrimaryComparison = PrimaryComparison(),
-                 recommended: list[CaseScore] | None = None, dataset_notes: list[str] | None = None) -> str:
+                 recommended: list[CaseScore] | None = None, dataset_notes: list[str] | None = None,
+                 figures: str = "key", raw_dataset: Path | None = None) -> str:
+    """``benchmark.md`` top-down: the verdict, the key table (the primary split), the overview and paired figures,
+    "What the models segment" (``figures``: none | key | all, on the primary split), the other tables and
+    comparisons, the per-case plots, nnU-Net's best configuration, failed and missing runs, then Methods
+    (data, machine, load, statistics, power, self-configuration, figures); and its CSVs and PNGs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [variant_row(s, baselines) for s in summaries]
     differences = [difference(c) for c in comparisons]
     metrics = [metric(key) for key in metrics_of(rows)] or [DICE]
     splits = splits_of(rows)
-    parts = []
+    parts, methods = [], ""
     if rows:
         setting = benchmark_setting(summaries, baselines)
-        parts += [report_head(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
-                  statistics_note(primary), "", power_line(comparisons, setting), "",
-                  *(["**Self-configuration.** " + " ".join(f"{line}." for line in dataset_notes), ""]
-                    if dataset_notes else []),
-                  results_sections(rows, setting, metrics, splits), seed_section(summaries, metrics, setting),
-                  outcomes_section(summaries, setting), hd95_section(summaries, setting),
-                  rank_section(summaries, primary, setting)]
+        split = reading_choice(metrics, splits, (primary.split, primary.metric))[0]
+        paired = write_paired_figure(summaries, rows, baselines, primary, setting, out_dir)
+        section, figure_methods = segmentation_part(summaries, baselines, split, setting, out_dir, figures,
+                                                    raw_dataset)
+        parts += [verdict(title, rows, setting, metrics, splits, differences, (primary.split, primary.metric)),
+                  key_table(rows, setting, metrics, split), "![Benchmark](benchmark.png)", "",
+                  *([paired, ""] if paired else []), *([section] if section else []),
+                  results_sections(rows, setting, metrics, splits, skip=split),
+                  seed_section(summaries, metrics, setting), outcomes_section(summaries, setting),
+                  hd95_section(summaries, setting), rank_section(summaries, primary, setting)]
         parts += comparisons_sections(differences, metrics, setting)
         parts += ["Per-case scores: `cases.csv`; comparisons: `comparisons.csv`; per model, split, fold and class: "
-                  "`benchmark.csv`.", "", "![Benchmark](benchmark.png)", ""]
+                  "`benchmark.csv`.", ""]
         parts += [f"![{m.label} per case, {setting.split_title(split)}]({per_case_file(m, split)})"
                   for split in splits for m in metrics] + [""]
-        paired = write_paired_figure(summaries, rows, baselines, primary, setting, out_dir)
-        parts += [paired, ""] if paired else []
+        methods = methods_section(rows, setting, splits, [
+            statistics_note(primary), power_line(comparisons, setting),
+            *(["**Self-configuration.** " + " ".join(f"{line}." for line in dataset_notes)] if dataset_notes else []),
+            figure_methods])
     else:
         parts += [f"## {title}", "", "No finished runs to report yet.", ""]
     section = best_configuration_section(best_configuration, recommended)
@@ -369,6 +441,8 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
         parts += ["### Failed runs", ""] + [f"- {failure}" for failure in failures] + [""]
     if not_run:
         parts += ["### Not run yet", ""] + [f"- {line}" for line in not_run] + [""]
+    if methods:
+        parts += [methods]
     markdown = "\n".join(parts)
     (out_dir / "benchmark.md").write_text(markdown)
     write_scores_csv(rows, metrics, out_dir / "benchmark.csv")

@@ -11,6 +11,9 @@ machine); the engine renders them:
 - ``load``: the cores other processes used while nnU-Net ran, and the flag for timings that shared the CPUs
 - ``tables``: Markdown and CSV tables
 - ``figures``: the overview figure and per-case box plots
+- ``segmentations``: which cases, slices and rows the segmentation figures show, per-slice Dice, slice counts
+- ``segmentation_figures``: "What the models segment": a slice, the view across the slices and the Dice per slice
+  of chosen cases, each with a one-line reading
 - ``interpretation``: the two sentences that open a report
-- ``document``: the Markdown head (title, reading, data, classes, machine, load warning)
+- ``document``: the report's parts top-down (verdict, key table, other tables, Methods at the end)
 """

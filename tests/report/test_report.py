@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nnunet_25d.report.document import contention_warning, machine_section, report_head
+from nnunet_25d.report.document import contention_warning, machine_section, methods_section, verdict
 from nnunet_25d.report.figures import overview_figure
 from nnunet_25d.report.interpretation import reading
 from nnunet_25d.report.load import OTHER_CPU_KEY, read_other_cpu, record_other_cpu
@@ -97,8 +97,8 @@ def test_class_names_come_from_dataset_json():
     assert [t.get_text() for t in dice.get_xticklabels()] == ["liver\n(label 1)", "tumour\n(label 2)"]
     assert [t.get_text() for t in dice.get_legend().get_texts()] == ["nnU-Net 2d", "2.5D"]
     assert [p.get_height() for p in dice.patches] == [0.855, 0.005, 0.969, 0.953]
-    head = report_head("t", demo_rows(), setting(), [DICE], ["test"])
-    assert "**liver** = label 1, **tumour** = label 2" in head and "livers and their tumours" in head
+    methods = methods_section(demo_rows(), setting(), ["test"])
+    assert "**liver** = label 1, **tumour** = label 2" in methods and "livers and their tumours" in methods
 
 
 def test_the_figure_and_the_table_say_how_many_cases_stand_behind_each_mean():
@@ -127,13 +127,14 @@ def test_the_machine_section_names_cpu_cores_gpu_torch_and_nnunet():
     assert f"{os.cpu_count()} cores" in text and f"torch {torch.__version__}" in text
     assert f"nnU-Net (nnunetv2) {importlib.metadata.version('nnunetv2')}" in text and "no GPU" in text
     assert machine.cpu and machine.cpu in text
-    assert machine_section((MACHINE,)) in report_head("t", demo_rows(), setting(), [DICE], ["test"])
+    assert machine_section((MACHINE,)) in methods_section(demo_rows(), setting(), ["test"])
 
 
 @pytest.mark.parametrize("other_cpu, flagged", [(1.0, True), (0.51, True), (0.5, False), (0.05, False)])
 def test_the_flag_appears_only_when_other_work_took_over_a_quarter_of_the_cores(tmp_path, other_cpu, flagged):
     rows = demo_rows(other_cpu=other_cpu)  # the 2.5D row's timings, on 2 cores
-    head = report_head("t", rows, setting(), [DICE], ["test"])
+    head = verdict("t", rows, setting(), [DICE], ["test"])
+    methods = methods_section(rows, setting(), ["test"])
     table = cost_table(rows)
     warning = (f"**⚠ Timings taken while other work ran:** 2.5D (other processes used up to {other_cpu:.1f} of 2 "
                f"cores)")
@@ -142,8 +143,8 @@ def test_the_flag_appears_only_when_other_work_took_over_a_quarter_of_the_cores(
     assert f"| {other_cpu:.2f} of 2" in table
     assert ("| — (timed under different load) | — (timed under different load) |" in table) == flagged
     assert ("1.20x" in table) != flagged, "2.5D's epoch ratio only where the loads compare"
-    if not flagged:
-        assert f"at most {other_cpu:.2f} cores in any 30-s window, within 25% of the cores" in head
+    assert "⚠" not in methods, "the warning is written once, at the top"
+    assert (f"at most {other_cpu:.2f} cores in any 30-s window, within 25% of the cores" in methods) != flagged
     write_scores_csv(rows, [DICE], tmp_path / "results.csv")
     flags = {r["label"]: r["timing_contended"] for r in csv.DictReader(open(tmp_path / "results.csv"))}
     assert flags == {"nnU-Net 2d": "0", "2.5D": "1" if flagged else "0"}
@@ -326,6 +327,17 @@ def test_the_benchmark_report_goes_through_the_engine(tmp_path):
     assert ("**⚠ Timings taken while other work ran:** nnUNetTrainer25D 2d (other processes used up to 2.5 of 4 "
             "cores)") in markdown
     assert "nnUNetTrainer 2d (baseline)" in markdown and "10 epochs x 50 iterations" in markdown
+    # top-down: the verdict (the reading, the warning), the key table, ..., Methods last, each part written once
+    lines = markdown.splitlines()
+    headings = [line for line in lines if line.startswith("### ")]
+    assert headings[0] == "### Dice per class, CV over folds 0,1" and headings[-1] == "### Methods"
+    verdict_lines = [line for line in lines[1:lines.index(headings[0])] if line]
+    assert len(verdict_lines) == 2 and verdict_lines[1].startswith("> **⚠ Timings taken while other work ran:**")
+    methods = markdown[markdown.index("### Methods"):]
+    for part in ("**Data.**", "**Machine.**", "Scores: mean over the split's cases", "**Power (",
+                 "Primary comparison, declared before the run"):
+        assert part in methods and markdown.count(part) == 1, part
+    assert "⚠" not in methods
     for picture in ("benchmark.png", "dice_per_case.png"):
         assert (tmp_path / "out" / picture).stat().st_size > 10_000
     comparisons = [r for r in csv.DictReader(open(tmp_path / "out" / "comparisons.csv")) if r["metric"] == "dice"]
