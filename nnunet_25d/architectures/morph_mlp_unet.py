@@ -30,7 +30,9 @@ class MorphMLPSlabUNet(nn.Module):
     :data:`MORPH_MLP_SIZES`, ``chunk_lengths`` (per stage (L_H, L_W), or one int for both branches) from
     :func:`~nnunet_25d.architectures.blocks.morph_mlp_chunks.chunk_lengths_for` for the planned patch size.
     ``temporal_group_size``: channels per slice-mixing group, one int for all stages, one per stage, or None for
-    the largest divisor of each stage's dim not above dim/8.
+    the largest divisor of each stage's dim not above dim/8. ``patch_embedding`` / ``last_stage``: ``"reference"``
+    for MTLab's overlapping convolutional embedding and two-branch last stage; the defaults (``"linear"``,
+    ``"chunks"``) build what plans written before these choices existed describe.
     """
 
     def __init__(
@@ -48,11 +50,14 @@ class MorphMLPSlabUNet(nn.Module):
         n_conv_per_stage_encoder: int = 2,
         n_conv_per_stage_decoder: int | Sequence[int] = 2,
         deep_supervision: bool = False,
+        patch_embedding: str = "linear",
+        last_stage: str = "chunks",
     ):
         super().__init__()
         self.encoder = MorphMLPSlabEncoder(
             input_channels, slab_size, depths, dims, chunk_lengths, conv_features, n_conv_per_stage_encoder,
             mlp_ratio, drop_path_rate, temporal_group_size,
+            patch_embedding=patch_embedding, last_stage=last_stage,
         )
         self.decoder = UNetDecoder(self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision)
 
@@ -64,7 +69,7 @@ class MorphMLPSlabUNet(nn.Module):
         with zero bias for linear layers, unit/zero LayerNorms; slice mixing (:class:`MorphFCt`) is set back to
         its start (zero mixing, identity projection), so that every block still starts as identity in its slice
         mixing (``apply`` reaches a module after its children)."""
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d)):
             InitWeights_He(1e-2)(module)
         elif isinstance(module, nn.Linear):
             nn.init.trunc_normal_(module.weight, std=0.02)

@@ -34,6 +34,8 @@ GUIDE: dict[str, tuple[str, str]] = {
     "nnUNetTrainer25DMorphMLP_S": ("2d", MORPH_MLP),
     "nnUNetTrainer25DMorphMLP_N": ("2d", MORPH_MLP),
     "nnUNetTrainer25DMorphMLP_N_SGD": ("2d", MORPH_MLP + " (ablation)"),
+    "nnUNetTrainer25DMorphMLP_LinearPatches": ("2d", MORPH_MLP + " (ablation)"),
+    "nnUNetTrainer25DMorphMLP_N_LinearPatches": ("2d", MORPH_MLP + " (ablation)"),
     "nnUNetTrainer25DAxial": ("3d_fullres", "multi-view 2.5D"),
     "nnUNetTrainer25DCoronal": ("3d_fullres", "multi-view 2.5D"),
     "nnUNetTrainer25DSagittal": ("3d_fullres", "multi-view 2.5D"),

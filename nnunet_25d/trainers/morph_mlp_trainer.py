@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from nnunet_25d.architectures.checkpoints import RefusesOtherArchitectures
 from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES
 from nnunet_25d.architectures.blocks.morph_mlp_chunks import chunk_lengths_for
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES
@@ -59,18 +60,26 @@ def derive_morph_mlp_plans(plans: dict, configuration: str, slab_size: int, size
     return derive_thin_slab_plans(plans, configuration, slab_size, marker, setup, build)
 
 
-class nnUNetTrainer25DMorphMLP(nnUNetTrainer25D):
+class nnUNetTrainer25DMorphMLP(RefusesOtherArchitectures, nnUNetTrainer25D):
     """MorphMLP-``size`` slab encoder + convolutional U-Net decoder, trained with AdamW, linear warm-up and cosine
-    decay (per epoch, as nnU-Net steps its schedule). Thin patches and augmentation as nnUNetTrainer25D."""
+    decay (per epoch, as nnU-Net steps its schedule). Thin patches and augmentation as nnUNetTrainer25D.
+
+    Patch embedding and last stage as MTLab's reference (overlapping 3x3 stride-2 convolutions with BatchNorm and
+    GELU; a last stage of one global spatial branch and the channel branch); a checkpoint of another version of
+    the network is refused in one line naming the retrain."""
 
     slab_size = 3
     network_class = MORPH_MLP_NETWORK
     size = "T"
     optimiser = "adamw"  # "sgd": nnU-Net's own SGD + poly schedule (for comparison)
+    patch_embedding = "reference"  # "linear": non-overlapping 4x4 / 2x2 convolutions + LayerNorm
+    last_stage = "reference"  # "chunks": the three branches of the other stages
 
     @classmethod
     def derive_plans(cls, plans: dict, configuration: str, setup: TrainingSetup | None = None) -> dict:
-        return derive_morph_mlp_plans(plans, configuration, cls.slab_size, cls.size, setup=cls.batch_setup(setup))
+        return derive_morph_mlp_plans(plans, configuration, cls.slab_size, cls.size,
+                                      {"patch_embedding": cls.patch_embedding, "last_stage": cls.last_stage},
+                                      setup=cls.batch_setup(setup))
 
 
 class nnUNetTrainer25DMorphMLP_S(nnUNetTrainer25DMorphMLP):
@@ -91,3 +100,15 @@ class nnUNetTrainer25DMorphMLP_N_SGD(nnUNetTrainer25DMorphMLP_N):
     optimiser = "sgd"
 
 
+class nnUNetTrainer25DMorphMLP_LinearPatches(nnUNetTrainer25DMorphMLP):
+    """Ablation of nnUNetTrainer25DMorphMLP: non-overlapping 4x4 / 2x2 patch convolutions with LayerNorm, and a last
+    stage with the three branches of the others (both spatial ones global there)."""
+
+    patch_embedding = "linear"
+    last_stage = "chunks"
+
+
+class nnUNetTrainer25DMorphMLP_N_LinearPatches(nnUNetTrainer25DMorphMLP_LinearPatches):
+    """Nano size of the linear-patch ablation (CPU runs beside nnUNetTrainer25DMorphMLP_N)."""
+
+    size = "N"

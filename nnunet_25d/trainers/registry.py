@@ -29,7 +29,9 @@ from nnunet_25d.trainers.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrai
 from nnunet_25d.trainers.fusion_trainer import nnUNetTrainer25DFusion
 from nnunet_25d.trainers.morph_mlp_trainer import (
     nnUNetTrainer25DMorphMLP,
+    nnUNetTrainer25DMorphMLP_LinearPatches,
     nnUNetTrainer25DMorphMLP_N,
+    nnUNetTrainer25DMorphMLP_N_LinearPatches,
     nnUNetTrainer25DMorphMLP_N_SGD,
     nnUNetTrainer25DMorphMLP_S,
 )
@@ -61,7 +63,8 @@ VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
                   nnUNetTrainer25DAniso_HardnessDiceDetached)
-MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD)
+MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD,
+                      nnUNetTrainer25DMorphMLP_LinearPatches, nnUNetTrainer25DMorphMLP_N_LinearPatches)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
 SLAB_ABLATIONS = (nnUNetTrainer25D_DeepPatches, nnUNetTrainer25D_SGD)
 HAND_WRITTEN = SLAB_TRAINERS + ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS + PE_ATTENTION_TRAINERS + SLAB_ABLATIONS

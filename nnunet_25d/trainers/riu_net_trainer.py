@@ -2,9 +2,7 @@
 nnUNetTrainer25DRIUNet_Factorised: the same slab input into nnU-Net's planned topology with factorised blocks."""
 from __future__ import annotations
 
-import torch
-
-from nnunet_25d.architectures.checkpoints import check_same_architecture
+from nnunet_25d.architectures.checkpoints import RefusesOtherArchitectures
 from nnunet_25d.architectures.riu_net import AUTHORS_LEVELS
 from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
 
@@ -12,7 +10,7 @@ RIU_NET_REFERENCE = "nnunet_25d.architectures.riu_net.RIUNetReference"
 RIU_NET = "nnunet_25d.architectures.riu_net.RIUNet"
 
 
-class nnUNetTrainer25DRIUNet(nnUNetTrainer25D):
+class nnUNetTrainer25DRIUNet(RefusesOtherArchitectures, nnUNetTrainer25D):
     """nnUNetTrainer25D's slab input (slices as channels) into :class:`RIUNetReference`: the authors' network
     (``net/ince5.py``: a 3x3 stem, one residual-inception block per level, a double-convolution bottleneck,
     BatchNorm and ReLU) on the planned 2D U-Net's first five levels. Loss (nnU-Net's Dice + CE with deep
@@ -32,19 +30,6 @@ class nnUNetTrainer25DRIUNet(nnUNetTrainer25D):
         if scales is None or self.network_2d != RIU_NET_REFERENCE:
             return scales
         return scales[:min(len(self.configuration_manager.pool_op_kernel_sizes), AUTHORS_LEVELS) - 1]
-
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
-        """nnU-Net's, after refusing (one line) a checkpoint of another version of the network."""
-        if not self.was_initialized:
-            self.initialize()
-        checkpoint = filename_or_checkpoint
-        if isinstance(checkpoint, str):
-            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
-        check_same_architecture(
-            checkpoint["network_weights"], self.network, f"{type(self).__name__}'s network",
-            f"retrain it (nnUNetv2_train DATASET CONFIGURATION FOLD -tr {type(self).__name__}, without --c), or "
-            f"predict with the model folder it was trained in (its plans.json names its network)")
-        super().load_checkpoint(filename_or_checkpoint)
 
 
 class nnUNetTrainer25DRIUNet_Factorised(nnUNetTrainer25DRIUNet):

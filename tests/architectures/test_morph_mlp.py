@@ -551,3 +551,110 @@ def test_zero_initialised_slice_mixing_still_learns():
     net = tiny_unet(3, (32, 32)).train()
     net(torch.randn(2, 1, 3, 32, 32)).square().mean().backward()
     assert all(m.fc.weight.grad.abs().sum() > 0 for m in net.modules() if isinstance(m, MorphFCt))
+
+
+# --- the reference's patch embedding and last stage (MTLab/MorphMLP, slowfast/models/morphmlp.py) ---------------
+
+def reference_encoder(dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), patch=(64, 64), **kwargs) -> MorphMLPSlabEncoder:
+    return MorphMLPSlabEncoder(1, 3, depths, dims, chunk_lengths_for(patch, dims), conv_features=(4, 8),
+                               patch_embedding="reference", last_stage="reference", **kwargs)
+
+
+def test_reference_patch_embedding_is_two_overlapping_stride_two_convolutions_with_batchnorm_and_gelu():
+    from nnunet_25d.architectures.blocks.morph_mlp_encoder import OverlappingPatchEmbedding
+
+    embed = reference_encoder().patch_embed
+    assert isinstance(embed, OverlappingPatchEmbedding)
+    assert [type(m) for m in embed.children()] == [nn.Conv3d, nn.BatchNorm3d, nn.GELU, nn.Conv3d, nn.BatchNorm3d]
+    assert (embed.proj1.kernel_size, embed.proj1.stride, embed.proj1.padding) == ((3, 3, 3), (1, 2, 2), (1, 1, 1))
+    assert (embed.proj2.kernel_size, embed.proj2.stride, embed.proj2.padding) == ((1, 3, 3), (1, 2, 2), (0, 1, 1))
+    assert (embed.proj1.out_channels, embed.proj2.out_channels) == (4, 8)
+    c_in, half, c = 1, 4, 8
+    by_hand = c_in * half * 27 + half + 2 * half + half * c * 9 + c + 2 * c
+    assert sum(p.numel() for p in embed.parameters()) == by_hand
+    tokens = embed.eval()(torch.randn(2, 1, 3, 32, 40))
+    assert tokens.shape == (2, 3, 8, 10, 8), "(N, S, H/4, W/4, C): the slices keep stride 1"
+
+
+def test_reference_patches_overlap_and_slices_meet_in_the_embedding():
+    """An impulse at one pixel of one slice reaches more than one token (3x3 stride-2 windows overlap; a 4x4
+    stride-4 patch reaches one) and the neighbouring slices' tokens (3 taps along the slices)."""
+    torch.manual_seed(0)
+    for encoder, tokens_reached, slices_reached in ((reference_encoder(), 4, 2), (tiny_encoder_linear(), 1, 1)):
+        embed = encoder.patch_embed.eval()
+        x = torch.zeros(1, 1, 3, 32, 32)
+        y = x.clone()
+        y[0, 0, 0, 9, 9] = 1.0  # slice 0, a pixel where two 3x3 stride-2 windows overlap on both axes
+        with torch.no_grad():
+            if encoder.patch_embedding == "reference":
+                a, b = embed(x), embed(y)
+            else:
+                a, b = embed(x.permute(0, 2, 3, 4, 1)), embed(y.permute(0, 2, 3, 4, 1))
+        changed = (a - b).abs().sum(-1) > 1e-6  # (N, S, h, w)
+        assert int(changed[0].any(0).sum()) == tokens_reached
+        assert int(changed[0].any(-1).any(-1).sum()) == slices_reached
+
+
+def tiny_encoder_linear() -> MorphMLPSlabEncoder:
+    dims = (8, 16, 24, 32)
+    return MorphMLPSlabEncoder(1, 3, (1, 1, 1, 1), dims, chunk_lengths_for((64, 64), dims), conv_features=(4, 8))
+
+
+def test_reference_downsampling_is_an_overlapping_3x3_stride_2_convolution_per_slice_with_layernorm():
+    from nnunet_25d.architectures.blocks.morph_mlp_encoder import OverlappingSliceDownsample
+
+    for down, (a, b) in zip(reference_encoder().downsamples, [(8, 16), (16, 24), (24, 32)]):
+        assert isinstance(down, OverlappingSliceDownsample)
+        assert (down.conv.kernel_size, down.conv.stride, down.conv.padding) == ((3, 3), (2, 2), (1, 1))
+        assert (down.conv.in_channels, down.conv.out_channels, down.norm.normalized_shape) == (a, b, (b,))
+    assert reference_encoder().downsamples[0](torch.randn(2, 3, 8, 10, 8)).shape == (2, 3, 4, 5, 16)
+
+
+def test_reference_last_stage_has_one_global_branch_and_the_channel_branch():
+    encoder = reference_encoder()
+    last = [block.fc_s for block in encoder.stages[-1]]
+    earlier = [block.fc_s for stage in encoder.stages[:-1] for block in stage]
+    assert all(fc.global_only and not hasattr(fc, "mix_h") and fc.reweight.n_branches == 2 for fc in last)
+    assert all(not fc.global_only and fc.reweight.n_branches == 3 for fc in earlier)
+    grid = stage_grids((64, 64), 4)[-1]
+    assert last[0].mix_w.chunk_length == grid[0] * grid[1], "one chunk of every token: global"
+    c, tokens = 32, grid[0] * grid[1]
+    s = max(1, round(c / tokens))
+    by_hand = linear(tokens * s, tokens * s) + linear(c, c) + linear(c, c // 4) + linear(c // 4, 2 * c) + linear(c, c)
+    assert sum(p.numel() for p in last[0].parameters()) == by_hand
+
+
+def test_reference_last_stage_mixes_every_token_of_a_slice_and_no_other_slice():
+    torch.manual_seed(0)
+    fc = reference_encoder().stages[-1][0].fc_s.eval()
+    randomise(fc)
+    freeze_branch_weights(fc)  # the branch weights pool over every slice: constant here
+    x = torch.randn(1, 3, 2, 2, 32)
+    x2 = x.clone()
+    x2[0, 1, 0, 0] += 1.0
+    with torch.no_grad():
+        changed = changed_tokens(fc(x), fc(x2))
+    assert changed.shape == (1, 3, 2, 2) and changed[0, 1].all() and not changed[0, 0].any()
+
+
+def test_reference_choices_are_checked_and_default_to_the_earlier_network():
+    with pytest.raises(ValueError, match="patch_embedding is one of"):
+        reference_encoder(dims=(8, 16, 24, 32)).__class__(1, 3, (1,), (8,), [[1, 1]], patch_embedding="conv")
+    plain = tiny_encoder_linear()
+    assert (plain.patch_embedding, plain.last_stage) == ("linear", "chunks")
+    reference = reference_encoder()
+    assert set(plain.state_dict()) != set(reference.state_dict())
+
+
+@pytest.mark.parametrize("slab_size", [3, 5])
+def test_reference_unet_shapes_and_gradients(slab_size):
+    sizes = MORPH_MLP_SIZES["N"]
+    net = MorphMLPSlabUNet(1, 3, slab_size, sizes["depths"], sizes["dims"], chunk_lengths_for((64, 64), sizes["dims"]),
+                           patch_embedding="reference", last_stage="reference", deep_supervision=True)
+    net.apply(net.initialize)
+    outputs = net.train()(torch.randn(2, 1, slab_size, 64, 64))
+    assert [tuple(o.shape) for o in outputs] == [(2, 3, 64 // 2 ** i, 64 // 2 ** i) for i in range(5)]
+    sum(o.square().mean() for o in outputs).backward()
+    silent = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    # the slice mixing starts at zero: what only reaches the output through it waits for its first step
+    assert [n for n in silent if ".norm_t." not in n and ".fc_t.proj.weight" not in n] == []

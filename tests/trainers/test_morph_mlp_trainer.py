@@ -132,3 +132,46 @@ def test_cli_train_and_predict(nnunet, tiny_dataset, tmp_path):
         prediction = sitk.ReadImage(str(out / image.name.replace("_0000", "")))
         assert prediction.GetSize() == sitk.ReadImage(str(image)).GetSize()
         assert set(np.unique(sitk.GetArrayFromImage(prediction))) <= {0, 1, 2}
+
+
+def built(trainer, plans: dict):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    manager = PlansManager(plans)
+    torch.manual_seed(0)
+    return trainer.build_network_architecture(manager, manager.get_configuration("2d"), 1, 3, False)
+
+
+def test_the_trainer_stores_the_reference_embedding_and_last_stage_and_the_ablation_the_earlier_ones():
+    from nnunet_25d.trainers.morph_mlp_trainer import nnUNetTrainer25DMorphMLP_N_LinearPatches
+    from tests.architectures.test_deeplab import planned_plans
+
+    for trainer, expected in ((nnUNetTrainer25DMorphMLP_N, ("reference", "reference")),
+                              (nnUNetTrainer25DMorphMLP_N_LinearPatches, ("linear", "chunks"))):
+        kwargs = trainer.derive_plans(planned_plans((64, 64)), "2d")["configurations"]["2d"]["architecture"][
+            "arch_kwargs"]
+        assert (kwargs["patch_embedding"], kwargs["last_stage"]) == expected
+        encoder = built(trainer, trainer.derive_plans(planned_plans((64, 64)), "2d")).network_2d.encoder
+        assert (encoder.patch_embedding, encoder.last_stage) == expected
+
+
+def test_plans_of_earlier_models_build_their_network_and_the_trainer_refuses_their_checkpoint():
+    """Plans written before the choice (no patch_embedding / last_stage) build the earlier network, so its model
+    folder still predicts; its weights are refused, in one line naming the retrain, by the reference network the
+    trainer now builds."""
+    from nnunet_25d.architectures.checkpoints import EarlierArchitectureError, check_same_architecture
+    from nnunet_25d.trainers.morph_mlp_trainer import nnUNetTrainer25DMorphMLP_N_LinearPatches
+    from tests.architectures.test_deeplab import planned_plans
+
+    plans = nnUNetTrainer25DMorphMLP_N.derive_plans(planned_plans((64, 64)), "2d")
+    earlier = copy.deepcopy(plans)
+    for key in ("patch_embedding", "last_stage"):
+        del earlier["configurations"]["2d"]["architecture"]["arch_kwargs"][key]
+    old = built(nnUNetTrainer25DMorphMLP_N, earlier)
+    ablation = built(nnUNetTrainer25DMorphMLP_N_LinearPatches,
+                     nnUNetTrainer25DMorphMLP_N_LinearPatches.derive_plans(planned_plans((64, 64)), "2d"))
+    ablation.load_state_dict(old.state_dict())  # strict: the same tensors
+    new = built(nnUNetTrainer25DMorphMLP_N, plans)
+    with pytest.raises(EarlierArchitectureError, match=r"^this checkpoint holds an earlier version of "
+                                                       r"nnUNetTrainer25DMorphMLP_N's network \(.*\): retrain"):
+        check_same_architecture(old.state_dict(), new, "nnUNetTrainer25DMorphMLP_N's network", "retrain")

@@ -38,11 +38,12 @@ class MorphBlock(nn.Module):
     ``y = y + dp(MLP(LN(y)))`` with MLP = Linear(C, ratio*C), GELU, Linear(ratio*C, C).
 
     ``chunk_lengths``: the spatial layer's (L_H, L_W), or one length for both. ``temporal_group_size`` defaults to
-    :func:`default_temporal_group_size` of ``dim``.
+    :func:`default_temporal_group_size` of ``dim``. ``global_only``: the reference's last-stage spatial layer (one
+    global branch and the channel branch, see :class:`MorphFCs`).
     """
 
     def __init__(self, dim: int, slab_size: int, chunk_lengths: int | Sequence[int], mlp_ratio: float = 3.0,
-                 drop_path: float = 0.0, temporal_group_size: int | None = None):
+                 drop_path: float = 0.0, temporal_group_size: int | None = None, global_only: bool = False):
         super().__init__()
         if temporal_group_size is None:
             temporal_group_size = default_temporal_group_size(dim)
@@ -50,7 +51,7 @@ class MorphBlock(nn.Module):
         self.norm_t = nn.LayerNorm(dim)
         self.fc_t = MorphFCt(dim, slab_size, temporal_group_size)
         self.norm_s = nn.LayerNorm(dim)
-        self.fc_s = MorphFCs(dim, chunk_lengths)
+        self.fc_s = MorphFCs(dim, chunk_lengths, global_only=global_only)
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
         self.drop_path = DropPath(drop_path)

@@ -28,6 +28,47 @@ class SlicePatchMerging(nn.Module):
         return self.norm(y.permute(0, 2, 3, 1).reshape(n, s, *y.shape[2:], y.shape[1]))
 
 
+class OverlappingSliceDownsample(nn.Module):
+    """(N, S, H, W, C_in) -> (N, S, H/2, W/2, C_out): the reference's ``Downsample`` — a 3x3, stride-2 convolution
+    (padding 1) on every slice (never along the slices), then LayerNorm over channels."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
+        self.norm = nn.LayerNorm(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, s, h, w, c = x.shape
+        y = self.conv(x.reshape(n * s, h, w, c).permute(0, 3, 1, 2))
+        return self.norm(y.permute(0, 2, 3, 1).reshape(n, s, *y.shape[2:], y.shape[1]))
+
+
+class OverlappingPatchEmbedding(nn.Module):
+    """Slabs (N, C_in, S, H, W) -> tokens (N, S, H/4, W/4, C): the reference's ``PatchEmbed`` — a 3x3x3 convolution
+    (padding 1) to C/2 channels, BatchNorm, GELU, a 1x3x3 convolution (padding 0, 1, 1) to C channels, BatchNorm;
+    both stride 2 in-plane. The reference's first convolution also strides the frames by 2; here the slices keep
+    stride 1 (every slice of the slab stays a token plane; its 3 taps along the slices still mix neighbours)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        if out_channels % 2:
+            raise ValueError(f"the patch embedding halves its {out_channels} channels first: use an even dim")
+        half = out_channels // 2
+        self.proj1 = nn.Conv3d(in_channels, half, (3, 3, 3), stride=(1, 2, 2), padding=(1, 1, 1))
+        self.norm1 = nn.BatchNorm3d(half)
+        self.act = nn.GELU()
+        self.proj2 = nn.Conv3d(half, out_channels, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.norm2 = nn.BatchNorm3d(out_channels)
+
+    def forward(self, slabs: torch.Tensor) -> torch.Tensor:
+        x = self.norm2(self.proj2(self.act(self.norm1(self.proj1(slabs)))))
+        return x.permute(0, 2, 3, 4, 1)
+
+
+PATCH_EMBEDDINGS = ("linear", "reference")
+LAST_STAGES = ("chunks", "reference")
+
+
 class MorphMLPSlabEncoder(nn.Module):
     """Slabs (N, C_in, S, H, W) -> list of 2D skips (N, C_l, H/stride_l, W/stride_l), strides 1, 2, 4, ..., 32.
 
@@ -42,6 +83,12 @@ class MorphMLPSlabEncoder(nn.Module):
     :func:`~nnunet_25d.architectures.blocks.morph_mlp_chunks.chunk_lengths_for` for the planned patch, or one int for both
     branches (plans of older models). ``temporal_group_size``: one int for all stages, one per stage, or None for
     :func:`~nnunet_25d.architectures.blocks.morph_mlp_layers.default_temporal_group_size` of each stage's dim.
+
+    ``patch_embedding``: ``"reference"`` embeds and downsamples as MTLab's code (:class:`OverlappingPatchEmbedding`,
+    :class:`OverlappingSliceDownsample`: overlapping 3x3 stride-2 convolutions); ``"linear"`` (the default, what
+    plans written before the choice existed build) with the non-overlapping 4x4 / 2x2 convolutions and LayerNorm of
+    :class:`SlicePatchMerging`. ``last_stage``: ``"reference"`` gives the deepest stage MTLab's two-branch spatial
+    layer (one global branch and the channel branch); ``"chunks"`` (the default) the three branches of the others.
 
     The attributes that DNA's ``UNetDecoder`` reads (``output_channels``, ``strides``, ``kernel_sizes``,
     ``conv_op``, ``conv_bias``, norm / dropout / non-linearity and their kwargs) describe the decoder's convolutions.
@@ -66,8 +113,14 @@ class MorphMLPSlabEncoder(nn.Module):
         norm_op_kwargs: dict | None = None,
         nonlin: Type[nn.Module] = nn.LeakyReLU,
         nonlin_kwargs: dict | None = None,
+        patch_embedding: str = "linear",
+        last_stage: str = "chunks",
     ):
         super().__init__()
+        if patch_embedding not in PATCH_EMBEDDINGS or last_stage not in LAST_STAGES:
+            raise ValueError(f"patch_embedding is one of {PATCH_EMBEDDINGS} (got {patch_embedding!r}), last_stage one "
+                             f"of {LAST_STAGES} (got {last_stage!r})")
+        self.patch_embedding, self.last_stage = patch_embedding, last_stage
         n_morph = len(dims)
         if not (len(depths) == len(chunk_lengths) == n_morph >= 1):
             raise ValueError(f"depths {tuple(depths)}, dims {tuple(dims)} and chunk_lengths {tuple(chunk_lengths)} "
@@ -105,15 +158,20 @@ class MorphMLPSlabEncoder(nn.Module):
             for c_in, c_out, stride in zip(conv_in, conv_features, (1, 2))
         )
 
-        self.patch_embed = SlicePatchMerging(input_channels, dims[0], PATCH_EMBED_STRIDE)
-        self.downsamples = nn.ModuleList(SlicePatchMerging(a, b, 2) for a, b in zip(dims[:-1], dims[1:]))
+        if patch_embedding == "reference":
+            self.patch_embed = OverlappingPatchEmbedding(input_channels, dims[0])
+            self.downsamples = nn.ModuleList(OverlappingSliceDownsample(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        else:
+            self.patch_embed = SlicePatchMerging(input_channels, dims[0], PATCH_EMBED_STRIDE)
+            self.downsamples = nn.ModuleList(SlicePatchMerging(a, b, 2) for a, b in zip(dims[:-1], dims[1:]))
         n_blocks = sum(depths)
         rates = [drop_path_rate * b / max(n_blocks - 1, 1) for b in range(n_blocks)]  # 0 .. drop_path_rate
         self.stages = nn.ModuleList()
         for i, (depth, dim) in enumerate(zip(depths, dims)):
             first = sum(depths[:i])
             self.stages.append(nn.Sequential(*(
-                MorphBlock(dim, slab_size, self.chunk_lengths[i], mlp_ratio, rates[first + b], group_sizes[i])
+                MorphBlock(dim, slab_size, self.chunk_lengths[i], mlp_ratio, rates[first + b], group_sizes[i],
+                           global_only=last_stage == "reference" and i == n_morph - 1)
                 for b in range(depth)
             )))
         self.skip_norms = nn.ModuleList(nn.LayerNorm(d) for d in dims)
@@ -134,7 +192,10 @@ class MorphMLPSlabEncoder(nn.Module):
             x = stage(x)
             skips.append(x)
         centre = self.slab_size // 2
-        tokens = self.patch_embed(slabs.permute(0, 2, 3, 4, 1))  # (N, S, H/4, W/4, C)
+        if self.patch_embedding == "reference":
+            tokens = self.patch_embed(slabs)  # (N, S, H/4, W/4, C)
+        else:
+            tokens = self.patch_embed(slabs.permute(0, 2, 3, 4, 1))
         for i, blocks in enumerate(self.stages):
             if i > 0:
                 tokens = self.downsamples[i - 1](tokens)

@@ -108,18 +108,26 @@ class MorphFCs(nn.Module):
     Three branches: :class:`ChunkMixing` along H, :class:`ChunkMixing` along W (``chunk_lengths``: (L_H, L_W), or
     one length for both), and a per-token channel ``nn.Linear(C, C)``; combined by :class:`BranchReweighting`
     (pooled over all the sample's tokens), then a linear projection.
+
+    ``global_only``: the reference's last stage (``MorphFC_S2``): two branches, one :class:`ChunkMixing` over the
+    tokens read row by row with chunks of L_W tokens (the whole grid there: global mixing) and the channel branch.
     """
 
-    def __init__(self, dim: int, chunk_lengths: int | Sequence[int], reweight_reduction: int = 4):
+    def __init__(self, dim: int, chunk_lengths: int | Sequence[int], reweight_reduction: int = 4,
+                 global_only: bool = False):
         super().__init__()
         length_h, length_w = chunk_length_pair(chunk_lengths)
-        self.mix_h = ChunkMixing(dim, length_h, "H")
+        self.global_only = global_only
+        if not global_only:
+            self.mix_h = ChunkMixing(dim, length_h, "H")
         self.mix_w = ChunkMixing(dim, length_w, "W")
         self.mix_c = nn.Linear(dim, dim)
-        self.reweight = BranchReweighting(dim, 3, reweight_reduction)
+        self.reweight = BranchReweighting(dim, 2 if global_only else 3, reweight_reduction)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.global_only:
+            return self.proj(self.reweight([self.mix_w(x), self.mix_c(x)]))
         return self.proj(self.reweight([self.mix_h(x), self.mix_w(x), self.mix_c(x)]))
 
 
