@@ -146,9 +146,10 @@ class nnUNetTrainer25DAniso_AttentionAfterStage(nnUNetTrainer25DAniso):
 
 
 class nnUNetTrainer25DAniso_HardnessDice(nnUNetTrainer25DAniso):
-    """Dice term replaced by :class:`HardnessWeightedDiceLoss` (CE, deep and attention supervision as in
-    nnUNetTrainer25DAniso): the paper's full method. The gradient flows through the hardness weights as in VS_Seg
-    (``hardness_gradient``; nnUNetTrainer25DAniso_HardnessDiceDetached treats them as constants)."""
+    """Dice term replaced by :class:`HardnessWeightedDiceLoss`, keeping nnU-Net's cross-entropy, deep supervision
+    and Dice without background (attention supervision as in nnUNetTrainer25DAniso). The gradient flows through the
+    hardness weights as in VS_Seg (``hardness_gradient``; nnUNetTrainer25DAniso_HardnessDiceDetached treats them as
+    constants); nnUNetTrainer25DAniso_PaperLoss trains with the paper's loss alone."""
 
     hardness: float = 0.6
     hardness_gradient: bool = True
@@ -167,3 +168,32 @@ class nnUNetTrainer25DAniso_HardnessDiceDetached(nnUNetTrainer25DAniso_HardnessD
     """Ablation: the hardness weights as constants for the gradient (no gradient through |p - g|)."""
 
     hardness_gradient = False
+
+
+class nnUNetTrainer25DAniso_PaperLoss(nnUNetTrainer25DAniso):
+    """Wang et al.'s loss as VS_Seg trains it: hardness-weighted Dice over every class, background included (per
+    sample, smooth 1e-5, weight 0.6 |p - g| + 0.4 with its gradient), plus the attention Dice; no cross-entropy, no
+    deep supervision. Network, data, augmentation and optimiser (nnU-Net's SGD + poly) as nnUNetTrainer25DAniso."""
+
+    hardness: float = 0.6
+    smooth: float = 1e-5  # VS_Seg's (MONAI's Dice default); nnU-Net's soft Dice uses 1e-5 too
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.enable_deep_supervision = False  # VS_Seg supervises the full-resolution output only
+
+    def _build_loss(self):
+        from nnunetv2.utilities.helpers import softmax_helper_dim1
+
+        from nnunet_25d.errors import SetupError
+
+        if self.label_manager.has_regions or self.label_manager.ignore_label is not None:
+            raise SetupError(f"{type(self).__name__}: the paper's softmax Dice has no regions and no ignore label; "
+                             f"train nnUNetTrainer25DAniso_HardnessDice on this dataset")
+        dice = HardnessWeightedDiceLoss(softmax_helper_dim1, batch_dice=False, do_bg=True, smooth=self.smooth,
+                                        ddp=self.is_ddp, hardness=self.hardness, weight_gradient=True)
+        if not self.supervises_attention:
+            return dice
+        attention_loss = AttentionDiceLoss(batch_dice=False, smooth=self.smooth, ddp=self.is_ddp)
+        return AttentionSupervisedLoss(dice, None, attention_loss, self.attention_loss_weight)

@@ -23,6 +23,7 @@ from nnunet_25d.trainers.aniso_trainer import (
     nnUNetTrainer25DAniso_HardnessDiceDetached,
     nnUNetTrainer25DAniso_NoAttention,
     nnUNetTrainer25DAniso_NoAttentionLoss,
+    nnUNetTrainer25DAniso_PaperLoss,
 )
 from nnunet_25d.trainers.border_loss_trainer import BORDER_LOSS_SUFFIX, with_border_loss
 from nnunet_25d.trainers.deeplab_trainer import nnUNetTrainer25DASPP, nnUNetTrainer25DDeepLab
@@ -62,7 +63,7 @@ SLAB_TRAINERS = (nnUNetTrainer25D, nnUNetTrainer25DResampled, nnUNetTrainer25DFu
 VIEW_TRAINERS = (nnUNetTrainer25DAxial, nnUNetTrainer25DCoronal, nnUNetTrainer25DSagittal)
 ANISO_TRAINERS = (nnUNetTrainer25DAniso, nnUNetTrainer25DAniso_NoAttention, nnUNetTrainer25DAniso_NoAttentionLoss,
                   nnUNetTrainer25DAniso_AttentionAfterStage, nnUNetTrainer25DAniso_HardnessDice,
-                  nnUNetTrainer25DAniso_HardnessDiceDetached)
+                  nnUNetTrainer25DAniso_HardnessDiceDetached, nnUNetTrainer25DAniso_PaperLoss)
 MORPH_MLP_VARIANTS = (nnUNetTrainer25DMorphMLP_S, nnUNetTrainer25DMorphMLP_N, nnUNetTrainer25DMorphMLP_N_SGD,
                       nnUNetTrainer25DMorphMLP_LinearPatches, nnUNetTrainer25DMorphMLP_N_LinearPatches)
 PE_ATTENTION_TRAINERS = (nnUNetTrainer25DPEAttention,)
@@ -72,8 +73,9 @@ HAND_WRITTEN_BY_NAME = {cls.__name__: cls for cls in HAND_WRITTEN}
 
 # Ψ-Net brings its own (class-balanced) cross-entropy: no border-loss variant
 _BORDER_SLAB = tuple(cls.__name__ for cls in SLAB_TRAINERS if cls is not nnUNetTrainer25DPsiNet)
+# Wang et al.'s loss has no cross-entropy to re-weight: no border-loss variant either
 _BORDER_OTHERS = tuple(cls.__name__ for cls in ANISO_TRAINERS + MORPH_MLP_VARIANTS + VIEW_TRAINERS
-                       + PE_ATTENTION_TRAINERS)
+                       + PE_ATTENTION_TRAINERS if cls is not nnUNetTrainer25DAniso_PaperLoss)
 _SLAB_SIZED = tuple(cls.__name__ for cls in SLAB_TRAINERS) + tuple(name + BORDER_LOSS_SUFFIX for name in _BORDER_SLAB)
 
 

@@ -23,7 +23,7 @@ def test_the_listing_names_every_hand_written_trainer_once_with_its_configuratio
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     rows = {line.split()[0]: line.split()[1] for line in lines[1:] if line.startswith("nnUNetTrainer")}
-    assert set(rows) == set(HAND_WRITTEN_BY_NAME) and len(HAND_WRITTEN_BY_NAME) == 24
+    assert set(rows) == set(HAND_WRITTEN_BY_NAME) and len(HAND_WRITTEN_BY_NAME) == 28
     assert rows["nnUNetTrainer25D"] == "2d" and rows["nnUNetTrainer25DAniso"] == "3d_fullres"
     assert rows["nnUNetTrainer25DCoronal"] == "3d_fullres"
     assert "Trainer names: <trainer>[_BorderLoss][_<n>slices][_<E>epochs[_<I>iters]][_seed<N>]" in out.stdout
@@ -54,7 +54,7 @@ def test_examples_of_the_grammar_are_declared_names():
     for name in ("nnUNetTrainer25D_5slices_10epochs_50iters", "nnUNetTrainer25DFusion_BorderLoss_5slices",
                  "nnUNetTrainer25DCoronal_1slice", "nnUNetTrainer_10epochs_50iters", "nnUNetTrainer25D_1epoch"):
         assert name in TRAINERS, name
-    assert len(TRAINERS) == 1392 and len(list(TRAINERS)) == 1392
+    assert len(TRAINERS) == 1574 and len(list(TRAINERS)) == 1574
 
 
 MADE_BY_A_LOOKUP = """
