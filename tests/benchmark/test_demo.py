@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -48,6 +49,16 @@ def test_demo_reports_both_models_and_skips_finished_training_on_rerun(tmp_path)
     assert all(r["other_cpu"] >= 0 and r["cores"] == os.cpu_count() for r in results)
     flagged = [r["label"] for r in results if r["other_cpu"] > CONTENTION_SHARE * r["cores"]]
     assert ("**⚠ Timings taken while other work ran:**" in markdown) == bool(flagged)
+    # what the models segment: PNGs next to the report, each with its one-line reading from the slice counts
+    figures = re.findall(r"^!\[.+\]\((segmentation_\S+\.png)\)$", markdown, re.M)
+    assert figures and sorted(figures) == sorted(p.name for p in report.glob("segmentation_*.png"))
+    for name in figures:
+        assert (report / name).stat().st_size > 10_000
+        reading = markdown.split(f"]({name})", 1)[1].strip().splitlines()[0]
+        assert reading.startswith("**") and re.search(r"(misses \w+ on \d+ of the \d+ slices?|is not in)", reading)
+    order = [markdown.index(part) for part in ("![report](report.png)", "### What the models segment",
+                                               f"]({figures[0]})", "### Methods")]
+    assert order == sorted(order)
 
     checkpoints = sorted((tmp_path / "nnUNet_results").rglob("checkpoint_final.pth"))
     stamps = [p.stat().st_mtime for p in checkpoints]
