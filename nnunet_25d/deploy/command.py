@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from nnunet_25d.errors import UserError
@@ -64,3 +65,19 @@ def run(args: argparse.Namespace) -> None:
             bar.total = (bar.total or 0) + predictor.tiles_per_case(data.shape[1:])
             bar.set_postfix_str(case)
             predictor.predict_case(files, truncated, args.save_probabilities, (data, geometry))
+    copy_nnunet_files(Path(args.m), output)
+
+
+def copy_nnunet_files(model_dir: Path, output: Path) -> None:
+    """The model's dataset.json and plans.json beside the predictions, as ``nnunet25d predict`` writes them (for
+    ``nnUNetv2_evaluate_folder -djfile -pfile`` and ``nnUNetv2_ensemble``); an export made before they were
+    exported has none: say how to get them."""
+    from nnunet_25d.deploy.model_description import NNUNET_FILES
+
+    missing = [name for name in NNUNET_FILES if not (model_dir / name).is_file()]
+    for name in NNUNET_FILES:
+        if name not in missing:
+            shutil.copyfile(model_dir / name, output / name)
+    if missing:
+        print(f"note: {model_dir} holds no {' or '.join(missing)} (exported by an earlier version): copy them from the "
+              f"trained model folder, or export again, for nnUNetv2_evaluate_folder and nnUNetv2_ensemble")

@@ -8,6 +8,8 @@ from typing import Any
 from nnunet_25d.errors import UserError
 
 DESCRIPTION_FILE = "nnunet25d_model.json"
+# the trained model folder's files that nnU-Net's evaluation and ensembling read from a prediction folder
+NNUNET_FILES = ("dataset.json", "plans.json")
 FORMAT = "nnunet25d-onnx"
 FORMAT_VERSION = 1
 # normalisation schemes the runtime reproduces (nnU-Net's default ones)

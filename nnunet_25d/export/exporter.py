@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import torch
 
-from nnunet_25d.deploy.model_description import write_model_description
+from nnunet_25d.deploy.model_description import NNUNET_FILES, write_model_description
 from nnunet_25d.export.description import check_exportable, model_description
 from nnunet_25d.export.onnx_network import DEFAULT_OPSET, INPUT_NAME, SlabNetwork2D, export_onnx, largest_difference
 from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
@@ -57,5 +58,7 @@ def export_model(dataset: str, trainer: str, plans: str, configuration: str, fol
                  f"{description['num_heads']}, {h}, {w}); slabs along axis {axis}, in-plane axes "
                  f"{plane_axes(axis)} of the preprocessed volume")
     lines.append(f"description: {write_model_description(output, description)}")
+    for name in NNUNET_FILES:  # passed on to each prediction folder, for nnU-Net's evaluation and ensembling
+        shutil.copyfile(model_folder / name, output / name)
     lines.append(f"predict with: nnunet25d predict-onnx -i INPUT_FOLDER -o OUTPUT_FOLDER -m {output}")
     return lines

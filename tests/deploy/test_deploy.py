@@ -158,8 +158,9 @@ def predict_torch(nnunet, dataset_id: int, trainer: str, folds: list[str], input
 def test_predict_onnx_reproduces_nnunet25d_predict(nnunet, tiny_dataset, trained_slab_model, tmp_path):
     printed = export(nnunet, TINY_ID, TINY_TRAINER, ["0"], tmp_path / "model")
     assert "opset 18" in printed and "(slices, 1, 3, 32, 32) float32 -> output 'logits': (slices, 3, 32, 32)" in printed
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["fold_0.onnx", "nnunet25d_model.json"], \
-        "one self-contained file per fold (no external weights) beside the description"
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["dataset.json", "fold_0.onnx",
+                                                                      "nnunet25d_model.json", "plans.json"], \
+        "one self-contained file per fold (no external weights) beside the description and nnU-Net's files"
     inputs = tiny_inputs(nnunet, tiny_dataset, tmp_path / "in")
     predict_onnx_without_torch(nnunet, "-i", str(inputs), "-o", str(tmp_path / "onnx"), "-m", str(tmp_path / "model"),
                                "--save_probabilities")
@@ -167,6 +168,14 @@ def test_predict_onnx_reproduces_nnunet25d_predict(nnunet, tiny_dataset, trained
     cases = sorted(p.name[:-len("_0000.nii.gz")] for p in inputs.iterdir())
     assert_same_predictions(tmp_path / "onnx", tmp_path / "torch", cases)
     assert read(tmp_path / "onnx" / "deep.nii.gz").shape[0] == 80
+    reference = tmp_path / "reference"  # nnunet25d predict's labels, equal to predict-onnx's (asserted above)
+    reference.mkdir()
+    for case in cases:
+        shutil.copy(tmp_path / "torch" / f"{case}.nii.gz", reference)
+    onnx = tmp_path / "onnx"
+    nnunet.run("nnUNetv2_evaluate_folder", str(reference), str(onnx), "-djfile", str(onnx / "dataset.json"),
+               "-pfile", str(onnx / "plans.json"), "-np", "1")
+    assert json.loads((onnx / "summary.json").read_text())["foreground_mean"]["Dice"] == 1.0
 
 
 def fabricated_model(nnunet, dataset: str, trainer_name: str, folds: list[int]) -> Path:
