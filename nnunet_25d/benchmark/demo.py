@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
+from nnunet_25d.inference.command import PREDICT_COMMAND
 from nnunet_25d.benchmark.comparison import (
     DatasetPaths,
     ModelResult,
@@ -134,11 +135,11 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     train_all(runner, paths, specs, args.fold, started)
     record_training_contention(runner, paths, specs, args.fold)
 
-    _step("measuring nnUNetv2_predict's start-up time (subtracted from s/case)", started)
+    _step("measuring nnU-Net's start-up time (nnUNetv2_predict -h; subtracted from s/case)", started)
     startup = predict_startup_seconds(runner)
     collected, curves = [], {}
     for spec in specs:
-        _step(f"testing {spec.trainer}: nnUNetv2_predict, then nnUNetv2_evaluate_folder", started)
+        _step(f"testing {spec.trainer}: {' '.join(PREDICT_COMMAND)}, then nnUNetv2_evaluate_folder", started)
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.test_cases, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
@@ -148,13 +149,32 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
     return collected, curves, runner, paths, work
 
 
+def completed_epochs(fold_dir: Path) -> int:
+    """Epochs a fold's training logs show as finished (nnU-Net logs "Epoch time" at the end of each)."""
+    return sum(log.read_text(errors="replace").count("Epoch time:") for log in fold_dir.glob("training_log_*.txt"))
+
+
+def remaining_epochs(fold_dir: Path, epochs: int) -> int:
+    """Epochs still to train on a fold: none when finished, the rest of a resumable one, all of a new one."""
+    state = training_state(fold_dir)
+    if state == "finished":
+        return 0
+    return max(epochs - completed_epochs(fold_dir), 0) if state == "resume" else epochs
+
+
 def demo_estimate(args: argparse.Namespace, specs: list[ModelSpec]) -> tuple[float | None, str]:
-    """Idle-machine seconds of this run and what the figure rests on."""
+    """Idle-machine seconds of what is left of this run and what the figure rests on."""
     if args.dataset is not None or args.device != "cpu":
         return None, "measured only for the synthetic dataset on the CPU"
     epochs, iterations = args.schedule
-    seconds = DEMO_FIXED_SECONDS + len(specs) * epochs * iterations * DEMO_SECONDS_PER_ITERATION
-    return seconds, "measured on 2 idle CPU cores; scales with the schedule"
+    results = _folders(args)[2]
+    dataset = next(iter(sorted(results.glob(f"Dataset{DEMO_DATASET_ID:03d}_*"))), None)
+    left = [remaining_epochs(dataset / f"{spec.trainer}__nnUNetPlans__{spec.configuration}" / f"fold_{args.fold}",
+                             epochs) if dataset else epochs for spec in specs]
+    seconds = DEMO_FIXED_SECONDS + sum(left) * iterations * DEMO_SECONDS_PER_ITERATION
+    done = len(specs) * epochs - sum(left)
+    already = f"; {done} of {len(specs) * epochs} epochs already trained" if done else ""
+    return seconds, f"measured on 2 idle CPU cores; scales with the schedule{already}"
 
 
 def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str:

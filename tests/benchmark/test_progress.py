@@ -98,3 +98,26 @@ def test_demo_preprocesses_the_data_a_trainer_reads():
     resampled = ModelSpec("z-resampled slab", "nnUNetTrainer25DResampled_10epochs_50iters", "2d")
     assert demo.configurations_needed(resampled) == {"2d", "3d_fullres"}
     assert demo.configurations_needed(ModelSpec("2d", "nnUNetTrainer_10epochs_50iters", "2d")) == {"2d"}
+
+
+def test_the_estimate_counts_only_the_epochs_still_to_train(tmp_path):
+    """A fresh run: every epoch of both models; a rerun: none of a finished model, the rest of an interrupted one."""
+    import argparse
+
+    args = argparse.Namespace(dataset=None, device="cpu", schedule=(10, 50), workdir=str(tmp_path), fold=0)
+    specs = demo.models(10, 50, "nnUNetTrainer25D")
+    fresh, basis = demo.demo_estimate(args, specs)
+    assert fresh == pytest.approx(demo.DEMO_FIXED_SECONDS + 2 * 10 * 50 * demo.DEMO_SECONDS_PER_ITERATION)
+    assert "already trained" not in basis
+    results = tmp_path / "nnUNet_results" / "Dataset525_Synthetic25D"
+    finished, interrupted = (results / f"{spec.trainer}__nnUNetPlans__2d" / "fold_0" for spec in specs)
+    (finished / "validation").mkdir(parents=True)
+    torch.save({}, finished / "checkpoint_final.pth")
+    (finished / "validation" / "summary.json").touch()
+    interrupted.mkdir(parents=True)
+    (interrupted / "checkpoint_latest.pth").touch()
+    (interrupted / "training_log_1.txt").write_text("Epoch 0\nEpoch time: 20 s\nEpoch 1\nEpoch time: 21 s\n")
+    (interrupted / "training_log_2.txt").write_text("Epoch 2\nEpoch time: 20 s\nEpoch 3\n")  # killed in epoch 3
+    resumed, basis = demo.demo_estimate(args, specs)
+    assert resumed == pytest.approx(demo.DEMO_FIXED_SECONDS + 7 * 50 * demo.DEMO_SECONDS_PER_ITERATION)
+    assert basis.endswith("13 of 20 epochs already trained")
