@@ -1,6 +1,7 @@
-"""Issue 23's cost numbers: parameters and FLOPs per predicted slice of the survey networks rebuilt after their
-papers (RIU-Net, Ψ-Net) against the planned U-Net of ``nnUNetTrainer25D``, on nnU-Net's 2d plans for CT at
-64², 192², 512² in-plane (full feature counts, 32..512) with a 3-slice slab.
+"""Cost of the survey networks: parameters and FLOPs per predicted slice of RIU-Net (the authors' network and the
+factorised ablation), Ψ-Net and MorphMLP-T (reference patch embedding and last stage, and the linear-patch
+ablation) against the planned U-Net of ``nnUNetTrainer25D_3slices``, on nnU-Net's 2d plans for CT at 64², 192², 512²
+in-plane (full feature counts, 32..512) with a 3-slice slab.
 
 FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (one multiply-add = 2 FLOPs) on meta tensors: shapes
 only, nothing is computed, so the numbers do not depend on the machine or on what else runs.
@@ -19,7 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nnunet_25d.trainers.registry import TRAINERS
 
-TRAINER_NAMES = ("nnUNetTrainer25D", "nnUNetTrainer25DRIUNet", "nnUNetTrainer25DPsiNet")
+TRAINER_NAMES = ("nnUNetTrainer25D_3slices", "nnUNetTrainer25DRIUNet", "nnUNetTrainer25DRIUNet_Factorised",
+                 "nnUNetTrainer25DPsiNet", "nnUNetTrainer25DMorphMLP", "nnUNetTrainer25DMorphMLP_LinearPatches")
 IN_PLANE = (64, 192, 512)
 CLASSES = 8
 
@@ -35,7 +37,7 @@ def cost(trainer: str, in_plane: int) -> tuple[float, int]:
     network.interior_only = True  # a 3-slice patch: one slice computed from its slab
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        network(torch.zeros(1, 1, 3, in_plane, in_plane, device="meta"))
+        network(torch.zeros(1, 1, network.slab_size, in_plane, in_plane, device="meta"))
     return counter.get_total_flops() / 1e9, parameters
 
 
