@@ -96,7 +96,9 @@ class nnUNetTrainer25DPEAttention(nnUNetTrainer):
     """PE blocks + spatial attention U-Net on thin (16-slice) patches; ``2d`` (default) or a 3D configuration.
 
     Augmentation as the slab trainers (rotation, scaling, mirroring and blur in-plane only), so the anisotropic slice
-    axis is never rotated into the plane.
+    axis is never rotated into the plane. Trained as nnU-Net trains (Dice + CE with deep supervision, SGD + poly, the
+    plan's InstanceNorm); the authors' configuration (HiLab-git/Head-Neck-GTV, ``config/unet2d5_pe_att.cfg``) trains
+    with a Dice loss alone, Adam at 1e-4 with step decay, PyMIC's convolution layers and 16 x 64 x 64 patches.
     """
 
     depth: int = PAPER_DEPTH

@@ -16,7 +16,9 @@ class nnUNetTrainer25DPsiNet(nnUNetTrainer25D):
     a contextual-attention gate on every skip, a slice classifier), trained at two levels: nnU-Net's Dice with
     :class:`ClassBalancedCrossEntropy` for the pixels, plus ``slice_loss_weight`` x the binary cross-entropy of
     "slice contains label c" (:class:`SlicePresenceLoss`) for every supervised slice. Augmentation and slab
-    context are nnUNetTrainer25D's, the optimiser nnU-Net's SGD + poly; label training only (no regions)."""
+    context are nnUNetTrainer25D's, the optimiser nnU-Net's SGD + poly; label training only (no regions).
+
+    Built from Ψ-Net's abstract: the 3-slice slab input, every block's layer design and the loss weights are ours."""
 
     slab_size = 3
     self_attention_reduction: int = 8
