@@ -12,13 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE, Job
 from nnunet_25d.benchmark.statistics import ENSEMBLE_FOLD, CaseScore
 from nnunet_25d.benchmark.surface import scorer_for
 from nnunet_25d.benchmark.comparison import count_parameters, seconds_per_epoch, training_curves
+from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
 
@@ -101,7 +100,7 @@ def collect_fold(job: Job, scoring: Scoring) -> FoldResult:
     cases = read_summary(folder / "validation" / "summary.json", class_names(dataset_json), job.variant.key, job.fold,
                          job.variant.seed)
     cases = with_surfaces(cases, dataset_json, folder / "validation", scoring.references, scoring.tolerances_mm)
-    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_safely(folder / "checkpoint_final.pth")  # runs nothing a checkpoint holds
     resources_file = folder / RESOURCES_FILE
     resources = json.loads(resources_file.read_text()) if resources_file.exists() else {}
     return FoldResult(
