@@ -17,8 +17,18 @@ def _make_roi_dataset(args: argparse.Namespace) -> None:
 
 
 def _ensemble_roi(args: argparse.Namespace) -> None:
-    from nnunet_25d.roi.fusion import dice_table, fuse_roi_cross_validation
+    from nnunet_25d.roi.fusion import dice_table, fuse_roi_cross_validation, fuse_roi_predictions
 
+    if args.test_predictions:
+        from nnunet_25d.errors import UserError
+
+        if not args.output:
+            raise UserError("--test-predictions writes the fused segmentations to --output FOLDER: give one")
+        pairs = [parse_prediction(text) for text in args.test_predictions]
+        summary = fuse_roi_predictions(args.dataset, pairs, args.output, args.raw)
+        print(dice_table(summary["mean_dice"]) if summary["mean_dice"] else f"{len(summary['cases'])} cases written "
+              f"to {args.output} (no labelsTs to score them)", end="" if summary["mean_dice"] else "\n")
+        return
     models = [parse_model(text) for text in args.models]
     summary = fuse_roi_cross_validation(args.dataset, models, args.folds, args.plans, args.output, args.raw)
     print(dice_table(summary["mean_dice"]), end="")
@@ -31,6 +41,15 @@ def parse_model(text: str) -> tuple[str, str, str]:
 
         raise UserError(f"--models takes ROI_DATASET:TRAINER:CONFIGURATION, got {text!r}")
     return parts[0], parts[1], parts[2]
+
+
+def parse_prediction(text: str) -> tuple[str, Path]:
+    dataset, _, folder = text.partition(":")
+    if not dataset or not folder:
+        from nnunet_25d.errors import UserError
+
+        raise UserError(f"--test-predictions takes ROI_DATASET:FOLDER, got {text!r}")
+    return dataset, Path(folder)
 
 
 def add_parser(sub) -> None:
@@ -47,7 +66,13 @@ def add_ensemble_parser(sub) -> None:
                     "image-placed ROI dataset must not have learned its fields of view from a validation case "
                     "(make-roi-dataset --fold); a --roi-from-label dataset is the oracle and is named ...Oracle.")
     parser.add_argument("-d", "--dataset", required=True, help="the source dataset (ID or DatasetXXX_Name)")
-    parser.add_argument("--models", nargs="+", required=True, metavar="ROI_DATASET:TRAINER:CONFIGURATION")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--models", nargs="+", metavar="ROI_DATASET:TRAINER:CONFIGURATION",
+                       help="fuse the models' cross-validation (--npz validation outputs)")
+    given.add_argument("--test-predictions", nargs="+", metavar="ROI_DATASET:FOLDER",
+                       help="fuse predictions of the image-placed ROI datasets' imagesTs (nnUNetv2_predict "
+                            "--save_probabilities into FOLDER) onto the source's imagesTs, into --output; scored "
+                            "against labelsTs where present")
     parser.add_argument("-f", "--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--plans", default="nnUNetPlans")
     parser.add_argument("--output", type=Path, help="default: nnUNet_results/<source>/roi_ensembles/<models>")

@@ -213,3 +213,72 @@ def dice_table(means: dict[str, dict[str, float]]) -> str:
     lines += [f"| {model} | " + " | ".join(f"{d:.3f}" for d in per_class.values()) + " |"
               for model, per_class in means.items()]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RoiPrediction:
+    """``nnUNetv2_predict --save_probabilities`` outputs of a model on an image-placed ROI dataset's ``imagesTs``."""
+
+    raw_dataset: Path
+    folder: Path
+
+    @property
+    def roi(self) -> dict:
+        return json.loads((self.raw_dataset / ROI_FILE).read_text())
+
+    def probabilities(self, case: str) -> np.ndarray:
+        npz = self.folder / f"{case}.npz"
+        if not npz.is_file():
+            raise UserError(f"{npz} is missing: predict {self.raw_dataset.name}/imagesTs into {self.folder} with "
+                            f"nnUNetv2_predict ... --save_probabilities")
+        return np.load(npz)["probabilities"].astype(np.float32)
+
+    def roi_image(self, case: str, ending: str) -> sitk.Image:
+        return sitk.ReadImage(str(self.raw_dataset / "imagesTs" / f"{case}_0000{ending}"))
+
+
+def fuse_roi_predictions(source: str, predictions: list[tuple[str, Path]], output: Path,
+                         raw: Path | None = None) -> dict:
+    """Mei et al.'s ensemble on new images: each ((image-placed ROI dataset, folder of its imagesTs predictions with
+    probabilities)) mapped back onto the source's ``imagesTs`` grid, averaged, each class's largest component kept,
+    written to ``output``. The crops were placed from the images alone; ``labelsTs`` (where present) is opened
+    only to score the result afterwards. Returns the summary (also ``summary.json``, and ``dice.md`` with labels)."""
+    raw = raw_folder(raw)
+    source_folder = source_dataset(raw, source)
+    items = [RoiPrediction(source_dataset(raw, dataset), Path(folder)) for dataset, folder in predictions]
+    check_same_source(items, source_folder)  # type: ignore[arg-type]
+    for item in items:
+        if item.roi.get("placement") != IMAGE_PLACEMENT:
+            raise UserError(f"{item.raw_dataset.name} was cropped around each case's label (the oracle): new images "
+                            f"need an image-placed ROI dataset (make-roi-dataset without --roi-from-label)")
+    description = json.loads((source_folder / "dataset.json").read_text())
+    ending, classes = description["file_ending"], range(1, len(description["labels"]))
+    cases = sorted(set.intersection(*(set(item.roi["test_cases"]) for item in items)))
+    if not cases:
+        raise UserError(f"the ROI datasets share no test case: {source_folder.name} has no imagesTs, or they were "
+                        f"made before it had")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    names = [f"{item.raw_dataset.name}/{item.folder.name}" for item in items]
+    for case in tqdm(cases, desc="ROI ensemble (test)", unit="case"):
+        source_image = sitk.ReadImage(str(source_folder / "imagesTs" / f"{case}_0000{ending}"))
+        mapped = [in_source_grid(item.probabilities(case), item.roi_image(case, ending), source_image)
+                  for item in items]
+        fused = np.mean(mapped, axis=0).argmax(0)
+        segmentations = {**{name: p.argmax(0) for name, p in zip(names, mapped)}, "fusion": fused,
+                         "fusion + largest component": largest_component_per_class(fused, classes)}
+        written = sitk.GetImageFromArray(segmentations["fusion + largest component"].astype(np.uint8))
+        written.CopyInformation(source_image)
+        sitk.WriteImage(written, str(output / f"{case}{ending}"), useCompression=True)
+        labels = source_folder / "labelsTs" / f"{case}{ending}"
+        if labels.is_file():
+            reference = sitk.GetArrayFromImage(sitk.ReadImage(str(labels)))
+            rows += [{"case": case, "model": name, "class": c, "dice": dice(segmentation, reference, c)}
+                     for name, segmentation in segmentations.items() for c in classes]
+    summary = {"source": source_folder.name, "predictions": names, "cases": cases, "scores": rows,
+               "mean_dice": mean_dice(rows, description["labels"]) if rows else {}}
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    if rows:
+        (output / "dice.md").write_text(dice_table(summary["mean_dice"]))
+    return summary

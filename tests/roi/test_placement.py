@@ -224,3 +224,47 @@ def test_the_ensemble_refuses_fields_of_view_learned_from_its_validation_cases(p
     oracle = write_roi_dataset("990", 993, "small", raw=phantom, from_label=True)
     check_no_validation_label_taught([RoiModel(oracle, oracle)], 0, validation)  # the oracle is named, not refused
     assert not (oracle / "imagesTs").exists(), "the oracle has no label to place a test case's crop"
+
+
+def test_test_predictions_map_back_onto_the_source_test_images(phantom, tmp_path, capsys):
+    """Predictions of the three image-placed ROI datasets' imagesTs (here: one-hot of the test labels cropped to the
+    stored boxes, as a perfect model would give) fuse back onto the source's imagesTs grid: the written
+    segmentations are the test labels, and the scores say so."""
+    from nnunet_25d.cli import main
+    from nnunet_25d.roi.crop import roi_of as crop
+
+    pairs = []
+    for i, scale in enumerate(("small", "middle", "large")):
+        target = write_roi_dataset("990", 991 + i, scale, raw=phantom, slice_thickness=4.0, fold=0)
+        folder = tmp_path / f"predicted_{scale}"
+        folder.mkdir()
+        for case, box in roi_json(target)["test_cases"].items():
+            image = sitk.ReadImage(str(phantom / PHANTOM / "imagesTs" / f"{case}_0000.nii.gz"))
+            labels = sitk.ReadImage(str(phantom / PHANTOM / "labelsTs" / f"{case}.nii.gz"))
+            _, cropped = crop(image, labels, Box(tuple(box["start"]), tuple(box["stop"])), 4.0)
+            one_hot = np.eye(3, dtype=np.float32)[sitk.GetArrayFromImage(cropped)].transpose(3, 0, 1, 2)
+            np.savez_compressed(folder / f"{case}.npz", probabilities=one_hot)
+        pairs.append(f"{991 + i}:{folder}")
+    out = tmp_path / "fused"
+    main(["ensemble-roi", "-d", "990", "--test-predictions", *pairs, "--output", str(out), "--raw", str(phantom)])
+    assert "| fusion + largest component | 1.000 | 1.000 |" in capsys.readouterr().out
+    for case in ("case_010", "case_011"):
+        written = sitk.ReadImage(str(out / f"{case}.nii.gz"))
+        source = sitk.ReadImage(str(phantom / PHANTOM / "labelsTs" / f"{case}.nii.gz"))
+        assert written.GetSize() == source.GetSize() and written.GetOrigin() == pytest.approx(source.GetOrigin())
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(source))
+
+
+def test_test_predictions_need_an_output_and_image_placed_crops(phantom, tmp_path):
+    from nnunet_25d.cli import main
+    from nnunet_25d.roi.fusion import fuse_roi_predictions
+
+    oracle = write_roi_dataset("990", 991, "small", raw=phantom, from_label=True)
+    with pytest.raises(SystemExit):
+        main(["ensemble-roi", "-d", "990", "--test-predictions", f"991:{tmp_path}", "--raw", str(phantom)])
+    with pytest.raises(UserError, match="cropped around each case's label \\(the oracle\\): new images need an "
+                                        "image-placed ROI dataset"):
+        fuse_roi_predictions("990", [("991", tmp_path)], tmp_path / "out", raw=phantom)
+    assert oracle.name.endswith("Oracle")
+    with pytest.raises(SystemExit):
+        main(["ensemble-roi", "-d", "990", "--models", "991:T:2d", "--test-predictions", f"991:{tmp_path}"])
