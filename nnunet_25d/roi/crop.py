@@ -1,10 +1,12 @@
-"""A region of interest around a case's foreground, at one field of view, resampled to one slice thickness.
+"""A region of interest — a voxel box — cropped from an image and resampled to one slice thickness.
 
 Mei et al. (Neurocomputing 2021) train one network per scale on crops of a small, a middle and a large field of
-view around the target, every crop resampled to 3 mm slices. A scale here is a margin in millimetres (z, y, x)
-added on each side of the foreground's bounding box; the crop keeps the image's in-plane spacing and is resampled
-to ``slice_thickness`` along z (linear for images, nearest for labels). Arrays are (z, y, x), as SimpleITK
-returns them.
+view, every crop resampled to 3 mm slices. Where the box comes from is :mod:`~nnunet_25d.roi.placement`'s (from
+the image, the default) or, for the oracle ablation, :func:`roi_box`: the case's own foreground box grown by a
+margin in millimetres (z, y, x) on each side (:data:`ROI_SCALES`, ours). The crop keeps the image's in-plane
+spacing (nnU-Net resamples in-plane to its plan's spacing anyway; the authors resample to 1 mm) and is resampled to
+``slice_thickness`` along z (linear for images, nearest for labels). Arrays are (z, y, x), as SimpleITK returns
+them.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 PAPER_SLICE_THICKNESS = 3.0  # mm
-# margins (z, y, x) in mm on each side of the foreground box; the paper gives no margins, these are ours
+# the oracle's margins (z, y, x) in mm on each side of the label's box (--roi-from-label); ours
 ROI_SCALES: dict[str, tuple[float, float, float]] = {
     "small": (6.0, 10.0, 10.0),
     "middle": (12.0, 30.0, 30.0),
