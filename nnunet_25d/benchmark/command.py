@@ -24,9 +24,10 @@ from nnunet_25d.benchmark.surface import dataset_labels, tolerances_per_class
 from nnunet_25d.benchmark.testset import EnsemblePrediction, TestSet, ensemble_predictions, find_test_set, \
     predict_test_sets
 from nnunet_25d.benchmark.task import run_task
-from nnunet_25d.benchmark.training import train_missing, unfinished_runs
+from nnunet_25d.benchmark.training import train_missing, unfinished_runs, with_training_failures
 from nnunet_25d.benchmark.demo import parse_schedule
 from nnunet_25d.errors import UserError
+from nnunet_25d.inference.checkpoint_file import CheckpointError
 from nnunet_25d.benchmark.preflight import check_trainer_lookup_imports, cuda_device_name, default_device, preflight
 from nnunet_25d.benchmark.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
@@ -139,11 +140,13 @@ def baselines_from_args(args: argparse.Namespace, variants: list[Variant]) -> li
 
 def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], out_dir: Path, scoring: Scoring,
               test_predictions: list[EnsemblePrediction] | None = None,
-              primary: PrimaryComparison = PrimaryComparison()) -> tuple[list[VariantSummary], list[Comparison]]:
+              primary: PrimaryComparison = PrimaryComparison(), refused: list[str] | None = None
+              ) -> tuple[list[VariantSummary], list[Comparison]]:
     """Collect the finished folds (of every seeded repeat) and the evaluated test-set predictions, write their
-    per-case scores to ``cases.csv`` and compute everything from it."""
-    folds = {variant: [collect_fold(job, scoring) for job in jobs
-                       if replace(job.variant, seed=0) == variant and job.finished]  # every seeded repeat
+    per-case scores to ``cases.csv`` and compute everything from it. A fold whose checkpoint cannot be loaded
+    safely (corrupted inside, or holding code) is left out with a line in ``refused`` (raised without it)."""
+    folds = {variant: collected_folds([job for job in jobs if replace(job.variant, seed=0) == variant
+                                       and job.finished], scoring, refused)  # every seeded repeat
              for variant in variants}
     tests = [case for p in test_predictions or [] if p.evaluated
              for case in collect_test(p.variant.key, p.folder, p.test_set.labels, scoring, p.variant.seed)]
@@ -155,6 +158,18 @@ def summarise(jobs: list[Job], variants: list[Variant], baselines: list[str], ou
     summaries = [VariantSummary(variant, results, [c for c in cases if c.variant == variant.key])
                  for variant, results in folds.items() if results]
     return summaries, compare_all(summaries, baselines, primary)
+
+
+def collected_folds(jobs: list[Job], scoring: Scoring, refused: list[str] | None) -> list:
+    results = []
+    for job in jobs:
+        try:
+            results.append(collect_fold(job, scoring))
+        except CheckpointError as error:
+            if refused is None:
+                raise
+            refused.append(f"{job.variant.run_label} fold {job.fold}: {error}")
+    return results
 
 
 def validation_case_count(dataset_json: dict, folds: list[int], splits_file: Path) -> int:
@@ -292,13 +307,14 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     dataset_notes = self_configuration_notes(variants, preprocessed / dataset, args.plans)
     for line in dataset_notes:
         print(line, flush=True)
-    if train:
-        train_missing(runner, jobs, args.device)
+    training_failures = train_missing(runner, jobs, args.device) if train else []
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
     if predict:
         failures += predict_test_sets(runner, test_predictions, args.device)
+    refused: list[str] = []  # folds whose checkpoint cannot be loaded safely: not scored, reported
     summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions,
-                                       primary)
+                                       primary, refused)
+    failures += refused
     information = None
     if args.find_best and summaries:
         try:
@@ -310,7 +326,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if recommended is not None and predict:
         problem = score_recommended(runner, recommended)
         failures += [problem] if problem else []
-    failed, not_run = unfinished_runs(jobs, runner.log_dir)
+    failed, not_run = with_training_failures(*unfinished_runs(jobs, runner.log_dir), training_failures)
     not_run += [f"{p.variant.run_label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: benchmark, {folds_phrase(args.folds)}"

@@ -106,6 +106,11 @@ class Job:
     def mode(self) -> str:
         return fold_mode(self.fold_folder, self.fold, self.splits_file)
 
+    @property
+    def checkpoint_in_use(self) -> Path | None:
+        """The checkpoint nnU-Net's ``--c`` / ``--val`` would load (final, else latest, else best), or None."""
+        return checkpoint_in_use(self.fold_folder)
+
     def train_args(self, device: str, mode: str | None = None, num_gpus: int | None = None) -> list[str]:
         """nnUNetv2_train arguments for ``mode`` (default: the fold's current one); always ``--npz``."""
         mode = mode or self.mode
@@ -146,18 +151,27 @@ def validated(fold_folder: Path, fold: int, splits_file: Path | None) -> bool:
     return summary.stat().st_mtime >= newest
 
 
+CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")  # the order --c tries them
+
+
+def checkpoint_in_use(fold_folder: Path) -> Path | None:
+    """The first of :data:`CHECKPOINTS` that exists: what nnU-Net's ``--c`` loads (``--val``: the final one)."""
+    return next((fold_folder / name for name in CHECKPOINTS if (fold_folder / name).exists()), None)
+
+
 def fold_mode(fold_folder: Path, fold: int, splits_file: Path | None = None) -> str:
     """done | validate (final checkpoint; validation, a case's .npz or its summary missing or stale) |
     resume (checkpoint_latest, or only checkpoint_best: nnU-Net's --c falls back to it) | train |
-    corrupt (a final checkpoint that cannot be read: neither scored nor retrained over, the user decides)."""
-    final = fold_folder / "checkpoint_final.pth"
-    if final.exists():
-        if not is_readable_checkpoint(final):
-            return "corrupt"
+    corrupt (the checkpoint nnU-Net would load cannot be read: neither scored nor retrained or resumed over, the
+    user decides)."""
+    checkpoint = checkpoint_in_use(fold_folder)
+    if checkpoint is None:
+        return "train"
+    if not is_readable_checkpoint(checkpoint):
+        return "corrupt"
+    if checkpoint.name == "checkpoint_final.pth":
         return "done" if validated(fold_folder, fold, splits_file) else "validate"
-    if any((fold_folder / name).exists() for name in ("checkpoint_latest.pth", "checkpoint_best.pth")):
-        return "resume"
-    return "train"
+    return "resume"
 
 
 def build_jobs(variants: list[Variant], folds: list[int], dataset_id: str, model_root: Path,

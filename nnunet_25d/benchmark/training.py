@@ -6,13 +6,40 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nnunet_25d.benchmark.matrix import Job
-from nnunet_25d.inference.checkpoint_file import unreadable_checkpoint_message
+from nnunet_25d.inference.checkpoint_file import CheckpointError, CorruptCheckpointError, load_checkpoint_safely, \
+    unreadable_checkpoint_message
 from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner, last_nonempty_line
 
 
+def after_deleting(checkpoint: Path) -> str:
+    """What the benchmark does with the fold once the user deleted ``checkpoint`` (nnU-Net's --c order)."""
+    best = checkpoint.parent / "checkpoint_best.pth"
+    if checkpoint.name == "checkpoint_latest.pth" and best.exists():
+        return f"delete it and run the benchmark again: it resumes the fold from {best.name}"
+    if checkpoint.name == "checkpoint_final.pth":
+        return "delete it and run the benchmark again to retrain the fold"
+    return "delete it and run the benchmark again: it trains the fold from the start"
+
+
 def corrupt_checkpoint_line(job: Job) -> str:
+    checkpoint = job.checkpoint_in_use or job.fold_folder / "checkpoint_final.pth"
     return f"{job.variant.run_label} fold {job.fold}: " + unreadable_checkpoint_message(
-        job.fold_folder / "checkpoint_final.pth", "delete it and run the benchmark again to retrain the fold")
+        checkpoint, after_deleting(checkpoint))
+
+
+def refused_checkpoint_line(job: Job) -> str | None:
+    """Load the checkpoint that ``--c`` / ``--val`` would hand to nnU-Net (whose loader runs whatever a pickle
+    holds) safely first: None if it is plain data, else a line naming the file and what to do."""
+    checkpoint = job.checkpoint_in_use
+    if checkpoint is None:
+        return None
+    try:
+        load_checkpoint_safely(checkpoint)
+    except CorruptCheckpointError:
+        return corrupt_checkpoint_line(job)
+    except CheckpointError as error:
+        return f"{job.variant.run_label} fold {job.fold}: {error}"
+    return None
 
 
 def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[str]:
@@ -35,6 +62,11 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
         action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(modes[job], "training")
         tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
+        refused = refused_checkpoint_line(job) if modes[job] in ("resume", "validate") else None
+        if refused is not None:
+            failures.append(refused)
+            tqdm.write(f"FAILED: {failures[-1]}")
+            continue
         try:
             runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
         except CommandFailed as error:
@@ -70,3 +102,11 @@ def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str
         else:
             not_run.append(f"{what}: not started: run the benchmark without --collect-only/--finalize to train it")
     return failed, not_run
+
+
+def with_training_failures(failed: list[str], not_run: list[str], training: list[str]) -> tuple[list[str], list[str]]:
+    """(failed, not run) with the lines of this run's training first: a fold refused before nnU-Net ran (its
+    checkpoint) has no log saying so, and replaces what the fold's files alone would say of it."""
+    runs = {line.split(": ", 1)[0] for line in training}
+    return (training + [line for line in failed if line.split(": ", 1)[0] not in runs],
+            [line for line in not_run if line.split(": ", 1)[0] not in runs])
