@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Job
-from nnunet_25d.benchmark.resources import Resources
+from nnunet_25d.benchmark.resources import Resources, check_script_text
 from nnunet_25d.benchmark.runner import NNUNET_FOLDERS, trainer_lookup_path
 
 TASK_ID = '"$SLURM_ARRAY_TASK_ID"'
@@ -54,6 +54,7 @@ def command_list(jobs: list[Job], task_arguments: list[str], python: str = sys.e
 
 
 def header(name: str, resources: Resources, output: str, gpus: bool = False) -> list[str]:
+    check_script_text("--output", output)
     return ["#!/bin/bash", f"#SBATCH --job-name={name}", *resources.sbatch_options(gpus), f"#SBATCH --output={output}"]
 
 
@@ -108,6 +109,7 @@ def write_slurm(jobs: list[Job], resources: Resources, out_dir: Path, matrix_arg
     """Write the array, the collect job, a preprocessing job if needed and the script submitting them in order;
     return what was written."""
     log_dir = out_dir / "slurm_logs"
+    check_script_text("--output", str(log_dir))  # before anything is written
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     array, collect = out_dir / "benchmark_array.sbatch", out_dir / "benchmark_collect.sbatch"

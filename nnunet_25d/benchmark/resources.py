@@ -6,9 +6,15 @@ import math
 import re
 from dataclasses import dataclass
 
+from nnunet_25d.errors import UserError
+
 # sbatch --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
 TIME_FORMAT = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 MEMORY_FORMAT = re.compile(r"\d+[KMGT]?", re.IGNORECASE)  # sbatch --mem (no unit: megabytes)
+# a SLURM partition (or comma-separated list) or account name: nothing that ends an #SBATCH line or means something to
+# a shell (the values also reach the scripts submitit writes)
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.,:+@%-]+")
+UNSAFE_IN_SCRIPT = re.compile(r"[\x00-\x1f\x7f]")  # newlines, carriage returns, other control characters
 
 
 def time_minutes(text: str) -> int:
@@ -52,9 +58,25 @@ def at_least(minimum: int):
     return parse
 
 
+def check_slurm_name(option: str, value: str | None) -> None:
+    """Refuse (one line) a partition or account name that would break, or add lines to, the ``#SBATCH`` header."""
+    if value is not None and SLURM_NAME.fullmatch(value) is None:
+        raise UserError(f"{option} {value!r}: refused, it is written into #SBATCH lines; a SLURM name holds letters, "
+                        f"digits and _ . , : + @ % - only (no spaces, newlines, quotes or shell characters)")
+
+
+def check_script_text(what: str, value: str) -> None:
+    """Refuse (one line) a value (a path) that would end an ``#SBATCH`` line early: a newline or control
+    character."""
+    if UNSAFE_IN_SCRIPT.search(value):
+        raise UserError(f"{what} {value!r}: refused, it goes into the SLURM scripts' #SBATCH lines and holds a newline "
+                        f"or control character; choose a plain path")
+
+
 @dataclass(frozen=True)
 class Resources:
-    """Per task; preprocessing and the collect step get the same without GPUs."""
+    """Per task; preprocessing and the collect step get the same without GPUs. The text values are checked when
+    made: they are written into ``#SBATCH`` lines."""
 
     time: str = "48:00:00"
     memory: str = "64G"
@@ -63,6 +85,14 @@ class Resources:
     partition: str | None = None
     account: str | None = None
     array_parallelism: int | None = None  # tasks running at once (None: all)
+
+    def __post_init__(self) -> None:
+        check_slurm_name("--partition", self.partition)
+        check_slurm_name("--account", self.account)
+        if TIME_FORMAT.fullmatch(str(self.time)) is None:
+            raise UserError(f"--time {self.time!r}: write it as sbatch does, e.g. 48:00:00, 2-00:00:00 or 90 (minutes)")
+        if MEMORY_FORMAT.fullmatch(str(self.memory)) is None:
+            raise UserError(f"--mem {self.memory!r}: write it as sbatch does, e.g. 64G or 32000 (megabytes)")
 
     @property
     def minutes(self) -> int:

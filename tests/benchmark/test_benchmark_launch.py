@@ -183,6 +183,35 @@ def test_flags_that_do_not_go_together_name_the_fix(tmp_path, monkeypatch, flags
     assert not (tmp_path / "results" / "Dataset999_Toy").exists()  # nothing ran, nothing was written
 
 
+@pytest.mark.parametrize("flag, value", [("--account", "lab\ntouch {marker}"), ("--partition", "gpu;touch {marker}"),
+                                         ("--account", "lab $(touch {marker})"), ("--partition", "gpu\r")])
+@pytest.mark.parametrize("how", ["--emit", "--launch"])
+def test_values_for_sbatch_lines_with_newlines_or_shell_characters_are_refused(tmp_path, monkeypatch, capsys, flag,
+                                                                               value, how):
+    from nnunet_25d import cli
+
+    _toy_nnunet_folders(tmp_path, monkeypatch)
+    records = fake_slurm(tmp_path / "slurm")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'slurm' / 'bin'}:{os.environ['PATH']}")
+    marker = tmp_path / "ran"
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["benchmark", "-d", "999", "--variants", "nnUNetTrainer:2d", "--folds", "0", "--output", str(out),
+                  how, "slurm", flag, value.format(marker=marker)])
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"{flag} " in error[0] and "refused" in error[0] and "#SBATCH" in error[0], error
+    assert not marker.exists() and not list(out.rglob("*.sbatch")) and not list(records.iterdir())
+
+
+def test_an_output_folder_with_a_newline_is_not_written_into_sbatch_lines(tmp_path):
+    from nnunet_25d.errors import UserError
+
+    with pytest.raises(UserError, match="refused"):
+        write_slurm(_jobs(tmp_path), RESOURCES, tmp_path / "out\n#SBATCH --wrap=x", ["-d", "999"], ["-d", "999"])
+    assert not list(tmp_path.rglob("*.sbatch"))
+
+
 ARGS = ["-d", str(TINY_ID), "--variants", "nnUNetTrainer:2d", "--folds", "0", "1", "--schedule", "2x5",
         "-device", "cpu", "--no-find-best"]
 
@@ -194,14 +223,16 @@ def test_local_launch_trains_and_collects_the_report_after_a_failed_task(nnunet,
     out = tmp_path / "report"
     result = nnunet.run("nnunet25d", "benchmark", *ARGS, "--output", str(out), "--launch", "local", check=False)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "task 1 (nnUNetTrainer 2d fold 1) failed: RuntimeError: nnUNetTrainer 2d fold 1: did not finish: " \
-        in result.stderr
+    latest = broken / "checkpoint_latest.pth"
+    assert f"task 1 (nnUNetTrainer 2d fold 1) failed: RuntimeError: nnUNetTrainer 2d fold 1: checkpoint {latest} is " \
+           f"truncated or corrupted (not a readable torch file): delete it and run the benchmark again: it trains " \
+           f"the fold from the start" in result.stderr, "not resumed: nnU-Net would fail on it on every rerun"
     summary = json.loads((nnunet.model_folder(tiny_dataset, "nnUNetTrainer_2epochs_5iters") / "fold_0" / "validation"
                           / "summary.json").read_text())
     validated = {Path(case["reference_file"]).name.removesuffix(".nii.gz") for case in summary["metric_per_case"]}
     rows = list(csv.DictReader(open(out / "cases.csv")))
     assert {row["case"] for row in rows} == validated and {row["fold"] for row in rows} == {"0"}
-    assert "nnUNetTrainer 2d fold 1: did not finish: " in (out / "benchmark.md").read_text()
+    assert f"nnUNetTrainer 2d fold 1: checkpoint {latest} is truncated" in (out / "benchmark.md").read_text()
     logs = "".join(path.read_text() for path in (out / "submitit").glob("*_log.out"))
     assert "nnUNet_n_proc_DA=1" in logs  # this machine's 2 CPUs
 
