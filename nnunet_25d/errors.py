@@ -42,6 +42,10 @@ class TrainerNameError(UserError, LookupError, SystemExit):
         self.code = message  # what the interpreter prints for an uncaught SystemExit (else it exits 0, silently)
 
 
+class ImageError(UserError, ValueError):
+    """An input image the model cannot take: the wrong number of channels or dimensions, mismatched channels."""
+
+
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """No ``DatasetXXX_*`` folder for the requested ID."""
 

@@ -21,10 +21,10 @@ else
     pip=("$python" -m pip install -q)
     cpu_index=https://download.pytorch.org/whl/cpu
     if curl -sfo /dev/null --max-time 15 "$cpu_index/torch/"; then
-        route="PyTorch CPU index"
+        route="cpu-index (torch and torchvision from PyTorch's CPU index)"
         "${pip[@]}" torch torchvision --index-url "$cpu_index"
     else
-        route="PyPI pair (PyTorch's CPU index unreachable)"
+        route="pypi-pair (torch==2.14.1 torchvision==0.29.1; PyTorch's index unreachable)"
         "${pip[@]}" torch==2.14.1 torchvision==0.29.1
     fi
     "${pip[@]}" -e ".[test]"
@@ -37,7 +37,7 @@ import torch
 import torchvision
 from nnunet_25d.benchmark.preflight import check_trainer_lookup_imports
 check_trainer_lookup_imports()
-if "CPU index" in sys.argv[1]:
+if sys.argv[1].startswith("cpu-index"):
     assert torch.version.cuda is None, f"the install replaced the CPU torch: {torch.__version__} (CUDA {torch.version.cuda})"
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), torchvision {torchvision.__version__}; route: {sys.argv[1]}")
 PY

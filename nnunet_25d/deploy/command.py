@@ -44,7 +44,7 @@ def available_providers(wanted: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from nnunet_25d.deploy.cases import cases_in
+    from nnunet_25d.datasets.cases import cases_in
     from nnunet_25d.deploy.predictor import OnnxSlabPredictor
 
     if args.slices_per_forward < 1:

@@ -16,13 +16,9 @@ import SimpleITK as sitk
 from scipy.ndimage import binary_fill_holes
 
 from nnunet_25d.deploy.resampling import new_shape_for_spacing, resample
-from nnunet_25d.errors import UserError
+from nnunet_25d.errors import ImageError, UserError
 
 EPSILON = 1e-8
-
-
-class ImageError(UserError, ValueError):
-    """An input image the model cannot take: the wrong number of channels or dimensions, mismatched channels."""
 
 
 @dataclass

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 from nnunet_25d import TRAINER_FOLDER
+from nnunet_25d.datasets.cases import cases_in, check_output_folder
 from nnunet_25d.errors import UserError
+from nnunet_25d.files import PARTIAL_PREFIX, is_complete, move_into_place, write_failed
+from nnunet_25d.inference.memory import check_cases_fit
 from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 
 
@@ -39,7 +44,8 @@ def add_parser(sub) -> None:
     parser.add_argument("-prev_stage_predictions", default=None, help="previous stage (cascades)")
     parser.add_argument("-num_parts", type=int, default=1, help="split the cases over this many calls")
     parser.add_argument("-part_id", type=int, default=0, help="which part this call predicts (0-based)")
-    parser.add_argument("-device", default="cuda", choices=("cuda", "cpu", "mps"))
+    parser.add_argument("-device", default=None, choices=("cuda", "cpu", "mps"),
+                        help="default: cuda where torch sees a CUDA GPU, else cpu")
     parser.add_argument("--disable_progress_bar", action="store_true")
     parser.add_argument("--not_on_device", action="store_true", help="keep the volume's logits in CPU memory")
     parser.add_argument("--slices-per-forward", type=int, default=None, metavar="N",
@@ -71,6 +77,53 @@ def with_plugin_trainers() -> None:
         raise UserError("nnUNet_results is not set: export it (the folder nnUNetv2_train wrote the model into)")
 
 
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parts_of(cases: dict[str, list[Path]], num_parts: int, part_id: int) -> dict[str, list[Path]]:
+    """The cases of one ``-part_id`` of ``-num_parts``, as nnU-Net deals them out (every num_parts-th case)."""
+    return {case: cases[case] for case in sorted(cases)[part_id::num_parts]}
+
+
+def output_files(case: str, file_ending: str, save_probabilities: bool) -> list[str]:
+    return [f"{case}{file_ending}"] + ([f"{case}.npz", f"{case}.pkl"] if save_probabilities else [])
+
+
+def still_to_predict(cases: dict[str, list[Path]], output: Path, file_ending: str, save_probabilities: bool,
+                     keep_finished: bool) -> dict[str, list[Path]]:
+    """The cases to predict: all, or with --continue_prediction those without complete outputs (an incomplete
+    one, left by a killed run or a full disk, is removed and redone)."""
+    todo = {}
+    for case, files in cases.items():
+        outputs = [output / name for name in output_files(case, file_ending, save_probabilities)]
+        if keep_finished and all(is_complete(path) for path in outputs):
+            continue
+        broken = [path.name for path in outputs if path.exists() and not is_complete(path)]
+        if keep_finished and broken:
+            print(f"{case}: redoing it, {', '.join(broken)} is incomplete (left by an interrupted run)", flush=True)
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        todo[case] = files
+    return todo
+
+
+def publish(staging: Path, output: Path, cases: list[str], file_ending: str, save_probabilities: bool) -> None:
+    """Move each staged output, once checked complete, to its final name; then nnU-Net's JSON files."""
+    for case in cases:
+        for name in output_files(case, file_ending, save_probabilities):
+            move_into_place(staging / name, output / name)
+    for name in ("dataset.json", "plans.json", "predict_from_raw_data_args.json"):
+        if (staging / name).is_file():
+            move_into_place(staging / name, output / name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+WRITE_FAILURE_WORDS = ("No space left", "write", "Write", "Read-only", "Permission denied")
+
+
 def run(args: argparse.Namespace) -> None:
     if args.part_id >= args.num_parts:
         raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
@@ -80,16 +133,39 @@ def run(args: argparse.Namespace) -> None:
     folds = parse_folds(args.f)
     model_folder = model_folder_of(args.d, args.tr, args.p, args.c)
     check_model_folder(model_folder, folds, args.chk, args)
-    Path(args.o).mkdir(parents=True, exist_ok=True)
+    dataset_json = json.loads((model_folder / "dataset.json").read_text())
+    plans = json.loads((model_folder / "plans.json").read_text())
+    file_ending = dataset_json["file_ending"]
+    channels = len(dataset_json.get("channel_names", dataset_json.get("modality", {})))
+    cases = parts_of(cases_in(Path(args.i), file_ending, channels), args.num_parts, args.part_id)
+    check_output_folder(Path(args.i), Path(args.o))
+    output = Path(args.o)
+    output.mkdir(parents=True, exist_ok=True)
+    todo = still_to_predict(cases, output, file_ending, args.save_probabilities, args.continue_prediction)
+    if not todo:
+        print(f"all {len(cases)} case(s) already predicted in {output}")
+        return
+    device = args.device or default_device()
+    check_cases_fit(todo, plans["configurations"][args.c], plans.get("transpose_forward", [0, 1, 2]),
+                    len(dataset_json["labels"]), device, not args.not_on_device)
     predictor = nnUNetSlabPredictor(tile_step_size=args.step_size, use_gaussian=True,
                                     use_mirroring=not args.disable_tta,
                                     perform_everything_on_device=not args.not_on_device,
-                                    device=torch_device(args.device), verbose=args.verbose,
+                                    device=torch_device(device), verbose=args.verbose,
                                     verbose_preprocessing=args.verbose, allow_tqdm=not args.disable_progress_bar,
                                     slices_per_forward=args.slices_per_forward)
     predictor.initialize_from_trained_model_folder(str(model_folder), folds, args.chk)
-    predictor.predict_from_files(args.i, args.o, save_probabilities=args.save_probabilities,
-                                 overwrite=not args.continue_prediction, num_processes_preprocessing=args.npp,
-                                 num_processes_segmentation_export=args.nps,
-                                 folder_with_segs_from_prev_stage=args.prev_stage_predictions,
-                                 num_parts=args.num_parts, part_id=args.part_id)
+    staging = output / f"{PARTIAL_PREFIX}part{args.part_id}"  # outputs reach their final names only when complete
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        predictor.predict_from_files([[str(f) for f in files] for files in todo.values()],
+                                     [str(staging / case) for case in todo], save_probabilities=args.save_probabilities,
+                                     overwrite=True, num_processes_preprocessing=args.npp,
+                                     num_processes_segmentation_export=args.nps,
+                                     folder_with_segs_from_prev_stage=args.prev_stage_predictions)
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not any(word in str(error) for word in WRITE_FAILURE_WORDS):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_failed(output, getattr(error, "strerror", None) or " ".join(str(error).split())[:200]) from error
+    publish(staging, output, list(todo), file_ending, args.save_probabilities)

@@ -18,7 +18,7 @@ from nnunetv2.preprocessing.normalization.default_normalization_schemes import (
 from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from nnunet_25d.deploy.cases import cases_in
+from nnunet_25d.datasets.cases import cases_in
 from nnunet_25d.deploy.model_description import (DESCRIPTION_FILE, REQUIRED_KEYS, ModelDescriptionError,
                                                  read_model_description, write_model_description)
 from nnunet_25d.deploy.postprocessing import probabilities_of, segmentation_of

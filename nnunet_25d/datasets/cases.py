@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nnunet_25d.deploy.preprocessing import ImageError
+from nnunet_25d.errors import ImageError, UserError
 
 
 def cases_in(folder: Path, file_ending: str, channels: int) -> dict[str, list[Path]]:
@@ -22,6 +22,12 @@ def cases_in(folder: Path, file_ending: str, channels: int) -> dict[str, list[Pa
     if not found:
         raise ImageError(f"no images named CASE_0000{file_ending} in {folder} (nnU-Net's naming: one file per "
                          f"channel, CASE_XXXX{file_ending})")
+    strays = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and not pattern.match(p.name))
+    if strays:
+        raise ImageError(f"{len(strays)} file(s) in {folder} are not named CASE_XXXX{file_ending}, the model's "
+                         f"file ending and nnU-Net's channel naming: {', '.join(strays[:3])}"
+                         f"{' ...' if len(strays) > 3 else ''} (convert or move them)")
     wanted = list(range(channels))
     for case, files in found.items():
         if sorted(files) != wanted:
@@ -30,3 +36,11 @@ def cases_in(folder: Path, file_ending: str, channels: int) -> dict[str, list[Pa
             raise ImageError(f"case {case} has channel file(s) {have}; the model takes {channels} channel(s): "
                              f"{names}")
     return {case: [files[c] for c in wanted] for case, files in found.items()}
+
+
+def check_output_folder(input_folder: Path, output_folder: Path) -> None:
+    """The output folder is neither the input folder nor inside it (a rerun would read its outputs as inputs)."""
+    source, target = Path(input_folder).resolve(), Path(output_folder).resolve()
+    if target == source or source in target.parents:
+        raise UserError(f"the output folder {output_folder} is {'the input folder' if target == source else 'inside the input folder'} "
+                        f"{input_folder}: choose a folder outside it (-o)")
