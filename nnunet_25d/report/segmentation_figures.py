@@ -248,10 +248,12 @@ def segmentation_section(models: list[ModelSegmentations], split: SplitFiles, da
     lines = [HEADING, "", f"{split.title[0].upper()}{split.title[1:]}: reference white, each model in its colour; "
                           f"per figure the slice where the compared models disagree most, the view across the "
                           f"slices, the Dice of every slice.", ""]
+    drawn: dict[Pick, list[str]] = {}  # each case is read once; the figures are listed class by class
     for case in dict.fromkeys(p.case for p in picks):
         chosen = [p for p in picks if p.case == case]
         if case not in split.references or not Path(split.references[case]).is_file():
-            lines += [f"- {case}: no reference label image found; its figure is left out.", ""]
+            drawn.update({p: [f"- {case}, {p.class_name}: no reference label image found; its figure is left out.",
+                              ""] for p in chosen})
             continue
         volumes = read_case(case, split, models, dataset_json)
         for pick in chosen:
@@ -263,6 +265,6 @@ def segmentation_section(models: list[ModelSegmentations], split: SplitFiles, da
                                file_name(pick))
             save(segmentation_figure(volumes, view, shown, titles.get(pick.class_name, ""), split.title, colours),
                  out_dir / shown.file)
-            lines += [f"![{case}, {pick.class_name}: slice {k} and the view across the slices]({shown.file})", "",
-                      reading_line(shown, list(colours)), ""]
-    return "\n".join(lines), methods
+            drawn[pick] = [f"![{case}, {pick.class_name}: slice {k} and the view across the slices]({shown.file})",
+                           "", reading_line(shown, list(colours)), ""]
+    return "\n".join(lines + [line for pick in picks for line in drawn[pick]]), methods

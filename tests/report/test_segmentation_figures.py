@@ -238,7 +238,7 @@ def test_a_model_without_a_file_is_named_and_the_others_drawn(dataset):
     assert "2d misses organ on 1 of the 6" in section and (dataset["out"] / "segmentation_organ_c1.png").is_file()
     no_reference = SplitFiles("test", "test set", {}, {})
     text, _ = segmentation_section(dataset["models"], no_reference, DATASET_JSON, dataset["out"])
-    assert "- c1: no reference label image found; its figure is left out." in text
+    assert "- c1, organ: no reference label image found; its figure is left out." in text
 
 
 def test_the_window_is_the_foregrounds_percentiles_widened():
@@ -347,3 +347,16 @@ def test_the_demo_report_reads_top_down_with_its_figures(tmp_path):
     assert (tmp_path / "report" / "segmentation_organ_c1.png").stat().st_size > 10_000
     assert "segmentation_" not in write_report(results, {}, tmp_path / "report", setting, figures="none")
     assert not list((tmp_path / "report").glob("segmentation_*.png"))
+
+
+def test_the_demo_reads_each_class_and_region_of_nnunets_summary(tmp_path):
+    from nnunet_25d.benchmark.comparison import case_dice_from_summary
+
+    dataset_json = {"labels": {"background": 0, "whole": [1, 2], "core": [2], "ignore": 3},
+                    "regions_class_order": [1, 2]}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"metric_per_case": [  # nnU-Net's keys: str() of the label or region tuple
+        {"reference_file": "/raw/labelsTs/c1.nii.gz", "metrics": {"(1, 2)": {"Dice": 0.9}, "(2,)": {"Dice": NAN}}},
+        {"reference_file": "/raw/labelsTs/c2.nii.gz", "metrics": {"(1, 2)": {"Dice": 0.5}, "(2,)": {"Dice": 0.0}}}]}))
+    dice = case_dice_from_summary(summary, dataset_json)
+    assert dice["whole"] == {"c1": 0.9, "c2": 0.5} and dice["core"]["c2"] == 0.0 and math.isnan(dice["core"]["c1"])
