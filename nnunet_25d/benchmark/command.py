@@ -10,7 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from nnunet_25d.benchmark.dataset_check import check_file_endings, with_verification
 from nnunet_25d.benchmark.collect import Scoring, collect_fold, collect_test, read_cases_csv, write_cases_csv
+from nnunet_25d.benchmark.fold_lock import FoldLock, preprocessing_lock_path
 from nnunet_25d.benchmark.estimate import prediction_memory_gib, remaining_training
 from nnunet_25d.benchmark.launch import add_launch_arguments, schedule
 from nnunet_25d.benchmark.matrix import BASELINES, Job, Variant, build_jobs, parse_variant
@@ -94,7 +96,7 @@ def preprocessing_command(dataset_id: str, dataset: str, preprocessed: Path, var
             raise SystemExit(f"no plans {plans_file}: plan them first with nnU-Net's matching planner, e.g. "
                              f"`nnUNetv2_plan_and_preprocess -d {dataset_id} -pl <ExperimentPlanner> -c "
                              f"{' '.join(wanted)}`")
-        return ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *wanted, "-np", "1"]
+        return with_verification(["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", *wanted, "-np", "1"])
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     manager = PlansManager(str(plans_file))
@@ -277,6 +279,8 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     train, predict = not (args.collect_only or args.finalize), not args.collect_only
     preprocess = None if not train else \
         preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
+    if preprocess and preprocess[0] == "nnUNetv2_plan_and_preprocess" and (raw / dataset / "dataset.json").is_file():
+        check_file_endings(raw / dataset, json.loads((raw / dataset / "dataset.json").read_text()))  # before planning
     if args.emit or args.launch:
         return schedule(args, jobs, out_dir, preprocess, benchmark_arguments(args))
 
@@ -297,17 +301,19 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
                   prediction_memory_gib(preprocessed / dataset, args.plans, sorted({v.configuration for v in variants})))
     runner = NNUNetRunner(out_dir / "logs", device=args.device)
     failures = []  # of the test-set predictions and find_best; a fold's failure is read from its files below
-    if train:
-        for _ in range(2):  # again after planning: a self-configuring trainer may choose 3d_fullres's data
-            if not preprocess:
-                break
-            print(shlex.join(preprocess), flush=True)
-            runner.run(preprocess, "preprocess")
-            preprocess = preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
+    if train and preprocess:
+        with FoldLock(preprocessing_lock_path(preprocessed / dataset), f"preprocessing {dataset}", wait=args.wait):
+            preprocess = preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)  # now ours
+            for _ in range(2):  # again after planning: a self-configuring trainer may choose 3d_fullres's data
+                if not preprocess:
+                    break
+                print(shlex.join(preprocess), flush=True)
+                runner.run(preprocess, "preprocess")
+                preprocess = preprocessing_command(dataset_id, dataset, preprocessed, variants, args.plans)
     dataset_notes = self_configuration_notes(variants, preprocessed / dataset, args.plans)
     for line in dataset_notes:
         print(line, flush=True)
-    training_failures = train_missing(runner, jobs, args.device) if train else []
+    training_failures = train_missing(runner, jobs, args.device, args.wait) if train else []
     test_predictions = fold_ensembles(jobs, test_set, out_dir, args.folds, args.plans)
     if predict:
         failures += predict_test_sets(runner, test_predictions, args.device)
@@ -320,7 +326,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
         try:
             information = run_find_best(runner, dataset_id, summaries, args.folds, out_dir, args.plans)
         except CommandFailed as error:
-            failures.append(f"find_best_configuration failed: {str(error).splitlines()[0]}")
+            failures.append(f"find_best_configuration failed: {error.summary}")
     recommended = recommended_of(information, [p for p in test_predictions if p.evaluated and p.variant.seed == 0],
                                  out_dir)
     if recommended is not None and predict:
@@ -367,6 +373,8 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--nsd-tolerance", *map(str, args.nsd_tolerance)]
     if args.test is not None:
         out.append("--test" if args.test else "--no-test")
+    if not args.wait:
+        out.append("--no-wait")
     return out + ["--primary-metric", args.primary_metric, "--primary-split", args.primary_split,
                   "--seeds", str(args.seeds)]
 
@@ -423,5 +431,8 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
                         help="the split of the primary comparison: the cross-validation (default) or the test set")
     parser.add_argument("--output", default=None,
                         help="report folder (default: nnUNet_results/DatasetXXX/nnunet25d_benchmark)")
+    parser.add_argument("--no-wait", dest="wait", action="store_false",
+                        help="a fold (or the dataset's preprocessing) that another benchmark is running is reported "
+                             "as held by it and skipped (default: wait for it, then skip it if it finished)")
     add_launch_arguments(parser)
     parser.set_defaults(func=run_benchmark)

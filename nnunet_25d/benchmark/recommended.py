@@ -78,7 +78,7 @@ def score_recommended(runner: NNUNetRunner, recommended: Recommended) -> str | N
             if name == "postprocess_recommended":  # nnUNetv2_apply_postprocessing leaves no dataset.json there
                 shutil.copy(recommended.members[0].folder / "dataset.json", recommended.final / "dataset.json")
     except CommandFailed as error:
-        return f"the recommended {recommended.label} on the test set failed: {str(error).splitlines()[0]}"
+        return f"the recommended {recommended.label} on the test set failed: {error.summary}"
     return None
 
 

@@ -18,6 +18,72 @@ from nnunet_25d.report.load import OtherCpuSampler
 
 EPOCH_LINE = re.compile(r"Epoch (\d+)\s*$")
 NNUNET_FOLDERS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+RUN_MARKER = "$ "  # each run's first line in its log: the command (a log holds every run of its step, appended)
+# what nnU-Net prints before it raises (often a bare RuntimeError): "ERROR! Not all input images have the same
+# shape!", verify_dataset_integrity's "Error: Unexpected labels found in file ..."
+PRINTED_ERROR = re.compile(r"^\s*(?:ERROR!|ERROR:|Error:)\s*(.*)$")
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit)\b(?::\s*(.*))?$")
+REASON_CHARACTERS = 400
+
+
+def this_run(lines: list[str]) -> list[str]:
+    """The lines of a log's last run (from its last command line on)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(RUN_MARKER)]
+    return lines[starts[-1]:] if starts else lines
+
+
+def _one_line(parts: list[str]) -> str:
+    text = " ".join(" ".join(part.split()) for part in parts if part.strip())
+    return text if len(text) <= REASON_CHARACTERS else text[:REASON_CHARACTERS - 3] + "..."
+
+
+def _paragraph(lines: list[str], start: int, first: str) -> list[str]:
+    """``first`` and the lines after ``start`` up to a blank line, a traceback or the next error."""
+    parts = [first]
+    for line in lines[start + 1:]:
+        if not line.strip() or "Traceback" in line or PRINTED_ERROR.match(line) or EXCEPTION_LINE.match(line.strip()):
+            break
+        parts.append(line)
+    return parts
+
+
+def exception_message(lines: list[str]) -> str | None:
+    """The message of the last traceback's exception (its lines joined), None if it has none."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return None
+    for i in range(starts[-1] + 1, len(lines)):
+        line = lines[i]
+        if line[:1].isspace() or not line.strip():
+            continue
+        match = EXCEPTION_LINE.match(line.strip())
+        if match is None:
+            return None
+        if not match.group(1):  # a bare `RuntimeError`: nnU-Net printed the reason above it
+            return None
+        return _one_line(_paragraph(lines, i, line.strip()))
+    return None
+
+
+def failure_reason(lines: list[str]) -> str:
+    """One line saying why an nnU-Net command failed, from its log: what nnU-Net printed as an error before raising
+    (with the lines that belong to it), else the message of the exception it raised, else the last line."""
+    lines = this_run(lines)
+    for i, line in enumerate(lines):
+        match = PRINTED_ERROR.match(line)
+        if match and match.group(1).strip():
+            return _one_line(_paragraph(lines, i, match.group(1)))
+    return exception_message(lines) or last_nonempty_line(lines)
+
+
+class NNUNetStepFailed(CommandFailed):
+    """A failed nnU-Net command whose one-line summary quotes the reason from this run's part of its log (not just
+    its last line, which is often a bare ``RuntimeError``)."""
+
+    def __init__(self, args: list[str], returncode: int, log_path: Path):
+        super().__init__(args, returncode, log_path)
+        lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+        self.last_line = failure_reason(lines) or self.last_line
 
 
 def trainer_lookup_path(existing: str | None) -> str:
@@ -71,8 +137,11 @@ class NNUNetRunner:
         if self.announce is not None:
             self.announce(f"$ {shlex.join(args)}  (log: {log_path})")
         bar = tqdm(total=total_epochs, desc=log_name, unit="epoch", leave=False) if total_epochs else None
-        with open(log_path, "w", buffering=1) as log, OtherCpuSampler() as other:  # line-buffered for `tail -f`
-            log.write("$ " + shlex.join(args) + "\n")
+        appended = log_path.is_file() and log_path.stat().st_size > 0  # an earlier run's log stays above this one
+        with open(log_path, "a", buffering=1) as log, OtherCpuSampler() as other:  # line-buffered for `tail -f`
+            if appended:
+                log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')}: run again, appended\n")
+            log.write(RUN_MARKER + shlex.join(args) + "\n")
             process = subprocess.Popen(args, env=self.env(training), stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, text=True, bufsize=1)
             assert process.stdout is not None
@@ -87,5 +156,5 @@ class NNUNetRunner:
         if bar is not None:
             bar.close()
         if returncode != 0:
-            raise CommandFailed(args, returncode, log_path)
+            raise NNUNetStepFailed(args, returncode, log_path)
         return time.perf_counter() - start

@@ -48,6 +48,7 @@ def run_task(args: argparse.Namespace, jobs: list[Job], out_dir: Path) -> None:
     if args.dry_run:
         print("nothing to run" if job.finished else shlex.join(job.measured_args(args.device)))
         return
-    failures = train_missing(NNUNetRunner(out_dir / "logs", device=args.device), [job], args.device)
+    failures = train_missing(NNUNetRunner(out_dir / "logs", device=args.device), [job], args.device,
+                             getattr(args, "wait", True))
     if failures:
         raise SystemExit(failures[0])

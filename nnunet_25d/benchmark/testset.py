@@ -145,6 +145,6 @@ def predict_test_sets(runner: NNUNetRunner, predictions: list[EnsemblePrediction
             if not prediction.evaluated:
                 runner.run(prediction.evaluate_args(), f"evaluate_{prediction.name}")
         except CommandFailed as error:
-            failures.append(f"{label} failed: {str(error).splitlines()[0]}")
+            failures.append(f"{label} failed: {error.summary}")
             print(f"FAILED: {failures[-1]}", flush=True)
     return failures

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from nnunet_25d.benchmark.fold_lock import FoldLock, LockHeld, fold_lock_path
 from nnunet_25d.benchmark.matrix import Job
 from nnunet_25d.inference.checkpoint_file import CheckpointError, CorruptCheckpointError, load_checkpoint_safely, \
     unreadable_checkpoint_message
-from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner, last_nonempty_line
+from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner, failure_reason
 
 
 def after_deleting(checkpoint: Path) -> str:
@@ -42,9 +43,12 @@ def refused_checkpoint_line(job: Job) -> str | None:
     return None
 
 
-def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[str]:
+def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str, wait: bool = True) -> list[str]:
     """Train every unfinished job (resuming interrupted ones); return a line per failure. A fold whose final
-    checkpoint cannot be read is left as it is (a failure naming the file): the user decides what to keep."""
+    checkpoint cannot be read is left as it is (a failure naming the file): the user decides what to keep.
+
+    Each fold is run under its lock (:mod:`fold_lock`): a fold another benchmark is running is waited for (or, not
+    ``wait``, reported as a failure naming that run), and decided again from its files once the lock is ours."""
     failures = []
     modes = {job: job.mode for job in jobs}  # each reads the fold's files
     corrupt = [job for job in jobs if modes[job] == "corrupt"]
@@ -60,19 +64,38 @@ def train_missing(runner: NNUNetRunner, jobs: list[Job], device: str) -> list[st
         print(f"FAILED: {failures[-1]}", flush=True)
     runner.announce = tqdm.write  # the command each run really starts, and its log (for `tail -f`)
     for job in tqdm(todo, desc="benchmark runs", unit="run"):
-        action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(modes[job], "training")
-        tqdm.write(f"{action} {job.variant.trainer_name} {job.variant.configuration} fold {job.fold}")
-        refused = refused_checkpoint_line(job) if modes[job] in ("resume", "validate") else None
-        if refused is not None:
-            failures.append(refused)
-            tqdm.write(f"FAILED: {failures[-1]}")
-            continue
+        label = f"{job.variant.run_label} fold {job.fold}"
         try:
-            runner.run(job.measured_args(device), job.name, training=True, total_epochs=job.variant.epochs)
-        except CommandFailed as error:
-            failures.append(did_not_finish_line(job, error.last_line or "(empty log)", error.log_path))
+            with FoldLock(fold_lock_path(job.model_folder, job.fold), label, wait=wait, say=tqdm.write):
+                line = run_locked(runner, job, device)
+        except LockHeld as held:
+            line = f"{label}: {held}"
+        if line is not None:
+            failures.append(line)
             tqdm.write(f"FAILED: {failures[-1]}")
     return failures
+
+
+def run_locked(runner: NNUNetRunner, job: Job, device: str) -> str | None:
+    """Train, resume or validate one fold as its files say now (another run may have finished it meanwhile);
+    a line if it failed."""
+    mode = job.mode
+    what = f"{job.variant.trainer_name} {job.variant.configuration} fold {job.fold}"
+    if mode == "done":
+        tqdm.write(f"{what}: skipped (finished by the run that held its lock)")
+        return None
+    if mode == "corrupt":
+        return corrupt_checkpoint_line(job)
+    action = {"resume": "resuming with --c:", "validate": "validating with --val:"}.get(mode, "training")
+    tqdm.write(f"{action} {what}")
+    refused = refused_checkpoint_line(job) if mode in ("resume", "validate") else None
+    if refused is not None:
+        return refused
+    try:
+        runner.run(job.measured_args(device, mode), job.name, training=True, total_epochs=job.variant.epochs)
+    except CommandFailed as error:
+        return did_not_finish_line(job, error.last_line or "(empty log)", error.log_path)
+    return None
 
 
 def did_not_finish_line(job: Job, last_line: str, log: Path) -> str:
@@ -80,7 +103,8 @@ def did_not_finish_line(job: Job, last_line: str, log: Path) -> str:
 
 
 def last_log_line(log: Path) -> str:
-    return last_nonempty_line(log.read_text(errors="replace").splitlines()) or "(empty log)"
+    """Why the log's last run failed, in one line (see :func:`runner.failure_reason`)."""
+    return failure_reason(log.read_text(errors="replace").splitlines()) or "(empty log)"
 
 
 def unfinished_runs(jobs: list[Job], log_dir: Path) -> tuple[list[str], list[str]]:
