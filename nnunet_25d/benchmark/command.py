@@ -320,7 +320,6 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     refused: list[str] = []  # folds whose checkpoint cannot be loaded safely: not scored, reported
     summaries, comparisons = summarise(jobs, variants, baselines, out_dir, scoring, test_predictions,
                                        primary, refused)
-    failures += refused
     information = None
     if args.find_best and summaries:
         try:
@@ -332,7 +331,7 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if recommended is not None and predict:
         problem = score_recommended(runner, recommended)
         failures += [problem] if problem else []
-    failed, not_run = with_training_failures(*unfinished_runs(jobs, runner.log_dir), training_failures)
+    failed, not_run = with_training_failures(*unfinished_runs(jobs, runner.log_dir), training_failures + refused)
     not_run += [f"{p.variant.run_label} test set: not predicted (run with --finalize, or without --collect-only, to "
                 "predict it)" for p in test_predictions if not p.evaluated]
     title = f"{dataset}: benchmark, {folds_phrase(args.folds)}"
