@@ -41,7 +41,7 @@ def run_fuse_views(args: argparse.Namespace) -> None:
 def run_apply_fusion(args: argparse.Namespace) -> None:
     from nnunet_25d.view_fusion.apply import apply_fusion
 
-    cases = apply_fusion(args.fusion, args.input, args.output, args.save_probabilities)
+    cases = apply_fusion(args.fusion, args.input, args.output, args.save_probabilities, args.trust_pickles)
     print(f"fused {len(cases)} cases into {args.output}")
 
 
@@ -64,4 +64,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="one prediction folder per model, in the order of fusion.json's models")
     apply.add_argument("-o", "--output", type=Path, required=True)
     apply.add_argument("--save-probabilities", action="store_true", help="also write the fused .npz")
+    apply.add_argument("--trust-pickles", action="store_true",
+                       help="where a case's segmentation is missing from the first prediction folder, take its "
+                            "geometry from nnU-Net's <case>.pkl (unpickling can run code: only for folders you "
+                            "trust; default: refuse)")
     apply.set_defaults(func=run_apply_fusion)

@@ -178,7 +178,9 @@ def test_mean_dice_skips_undefined_cases():
     assert mean_dice(rows) == {"learned": {1: 0.75}}
 
 
-def write_predictions(root, weights: FusionWeights) -> list:
+def write_predictions(root, weights: FusionWeights, pickled: object = None, segmentation: bool = True) -> list:
+    """What ``nnUNetv2_predict --save_probabilities`` leaves per model: ``.npz``, ``.pkl`` (``pickled`` in place of
+    the properties, if given), the segmentation (unless not ``segmentation``), dataset.json and plans.json."""
     import SimpleITK as sitk
 
     folders = []
@@ -193,7 +195,11 @@ def write_predictions(root, weights: FusionWeights) -> list:
         folder = root / model
         folder.mkdir()
         np.savez(folder / "case_005.npz", probabilities=p)
-        (folder / "case_005.pkl").write_bytes(pickle.dumps(properties))
+        (folder / "case_005.pkl").write_bytes(pickle.dumps(properties if pickled is None else pickled))
+        if segmentation:
+            image = sitk.GetImageFromArray(p.argmax(0).astype(np.uint8))
+            image.SetSpacing(properties["sitk_stuff"]["spacing"])
+            sitk.WriteImage(image, str(folder / "case_005.nii.gz"))
         (folder / "dataset.json").write_text(json.dumps(dataset_json))
         (folder / "plans.json").write_text(json.dumps(plans))
         folders.append(folder)
@@ -214,6 +220,78 @@ def test_apply_writes_the_argmax_of_the_learned_mean(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(written), expected.argmax(0))
     assert written.GetSpacing() == pytest.approx((0.8, 0.8, 4.0))
     assert np.allclose(np.load(tmp_path / "fused" / "case_005.npz")["probabilities"], expected)
+
+
+class Payload:
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.target)!r}, 'w').close()",)
+
+
+def test_apply_takes_the_geometry_from_the_segmentation_and_never_unpickles(tmp_path):
+    import SimpleITK as sitk
+
+    weights = FusionWeights.averaging(MODELS, 3)
+    weights.to_json(tmp_path / "fusion.json")
+    target = tmp_path / "payload_ran"
+    folders = write_predictions(tmp_path, weights, pickled=Payload(target))
+    apply_fusion(tmp_path / "fusion.json", folders, tmp_path / "fused")
+    assert not target.exists(), "a .pkl was unpickled"
+    assert sitk.ReadImage(str(tmp_path / "fused" / "case_005.nii.gz")).GetSpacing() == pytest.approx((0.8, 0.8, 4.0))
+    assert not [p.name for p in (tmp_path / "fused").iterdir() if p.name.startswith(".")], "no partial files left"
+
+
+def test_apply_without_segmentations_refuses_the_pickles_unless_trusted(tmp_path):
+    import SimpleITK as sitk
+
+    weights = FusionWeights.averaging(MODELS, 3)
+    weights.to_json(tmp_path / "fusion.json")
+    target = tmp_path / "payload_ran"
+    (tmp_path / "untrusted").mkdir()
+    folders = write_predictions(tmp_path / "untrusted", weights, pickled=Payload(target), segmentation=False)
+    with pytest.raises(UserError, match="--trust-pickles") as error:
+        apply_fusion(tmp_path / "fusion.json", folders, tmp_path / "fused")
+    assert "\n" not in str(error.value) and "case_005.pkl" in str(error.value)
+    assert not target.exists() and not (tmp_path / "fused" / "case_005.nii.gz").exists()
+    (tmp_path / "trusted").mkdir()
+    trusted = write_predictions(tmp_path / "trusted", weights, segmentation=False)
+    apply_fusion(tmp_path / "fusion.json", trusted, tmp_path / "fused", trust_pickles=True)
+    assert sitk.ReadImage(str(tmp_path / "fused" / "case_005.nii.gz")).GetSpacing() == pytest.approx((0.8, 0.8, 4.0))
+
+
+def test_apply_with_pickled_objects_in_an_npz_refuses_in_one_line(tmp_path):
+    weights = FusionWeights.averaging(MODELS, 3)
+    weights.to_json(tmp_path / "fusion.json")
+    folders = write_predictions(tmp_path, weights)
+    target = tmp_path / "payload_ran"
+    np.savez(folders[1] / "case_005.npz", probabilities=np.array([Payload(target)], dtype=object))
+    with pytest.raises(UserError, match="cannot be read as probabilities") as error:
+        apply_fusion(tmp_path / "fusion.json", folders, tmp_path / "fused")
+    assert not target.exists() and "\n" not in str(error.value) and str(folders[1] / "case_005.npz") in str(error.value)
+
+
+def test_a_write_that_fails_midway_leaves_no_file_under_the_final_name(tmp_path, monkeypatch):
+    """The disk fills up while the fused probabilities are written: one line (OutputWriteError), exit 1 from the
+    command, and neither the cut file nor its temporary name stays."""
+    import errno
+
+    from nnunet_25d.view_fusion import apply
+
+    weights = FusionWeights.averaging(MODELS, 3)
+    weights.to_json(tmp_path / "fusion.json")
+    folders = write_predictions(tmp_path, weights)
+
+    def disk_full(file, **arrays):
+        file.write(b"PK\x03\x04" + b"\0" * 4000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(apply.np, "savez_compressed", disk_full)
+    with pytest.raises(UserError, match="No space left on device") as error:
+        apply_fusion(tmp_path / "fusion.json", folders, tmp_path / "fused", save_probabilities=True)
+    assert "\n" not in str(error.value) and "case_005.npz" in str(error.value)
+    assert sorted(p.name for p in (tmp_path / "fused").iterdir()) == ["case_005.nii.gz"]
 
 
 def test_apply_needs_one_folder_per_model(tmp_path):
