@@ -199,7 +199,7 @@ def read_case(case: str, split: SplitFiles, models: list[ModelSegmentations], da
             if data.shape != reference.shape:
                 raise ValueError(f"image {data.shape}, reference {reference.shape}")
             volumes.image = _first(data.astype(np.float32), axis)
-        except (RuntimeError, ValueError, OSError) as error:  # an unreadable image leaves the label images on a blank background
+        except (RuntimeError, ValueError, OSError) as error:  # unreadable: the outlines on a blank background
             volumes.problems.append(f"image not read ({type(error).__name__})")
     else:
         volumes.problems.append("no image file")

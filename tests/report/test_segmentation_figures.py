@@ -360,3 +360,13 @@ def test_the_demo_reads_each_class_and_region_of_nnunets_summary(tmp_path):
         {"reference_file": "/raw/labelsTs/c2.nii.gz", "metrics": {"(1, 2)": {"Dice": 0.5}, "(2,)": {"Dice": 0.0}}}]}))
     dice = case_dice_from_summary(summary, dataset_json)
     assert dice["whole"] == {"c1": 0.9, "c2": 0.5} and dice["core"]["c2"] == 0.0 and math.isnan(dice["core"]["c1"])
+
+
+def test_an_unreadable_image_leaves_the_outlines_on_a_blank_background(dataset, tmp_path):
+    empty = tmp_path / "empty_0000.nii.gz"
+    empty.write_bytes(b"")
+    split = SplitFiles("test", "test set", dataset["split"].references, {"c1": empty})
+    volumes = read_case("c1", split, dataset["models"], DATASET_JSON)
+    assert volumes.image is None and volumes.problems == ["image not read (RuntimeError)"]
+    section, _ = segmentation_section(dataset["models"], split, DATASET_JSON, dataset["out"])
+    assert "2d misses organ on 1 of the 6" in section and (dataset["out"] / "segmentation_organ_c1.png").is_file()
