@@ -34,6 +34,7 @@ from nnunet_25d.benchmark.preflight import check_trainer_lookup_imports, cuda_de
 from nnunet_25d.benchmark.runner import NNUNET_FOLDERS as FOLDERS
 from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 from nnunet_25d.planning.self_configuration import benchmark_lines, dataset_choice
+from nnunet_25d.report.segmentation_figures import add_figures_argument
 
 
 def nnunet_folders() -> tuple[Path, Path, Path]:
@@ -340,7 +341,8 @@ def run_benchmark(args: argparse.Namespace) -> str | None:
     if args.seeds > 1:
         title += f", {args.seeds} seeds"
     markdown = write_report(summaries, comparisons, baselines, out_dir, title, information, failed + failures,
-                            not_run, primary, recommended_scores(recommended, scoring), dataset_notes)
+                            not_run, primary, recommended_scores(recommended, scoring), dataset_notes,
+                            figures=args.figures, raw_dataset=raw / dataset)
     print("\n" + markdown)
     print(f"report: {out_dir / 'benchmark.md'} ({time.perf_counter() - started:.0f} s)", flush=True)
     if failures or (train and (failed or not_run)):  # --finalize after tasks: a failed fold is in the report
@@ -372,6 +374,8 @@ def benchmark_arguments(args: argparse.Namespace) -> list[str]:
         out += ["--nsd-tolerance", *map(str, args.nsd_tolerance)]
     if args.test is not None:
         out.append("--test" if args.test else "--no-test")
+    if args.figures != "key":
+        out += ["--figures", args.figures]
     if not args.wait:
         out.append("--no-wait")
     return out + ["--primary-metric", args.primary_metric, "--primary-split", args.primary_split,
@@ -433,5 +437,6 @@ def add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-wait", dest="wait", action="store_false",
                         help="a fold (or the dataset's preprocessing) that another benchmark is running is reported "
                              "as held by it and skipped (default: wait for it, then skip it if it finished)")
+    add_figures_argument(parser)
     add_launch_arguments(parser)
     parser.set_defaults(func=run_benchmark)

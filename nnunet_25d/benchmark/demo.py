@@ -8,6 +8,7 @@ from pathlib import Path
 
 from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
 from nnunet_25d.inference.command import PREDICT_COMMAND
+from nnunet_25d.report.segmentation_figures import add_figures_argument
 from nnunet_25d.benchmark.comparison import (
     DatasetPaths,
     ModelResult,
@@ -190,7 +191,7 @@ def compare(args: argparse.Namespace, specs: list[ModelSpec], title: str) -> str
     started = time.perf_counter()
     collected, curves, _, paths, work = train_and_test(args, specs)
     setting = report_setting(paths, specs, args.fold, title, args.device)
-    markdown = write_report(collected, curves, work / "report", setting)
+    markdown = write_report(collected, curves, work / "report", setting, figures=getattr(args, "figures", "key"))
     print("\n" + markdown)
     _step(f"done; report, CSV and plot in {work / 'report'}", started)
     return markdown
@@ -213,6 +214,7 @@ def add_comparison_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-device", "--device", default=None, choices=["cpu", "cuda", "mps"],
                         help="nnU-Net's device (default: cuda where this machine has a CUDA GPU, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dataset")
+    add_figures_argument(parser)
 
 
 def parse_schedule(text: str) -> tuple[int, int]:
