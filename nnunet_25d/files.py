@@ -88,3 +88,26 @@ def is_complete(path: Path) -> bool:
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile):
         return False
     return True
+
+
+def output_files(case: str, file_ending: str, save_probabilities: bool) -> list[str]:
+    return [f"{case}{file_ending}"] + ([f"{case}.npz", f"{case}.pkl"] if save_probabilities else [])
+
+
+def still_to_predict(cases: dict[str, list[Path]], output: Path, file_ending: str, save_probabilities: bool,
+                     keep_finished: bool) -> dict[str, list[Path]]:
+    """The cases to predict: all, or with --continue_prediction those without complete outputs. An incomplete
+    output (left by a killed run or a full disk) is removed; a complete one stays until its replacement is whole."""
+    todo = {}
+    for case, files in cases.items():
+        outputs = [output / name for name in output_files(case, file_ending, save_probabilities)]
+        if keep_finished and all(is_complete(path) for path in outputs):
+            continue
+        broken = [path.name for path in outputs if path.exists() and not is_complete(path)]
+        if keep_finished and broken:
+            print(f"{case}: redoing it, {', '.join(broken)} is incomplete (left by an interrupted run)", flush=True)
+        for path in outputs:
+            if path.exists() and not is_complete(path):
+                path.unlink()
+        todo[case] = files
+    return todo

@@ -7,6 +7,14 @@ from pathlib import Path
 from nnunet_25d.errors import ImageError, UserError
 
 
+# what SimpleITK and nnU-Net's readers take: a file with one of these endings is an image, whatever else it is named
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".bmp", ".tif", ".tiff", ".jpg")
+
+
+def looks_like_an_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_ENDINGS)
+
+
 def cases_in(folder: Path, file_ending: str, channels: int) -> dict[str, list[Path]]:
     """Case identifier -> its channel files in order; one message for a folder without cases or a case whose
     channels do not match the model's."""
@@ -22,12 +30,12 @@ def cases_in(folder: Path, file_ending: str, channels: int) -> dict[str, list[Pa
     if not found:
         raise ImageError(f"no images named CASE_0000{file_ending} in {folder} (nnU-Net's naming: one file per "
                          f"channel, CASE_XXXX{file_ending})")
-    strays = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+    strays = sorted(p.name for p in folder.iterdir() if p.is_file() and looks_like_an_image(p.name)
                     and not pattern.match(p.name))
     if strays:
-        raise ImageError(f"{len(strays)} file(s) in {folder} are not named CASE_XXXX{file_ending}, the model's "
-                         f"file ending and nnU-Net's channel naming: {', '.join(strays[:3])}"
-                         f"{' ...' if len(strays) > 3 else ''} (convert or move them)")
+        raise ImageError(f"{len(strays)} image file(s) in {folder} are not named CASE_XXXX{file_ending}, the "
+                         f"model's file ending and nnU-Net's channel naming, and would be left out: "
+                         f"{', '.join(strays[:3])}{' ...' if len(strays) > 3 else ''} (convert or rename them)")
     wanted = list(range(channels))
     for case, files in found.items():
         if sorted(files) != wanted:

@@ -44,7 +44,9 @@ def available_providers(wanted: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from nnunet_25d.datasets.cases import cases_in
+    from nnunet_25d.datasets.cases import cases_in, check_output_folder
+    from nnunet_25d.files import still_to_predict
+    from nnunet_25d.inference.memory import check_cases_fit
     from nnunet_25d.deploy.predictor import OnnxSlabPredictor
 
     if args.slices_per_forward < 1:
@@ -53,14 +55,15 @@ def run(args: argparse.Namespace) -> None:
         predictor = OnnxSlabPredictor(Path(args.m), available_providers(args.providers), not args.disable_tta,
                                       args.step_size, args.slices_per_forward, bar.update)
         cases = cases_in(Path(args.i), predictor.model["file_ending"], predictor.model["input_channels"])
+        check_output_folder(Path(args.i), Path(args.o))
         output = Path(args.o)
         output.mkdir(parents=True, exist_ok=True)
-        for case, files in cases.items():
+        todo = still_to_predict(cases, output, predictor.model["file_ending"], args.save_probabilities,
+                                args.continue_prediction)
+        check_cases_fit(todo, {"spacing": predictor.model["spacing"]}, predictor.model["transpose_forward"],
+                        predictor.model["num_heads"], "cpu", False)
+        for case, files in todo.items():
             truncated = output / case
-            done = Path(f"{truncated}{predictor.model['file_ending']}")
-            if args.continue_prediction and done.is_file() and (
-                    not args.save_probabilities or Path(f"{truncated}.npz").is_file()):
-                continue
             data, geometry = predictor.preprocessed(files)
             bar.total = (bar.total or 0) + predictor.tiles_per_case(data.shape[1:])
             bar.set_postfix_str(case)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_25d.files import atomic_path
 from nnunet_25d.deploy.preprocessing import CaseGeometry
 from nnunet_25d.deploy.resampling import resample
 
@@ -87,12 +88,14 @@ def write_segmentation(segmentation: np.ndarray, geometry: CaseGeometry, path: P
     image.SetSpacing(geometry.sitk_spacing)
     image.SetOrigin(geometry.origin)
     image.SetDirection(geometry.direction)
-    sitk.WriteImage(image, str(path), True)
+    with atomic_path(Path(path)) as tmp:
+        sitk.WriteImage(image, str(tmp), True)
 
 
 def write_probabilities(probabilities: np.ndarray, geometry: CaseGeometry, truncated: Path) -> None:
     """``CASE.npz`` (``probabilities``) and ``CASE.pkl`` (the case's properties), as ``nnUNetv2_predict
     --save_probabilities`` writes them for ``nnUNetv2_ensemble``."""
-    np.savez_compressed(f"{truncated}.npz", probabilities=probabilities)
-    with open(f"{truncated}.pkl", "wb") as file:
+    with atomic_path(Path(f"{truncated}.npz")) as tmp:
+        np.savez_compressed(tmp, probabilities=probabilities)
+    with atomic_path(Path(f"{truncated}.pkl")) as tmp, open(tmp, "wb") as file:
         pickle.dump(geometry.as_nnunet_properties(), file)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nnunet_25d.deploy.model_description import read_model_description
+from nnunet_25d.deploy.model_description import ModelDescriptionError, read_model_description
 from nnunet_25d.deploy.postprocessing import final_segmentation, write_probabilities, write_segmentation
 from nnunet_25d.deploy.preprocessing import CaseGeometry, preprocess, read_case
 from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
@@ -21,7 +21,14 @@ class OnnxSession:
     def __init__(self, path: Path, providers: Sequence[str]):
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=list(providers))
+        except Exception as error:  # onnxruntime's own kinds: InvalidProtobuf, InvalidGraph, NoSuchFile, Fail
+            if type(error).__module__.startswith("onnxruntime"):
+                raise ModelDescriptionError(f"ONNX Runtime cannot load {path} ({type(error).__name__}): the file is "
+                                            f"damaged or not an exported network; export the model again "
+                                            f"(nnunet25d export)") from None
+            raise
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, slabs: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.datasets.cases import cases_in, check_output_folder
 from nnunet_25d.errors import UserError
-from nnunet_25d.files import PARTIAL_PREFIX, is_complete, move_into_place, write_failed
+from nnunet_25d.files import PARTIAL_PREFIX, move_into_place, output_files, still_to_predict, write_failed
 from nnunet_25d.inference.memory import check_cases_fit
 from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 
@@ -86,28 +86,6 @@ def default_device() -> str:
 def parts_of(cases: dict[str, list[Path]], num_parts: int, part_id: int) -> dict[str, list[Path]]:
     """The cases of one ``-part_id`` of ``-num_parts``, as nnU-Net deals them out (every num_parts-th case)."""
     return {case: cases[case] for case in sorted(cases)[part_id::num_parts]}
-
-
-def output_files(case: str, file_ending: str, save_probabilities: bool) -> list[str]:
-    return [f"{case}{file_ending}"] + ([f"{case}.npz", f"{case}.pkl"] if save_probabilities else [])
-
-
-def still_to_predict(cases: dict[str, list[Path]], output: Path, file_ending: str, save_probabilities: bool,
-                     keep_finished: bool) -> dict[str, list[Path]]:
-    """The cases to predict: all, or with --continue_prediction those without complete outputs (an incomplete
-    one, left by a killed run or a full disk, is removed and redone)."""
-    todo = {}
-    for case, files in cases.items():
-        outputs = [output / name for name in output_files(case, file_ending, save_probabilities)]
-        if keep_finished and all(is_complete(path) for path in outputs):
-            continue
-        broken = [path.name for path in outputs if path.exists() and not is_complete(path)]
-        if keep_finished and broken:
-            print(f"{case}: redoing it, {', '.join(broken)} is incomplete (left by an interrupted run)", flush=True)
-        for path in outputs:
-            path.unlink(missing_ok=True)
-        todo[case] = files
-    return todo
 
 
 def publish(staging: Path, output: Path, cases: list[str], file_ending: str, save_probabilities: bool) -> None:

@@ -7,6 +7,8 @@ averaged over the folds.
 """
 from __future__ import annotations
 
+import gzip
+
 import json
 import pickle
 from pathlib import Path
@@ -20,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from nnunet_25d.cli import main
 from nnunet_25d.deploy.model_description import write_model_description
 from nnunet_25d.deploy.predictor import OnnxSlabPredictor
+from nnunet_25d.files import is_complete
 
 CHANNELS, SLAB, CLASSES = 2, 3, 3
 SPACING_ZYX = (3.0, 0.8, 0.8)
@@ -121,14 +124,15 @@ def test_command_predicts_a_folder_and_continues(tmp_path, capsys):
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model))
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert outputs == ["a.nii.gz", "b.nii.gz"]
-    (tmp_path / "out" / "a.nii.gz").write_bytes(b"kept")
-    (tmp_path / "out" / "b.nii.gz").unlink()
+    kept = gzip.compress(b"kept")  # a complete file, told apart from a prediction
+    (tmp_path / "out" / "a.nii.gz").write_bytes(kept)
+    (tmp_path / "out" / "b.nii.gz").write_bytes(kept[:8])  # what a kill during the write would leave
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--c")
-    assert (tmp_path / "out" / "a.nii.gz").read_bytes() == b"kept", "--continue_prediction keeps what is there"
-    assert (tmp_path / "out" / "b.nii.gz").is_file(), "... and goes on with the next case"
+    assert (tmp_path / "out" / "a.nii.gz").read_bytes() == kept, "--continue_prediction keeps complete outputs"
+    assert is_complete(tmp_path / "out" / "b.nii.gz"), "... and redoes an incomplete one"
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model), "--c",
                 "--save_probabilities")
-    assert (tmp_path / "out" / "a.nii.gz").read_bytes() != b"kept", "... unless its probabilities are missing"
+    assert (tmp_path / "out" / "a.nii.gz").read_bytes() != kept, "... unless its probabilities are missing"
     assert (tmp_path / "out" / "b.npz").is_file()
     run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "a.npz", "a.pkl", "b.nii.gz",

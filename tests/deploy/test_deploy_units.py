@@ -162,6 +162,11 @@ def test_cases_are_grouped_by_channel(tmp_path):
         cases_in(tmp_path / "missing", ".nii.gz", 1)
     with pytest.raises(ImageError, match="no images named CASE_0000.nrrd"):
         cases_in(tmp_path, ".nrrd", 1)
+    (tmp_path / "b_0001.nii.gz").write_text("")
+    (tmp_path / "c_0000.nii").write_text("")  # another ending: nnU-Net would leave the case out silently
+    with pytest.raises(ImageError, match=r"1 image file.s. in \S+ are not named CASE_XXXX.nii.gz.*would be left out: "
+                                         r"c_0000.nii \(convert or rename them\)"):
+        cases_in(tmp_path, ".nii.gz", 2)
 
 
 def test_model_description_errors_name_the_fix(tmp_path):
