@@ -153,6 +153,28 @@ def test_command_errors_are_one_line(tmp_path, capsys, args, message):
     assert len(error) == 1 and message in error[0] and error[0].startswith("nnunet25d predict-onnx: error:")
 
 
+@pytest.mark.parametrize("damage", ["random", "truncated"])
+def test_a_damaged_onnx_file_is_one_line_naming_it(tmp_path, capsys, damage):
+    model = model_folder(tmp_path / "model", folds_weights(1))
+    onnx = next(model.glob("*.onnx"))
+    onnx.write_bytes(np.random.default_rng(0).bytes(500) if damage == "random" else onnx.read_bytes()[:200])
+    write_case(tmp_path / "in", "a", 2)
+    with pytest.raises(SystemExit) as exit_info:
+        run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(model))
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"ONNX Runtime cannot load {onnx}" in error[0] and "export the model again" in error[0]
+
+
+def test_the_output_folder_may_not_be_the_input_folder(tmp_path, capsys):
+    model = model_folder(tmp_path / "model", folds_weights(1))
+    write_case(tmp_path / "in", "a", 2)
+    with pytest.raises(SystemExit):
+        run_command("-i", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "-m", str(model))
+    assert "is the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a_0000.nii.gz", "a_0001.nii.gz"]  # nothing written
+
+
 def test_tiles_per_case_counts_every_network_call(tmp_path):
     calls = []
     predictor = OnnxSlabPredictor(model_folder(tmp_path / "model", folds_weights(2)), use_mirroring=False,
