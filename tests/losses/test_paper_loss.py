@@ -110,3 +110,11 @@ def test_the_trainer_built_by_nnunet_trains_its_full_resolution_output_with_the_
     loss.backward()
     expected = vs_seg_loss(output.segmentation, target) - 1 + trainer.loss.auxiliary_loss(output[1], target)
     torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.integration
+def test_the_paper_loss_trainer_trains_and_validates_through_nnunet(nnunet, tiny_dataset):
+    trainer = "nnUNetTrainer25DAniso_PaperLoss_2epochs_5iters"
+    nnunet.run("nnUNetv2_train", "971", "2d", "0", "-tr", trainer, "-device", "cpu", training=True)
+    fold = nnunet.model_folder(tiny_dataset, trainer) / "fold_0"
+    assert (fold / "checkpoint_final.pth").is_file() and (fold / "validation" / "summary.json").is_file()
