@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     parser.add_argument("-chk", default="checkpoint_final.pth", help="checkpoint name in each fold folder")
     parser.add_argument("-o", required=True, help="output model folder (created if missing)")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's, >= 18)")
+    parser.add_argument("--trust-pickles", action="store_true",
+                        help="load checkpoints in full even where they hold more than weights and plain values "
+                             "(code would run): only for checkpoints from a source you trust")
     parser.set_defaults(func=run)
 
 

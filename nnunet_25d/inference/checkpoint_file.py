@@ -111,7 +111,7 @@ def unsupported_global(message: str) -> str | None:
     """The global a weights-only load refused (``os.system``, ``builtins.exec``, a class), from torch's message."""
     import re
 
-    for pattern in (r"Unsupported global: GLOBAL ([\w.]+)", r"but got <class '([\w.]+)'>",
+    for pattern in (r"Unsupported global: GLOBAL ([\w.]+)", r"unsupported GLOBAL ([\w.]+)", r"but got <class '([\w.]+)'>",
                     r"Trying to call reduce for ([\w.]+)", r"Unsupported class ([\w.]+)"):
         match = re.search(pattern, message)
         if match:

@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--not_on_device", action="store_true", help="keep the volume's logits in CPU memory")
     parser.add_argument("--slices-per-forward", type=int, default=None, metavar="N",
                         help="slices per 2D pass (default: as many as a training step supervises)")
+    parser.add_argument("--trust-pickles", action="store_true",
+                        help="load checkpoints in full even where they hold more than weights and plain values "
+                             "(code would run): only for checkpoints from a source you trust")
     parser.set_defaults(func=run)
 
 

@@ -8,7 +8,8 @@ import difflib
 from pathlib import Path
 
 from nnunet_25d.errors import DatasetNotFoundError, TrainerNameError, UserError
-from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
+from nnunet_25d.inference.checkpoint_file import (is_readable_checkpoint, load_checkpoint_safely,
+                                                   unreadable_checkpoint_message)
 
 
 class ModelFolderError(UserError, FileNotFoundError):
@@ -84,3 +85,5 @@ def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: s
         path = model_folder / f"fold_{fold}" / checkpoint
         if not is_readable_checkpoint(path):
             raise ModelFolderError(unreadable_checkpoint_message(path, "train the fold again or restore the file"))
+        if not getattr(args, "trust_pickles", False):
+            load_checkpoint_safely(path)  # nnU-Net then loads it in full: only once it holds nothing but plain data

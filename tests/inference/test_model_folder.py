@@ -66,3 +66,43 @@ def test_an_unknown_trainer_name_says_neither_knows_it(results, tmp_path):
     line = one_error_line(nnunet25d(results, "predict", "-i", "in", "-o", str(tmp_path / "out"), "-d", "969",
                                     "-c", "2d", "-tr", "MyOwnTrainer", "-device", "cpu"))
     assert "trainer 'MyOwnTrainer' is known neither to nnU-Net nor to the plugin" in line
+
+
+def test_a_checkpoint_with_a_pickle_payload_is_refused_and_nothing_of_it_runs(results, tmp_path):
+    """nnU-Net's own loader (torch.load, weights_only=False) would run the payload: the model folder is checked
+    with the plain-data loader first."""
+    import torch
+
+    marker = tmp_path / "payload_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    fold = results / "Dataset969_Synthetic25D" / "nnUNetTrainer25D_2epochs_5iters__nnUNetPlans__2d" / "fold_0"
+    checkpoint = torch.load(fold / "checkpoint_final.pth", weights_only=False)
+    checkpoint["logging"] = Payload()
+    torch.save(checkpoint, fold / "checkpoint_final.pth")
+    line = one_error_line(nnunet25d(results, "predict", "-i", str(FIXTURE / "imagesTs"), "-o", str(tmp_path / "out"),
+                                    "-d", "969", "-c", "2d", "-tr", "nnUNetTrainer25D_2epochs_5iters", "-f", "0",
+                                    "-device", "cpu"))
+    assert f"checkpoint {fold / 'checkpoint_final.pth'} holds more than weights" in line and "refused" in line
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_corrupted_inside_is_one_line_naming_it(results, tmp_path):
+    """The zip directory intact, a tensor's data damaged: torch's "PytorchStreamReader failed" becomes one line."""
+    import zipfile
+
+    fold = results / "Dataset969_Synthetic25D" / "nnUNetTrainer25D_2epochs_5iters__nnUNetPlans__2d" / "fold_0"
+    path = fold / "checkpoint_final.pth"
+    with zipfile.ZipFile(path) as archive:
+        largest = max(archive.infolist(), key=lambda info: info.compress_size)
+    data = bytearray(path.read_bytes())
+    start = largest.header_offset + 30 + len(largest.filename.encode()) + len(largest.extra)
+    data[start:start + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    line = one_error_line(nnunet25d(results, "predict", "-i", str(FIXTURE / "imagesTs"), "-o", str(tmp_path / "out"),
+                                    "-d", "969", "-c", "2d", "-tr", "nnUNetTrainer25D_2epochs_5iters", "-f", "0",
+                                    "-device", "cpu"))
+    assert f"checkpoint {path} is truncated or corrupted" in line
