@@ -36,9 +36,21 @@ def free_bytes(device: str, logits_on_device: bool) -> tuple[int, str]:
         import torch
 
         return torch.cuda.mem_get_info()[0], "GPU memory"
+    return available_ram(), "RAM"
+
+
+def available_ram() -> int:
+    """The kernel's estimate of memory available to a new process (``MemAvailable``), read without psutil so that
+    the deployment runtime needs nothing more; psutil's elsewhere."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     import psutil
 
-    return psutil.virtual_memory().available, "RAM"
+    return psutil.virtual_memory().available
 
 
 def check_cases_fit(cases: dict[str, Sequence[Path]], configuration: dict, transpose_forward: Sequence[int],

@@ -154,3 +154,9 @@ def test_resampled_voxels_follow_the_transpose_and_keep_a_2d_plans_slice_spacing
     assert memory.resampled_voxels((32, 32, 10), (0.8, 0.8, 4.0), [2.0, 0.8, 0.8], [0, 1, 2]) == 20 * 32 * 32
     assert memory.resampled_voxels((40, 32, 10), (0.8, 0.4, 4.0), [0.8, 0.8], [2, 0, 1]) == 40 * 50 * 16  # (z y x) = (10 32 40) -> (40 10 32)
     assert memory.case_bytes(100, 2, 3) == 2000
+
+
+def test_available_ram_is_the_kernels_estimate():
+    import psutil
+
+    assert abs(memory.available_ram() - psutil.virtual_memory().available) < 2 ** 30  # read moments apart
