@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
+from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
 from nnunet_25d.inference.command import PREDICT_COMMAND
 from nnunet_25d.report.document import key_table, methods_section, reading_choice, results_sections, verdict
 from nnunet_25d.report.figures import overview_figure, save
@@ -200,7 +200,7 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
 
 def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResult, dict[str, list[float]]]:
     fold_dir = paths.model_folder(spec) / f"fold_{fold}"
-    checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_safely(fold_dir / "checkpoint_final.pth")  # plain data: nothing in it runs
     dataset_json = json.loads((paths.model_folder(spec) / "dataset.json").read_text())
     other_cpu, cores = read_other_cpu(fold_dir / RESOURCES_FILE)
     summary, names = fold_dir / "validation" / "summary.json", labels_by_value(dataset_json)
