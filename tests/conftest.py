@@ -21,7 +21,8 @@ TINY_SPEC = SyntheticSpec(shape=(10, 32, 32), objects_per_class=3, radius_range=
 # Every test shares one session's nnU-Net folders, so each dataset id belongs to one test file:
 # 971 tiny (here), 972 Flat and 973 Thin (test_bad_input), 974 (test_slab_paths), 975 (test_benchmark_cli),
 # 976 (test_multi_view_cli), 977 (test_views), 978 regions (test_deploy), 979 (test_benchmark_launch),
-# 980 mixed thickness (test_self_configured_flow), 981 ROI crops of 971 (test_roi).
+# 980 mixed thickness (test_self_configured_flow), 981 ROI crops of 971 (test_roi), 984-986
+# (tests/benchmark/test_benchmark_dataset_checks, test_benchmark_locks).
 TINY_ID = 971
 TINY_NAME = f"Dataset{TINY_ID:03d}_Synthetic25D"
 TINY_TRAINER = "nnUNetTrainer25D_10epochs_25iters"  # 250 steps: enough to learn the nodules reliably
