@@ -26,6 +26,7 @@ from nnunet_25d.report.segmentations import ModelSegmentations, SplitFiles
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
 from nnunet_25d.benchmark.runner import NNUNetRunner
+from nnunet_25d.files import write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -304,8 +305,8 @@ def write_report(results: list[ModelResult], curves: dict[str, dict[str, list[fl
                           *([section] if section else []),
                           results_sections(rows, setting, metrics, splits, skip=split),
                           methods_section(rows, setting, splits, [figure_methods] if section else [])])
-    (out_dir / "report.md").write_text(markdown)
-    (out_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    write_text_atomically(out_dir / "report.md", markdown)
+    write_text_atomically(out_dir / "results.json", json.dumps([asdict(r) for r in results], indent=2))
     write_scores_csv(rows, metrics, out_dir / "results.csv")
     save(overview_figure(rows, setting, metrics, splits), out_dir / "report.png")
     return markdown

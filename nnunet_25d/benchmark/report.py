@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nnunet_25d.files import write_text_atomically
 from nnunet_25d.benchmark.collect import FoldResult
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.benchmark.power import Power
@@ -444,7 +445,7 @@ def write_report(summaries: list[VariantSummary], comparisons: list[Comparison],
     if methods:
         parts += [methods]
     markdown = "\n".join(parts)
-    (out_dir / "benchmark.md").write_text(markdown)
+    write_text_atomically(out_dir / "benchmark.md", markdown)
     write_scores_csv(rows, metrics, out_dir / "benchmark.csv")
     write_differences_csv(differences, out_dir / "comparisons.csv")
     if rows:

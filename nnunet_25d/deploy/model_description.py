@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_25d.errors import UserError
+from nnunet_25d.files import write_text_atomically
 
 DESCRIPTION_FILE = "nnunet25d_model.json"
 # the trained model folder's files that nnU-Net's evaluation and ensembling read from a prediction folder
@@ -53,5 +54,5 @@ def read_model_description(model_dir: Path) -> dict[str, Any]:
 
 def write_model_description(model_dir: Path, description: dict[str, Any]) -> Path:
     path = Path(model_dir) / DESCRIPTION_FILE
-    path.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **description}, indent=2))
+    write_text_atomically(path, json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **description}, indent=2))
     return path

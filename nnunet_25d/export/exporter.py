@@ -12,6 +12,7 @@ from nnunet_25d.export.description import check_exportable, model_description
 from nnunet_25d.export.onnx_network import DEFAULT_OPSET, INPUT_NAME, SlabNetwork2D, export_onnx, largest_difference
 from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 from nnunet_25d.geometry.views import plane_axes
+from nnunet_25d.files import atomic_path
 
 EXAMPLE_SLICES = 2  # the batch axis is dynamic; any size traces the same graph
 
@@ -47,7 +48,8 @@ def export_model(dataset: str, trainer: str, plans: str, configuration: str, fol
         predictor.network.load_state_dict(parameters)
         network = SlabNetwork2D(predictor.network).eval()
         path = output / fold["file"]
-        fold.update(export_onnx(network, example, path, opset or DEFAULT_OPSET))
+        with atomic_path(path) as tmp:  # a fold's graph appears whole or not at all
+            fold.update(export_onnx(network, example, tmp, opset or DEFAULT_OPSET))
         difference = largest_difference(network, path, example)
         fold["largest_difference_to_torch"] = difference
         lines.append(f"fold {fold['fold']}: {path} ({path.stat().st_size / 2 ** 20:.1f} MiB, opset {fold['opset']}, "

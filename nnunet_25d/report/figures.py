@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from nnunet_25d.report.metrics import Metric
 from nnunet_25d.report.rows import ModelRow, classes_of, finite, reference_row
 from nnunet_25d.report.setting import ReportSetting
+from nnunet_25d.files import atomic_path
 
 CONTENDED_HATCH = "//"
 
@@ -172,4 +173,5 @@ def paired_figure(pairs: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], b
 
 
 def save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, dpi=110)
+    with atomic_path(Path(path)) as tmp:  # a report's figure appears whole or not at all
+        fig.savefig(tmp, dpi=110)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import psutil
+from nnunet_25d.files import write_text_atomically
 
 OTHER_CPU_KEY = "max_other_cpu_cores"  # keys of a fold's resource record (benchmark_resources.json)
 CORES_KEY = "cpu_count"
@@ -141,7 +142,7 @@ def record_other_cpu(path: Path, peak: float, cores: int | None = None) -> None:
         record[OTHER_CPU_KEY] = peak if previous is None else max(previous, peak)
     record[CORES_KEY] = cores if cores is not None else os.cpu_count()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
+    write_text_atomically(path, json.dumps(record, indent=2))
 
 
 def read_other_cpu(path: Path) -> tuple[float, int | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from nnunet_25d.report.load import WINDOW_SECONDS
 from nnunet_25d.report.metrics import Metric
 from nnunet_25d.report.rows import Difference, ModelRow, Score, classes_of, finite, reference_row, splits_of
+from nnunet_25d.files import atomic_path
 
 
 def render_markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -147,7 +148,7 @@ def write_scores_csv(rows: list[ModelRow], metrics: list[Metric], path: Path) ->
     """One row per model x split x fold x class: per metric its value in the fold, the mean over the split's cases
     and the std of the folds' means, then
     the model's costs and load (ready for pandas)."""
-    with open(path, "w", newline="") as f:
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(SCORE_KEYS + [f"{m.key}{suffix}" for m in metrics
                                       for suffix in ("", "_mean", "_std_over_folds")] + COST_KEYS)
@@ -162,7 +163,7 @@ def write_scores_csv(rows: list[ModelRow], metrics: list[Metric], path: Path) ->
 
 
 def write_differences_csv(differences: list[Difference], path: Path) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["variant", "baseline", "split", "metric", "class", "n_pairs", "mean_difference",
                          "ci95_low", "ci95_high", "ci95_clustered_low", "ci95_clustered_high", "hodges_lehmann",
