@@ -1,5 +1,6 @@
 """Which network a checkpoint's weights were trained for: a checkpoint of an earlier version of a network is refused
-in one line naming the retrain, instead of a page of ``load_state_dict`` mismatches (or, worse, a partial load)."""
+in one line naming the retrain, instead of a page of ``load_state_dict`` mismatches (or, worse, a partial load).
+The trainers' side (loading, then checking): :mod:`nnunet_25d.trainers.checkpoints`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,22 +37,3 @@ def check_same_architecture(weights: Mapping[str, torch.Tensor], network: nn.Mod
         raise EarlierArchitectureError(
             f"this checkpoint holds an earlier version of {what} ({missing} tensors missing, {unexpected} unexpected, "
             f"{reshaped} of another shape): {retrain}")
-
-
-class RefusesOtherArchitectures:
-    """Mixin for an nnU-Net trainer (put it before the trainer in the bases): ``load_checkpoint`` (``--c``,
-    ``--val``) first refuses, in one line naming the retrain, a checkpoint whose weights are not this trainer's
-    network's, then loads as nnU-Net does."""
-
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
-        if not self.was_initialized:
-            self.initialize()
-        checkpoint = filename_or_checkpoint
-        if isinstance(checkpoint, str):
-            checkpoint = torch.load(checkpoint, map_location=self.device, weights_only=False)
-        name = type(self).__name__
-        check_same_architecture(
-            checkpoint["network_weights"], self.network, f"{name}'s network",
-            f"retrain it (nnUNetv2_train DATASET CONFIGURATION FOLD -tr {name}, without --c), or predict with the "
-            f"model folder it was trained in (its plans.json names its network)")
-        super().load_checkpoint(filename_or_checkpoint)

@@ -17,6 +17,7 @@ from nnunet_25d.planning.configuration import (
 from nnunet_25d.losses.hardness_attention import AttentionDiceLoss, AttentionSupervisedLoss, HardnessWeightedDiceLoss
 from nnunet_25d.geometry.slab import slab_batch
 from nnunet_25d.trainers.slab_trainer import require_preprocessed_data
+from nnunet_25d.trainers.checkpoints import SafeCheckpointLoading
 
 ANISO_NETWORK = "nnunet_25d.architectures.aniso_unet.AnisoUNet"
 THIN_SLAB_CONTEXT = 5  # the aniso network's thin patch is as deep as a 5-slice slab model's
@@ -73,7 +74,7 @@ def derive_aniso_plans(plans: dict, configuration: str, attention: bool = True, 
     return store_derived(derived, configuration, source, marker)
 
 
-class nnUNetTrainer25DAniso(nnUNetTrainer):
+class nnUNetTrainer25DAniso(SafeCheckpointLoading, nnUNetTrainer):
     """Anisotropy-aware U-Net: in-plane stages until the in-plane spacing reaches the slice spacing, 3D stages
     after, spatial attention at the bottleneck and on every decoder stage's input (as VS_Seg places it), each
     attention map supervised by a Dice loss against the downsampled foreground (added to nnU-Net's deep-supervised

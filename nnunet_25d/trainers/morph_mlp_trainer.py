@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from nnunet_25d.architectures.checkpoints import RefusesOtherArchitectures
+from nnunet_25d.trainers.checkpoints import RefusesOtherArchitectures
 from nnunet_25d.architectures.morph_mlp_slab_network import MORPH_MLP_STRIDES
 from nnunet_25d.architectures.blocks.morph_mlp_chunks import chunk_lengths_for
 from nnunet_25d.architectures.morph_mlp_unet import MORPH_MLP_SIZES

@@ -10,6 +10,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_25d.trainers.augmentation import blur_in_plane_only, configure_in_plane_augmentation
 from nnunet_25d.planning.configuration import NNUNET_OPS_TO_IMPORT, nnunet_3d_unet_ops, resolved_source, store_derived
 from nnunet_25d.trainers.slab_trainer import require_preprocessed_data
+from nnunet_25d.trainers.checkpoints import SafeCheckpointLoading
 
 PE_ATTENTION_NETWORK = "nnunet_25d.architectures.pe_attention_unet.PEAttentionUNet"
 PAPER_DEPTH = 16  # the paper's patches are 16 x 64 x 64
@@ -92,7 +93,7 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-class nnUNetTrainer25DPEAttention(nnUNetTrainer):
+class nnUNetTrainer25DPEAttention(SafeCheckpointLoading, nnUNetTrainer):
     """PE blocks + spatial attention U-Net on thin (16-slice) patches; ``2d`` (default) or a 3D configuration.
 
     Augmentation as the slab trainers (rotation, scaling, mirroring and blur in-plane only), so the anisotropic slice

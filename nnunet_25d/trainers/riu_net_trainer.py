@@ -2,7 +2,7 @@
 nnUNetTrainer25DRIUNet_Factorised: the same slab input into nnU-Net's planned topology with factorised blocks."""
 from __future__ import annotations
 
-from nnunet_25d.architectures.checkpoints import RefusesOtherArchitectures
+from nnunet_25d.trainers.checkpoints import RefusesOtherArchitectures
 from nnunet_25d.architectures.riu_net import AUTHORS_LEVELS
 from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
 

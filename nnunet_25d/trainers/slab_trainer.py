@@ -28,6 +28,7 @@ from nnunet_25d.errors import PreprocessedDataMissing
 from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 from nnunet_25d.planning.inference_depth import robust_depth
 from nnunet_25d.planning.self_configuration import SlabChoice, choose_slab, read_fingerprint
+from nnunet_25d.trainers.checkpoints import SafeCheckpointLoading
 from nnunet_25d.trainers.optimisation import AdamWWarmupCosine
 from nnunet_25d.geometry.slab_context import SlabContextDataset, unwrapped, with_context_cropped
 
@@ -120,7 +121,7 @@ FIXED_BY = ("slab_size", "data_configuration", "network_class", "derive_plans", 
 OTHER_NETWORK = ("network_class", "derive_plans", "extra_arch_kwargs")
 
 
-class nnUNetTrainer25D(AdamWWarmupCosine, nnUNetTrainer):
+class nnUNetTrainer25D(SafeCheckpointLoading, AdamWWarmupCosine, nnUNetTrainer):
     """Train on thin 3D patches of consecutive slices; each slice is predicted from its slab.
 
     The slab configuration is derived from the ``2d`` configuration before ``nnUNetTrainer.__init__`` runs, so
