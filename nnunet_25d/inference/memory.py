@@ -64,6 +64,8 @@ def check_cases_fit(cases: dict[str, Sequence[Path]], configuration: dict, trans
     for case, files in cases.items():
         reader.SetFileName(str(files[0]))
         reader.ReadImageInformation()
+        if reader.GetDimension() != len(transpose_forward):
+            continue  # not the model's kind of image: reading the case says so in its own words
         voxels = resampled_voxels(reader.GetSize(), reader.GetSpacing(), configuration["spacing"], transpose_forward)
         if voxels > largest:
             largest, name = voxels, case

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tests.benchmark.benchmark_tree import DATASET_JSON, job, present, write_fold
 
 from nnunet_25d.benchmark.training import unfinished_runs
@@ -66,7 +67,7 @@ def test_a_run_that_never_started_is_not_a_failure(tmp_path):
     write_fold(jobs[0], CASES)
     (logs / f"{jobs[1].name}.log").write_text("$ nnUNetv2_train ...\nRuntimeError: CUDA out of memory\n\n")
     jobs[2].fold_folder.mkdir(parents=True)
-    (jobs[2].fold_folder / "checkpoint_latest.pth").write_bytes(b"")
+    torch.save({}, jobs[2].fold_folder / "checkpoint_latest.pth")  # readable: an empty file is a corrupt one
     failed, not_run = unfinished_runs(jobs, logs)
     assert failed == [f"nnUNetTrainer 2d fold 1: did not finish: RuntimeError: CUDA out of memory "
                       f"(log: {logs / (jobs[1].name + '.log')})"]
