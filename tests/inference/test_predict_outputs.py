@@ -160,3 +160,71 @@ def test_available_ram_is_the_kernels_estimate():
     import psutil
 
     assert abs(memory.available_ram() - psutil.virtual_memory().available) < 2 ** 30  # read moments apart
+
+
+def test_still_to_predict_keeps_complete_outputs_and_repeats_incomplete_ones(tmp_path, capsys):
+    from nnunet_25d.files import output_files, still_to_predict
+
+    assert output_files("a", ".nii.gz", False) == ["a.nii.gz"]
+    assert output_files("a", ".nrrd", True) == ["a.nrrd", "a.npz", "a.pkl"]
+    cases = {"done": [Path("done_0000.nii.gz")], "cut": [Path("cut_0000.nii.gz")], "new": [Path("new_0000.nii.gz")]}
+    whole = gzip.compress(b"labels")
+    (tmp_path / "done.nii.gz").write_bytes(whole)
+    (tmp_path / "cut.nii.gz").write_bytes(whole[:5])
+    todo = still_to_predict(cases, tmp_path, ".nii.gz", False, True)
+    assert todo == {"cut": cases["cut"], "new": cases["new"]}
+    assert capsys.readouterr().out == "cut: redoing it, cut.nii.gz is incomplete (left by an interrupted run)\n"
+    assert not (tmp_path / "cut.nii.gz").exists() and (tmp_path / "done.nii.gz").read_bytes() == whole
+    (tmp_path / "cut.nii.gz").write_bytes(whole[:5])
+    assert still_to_predict(cases, tmp_path, ".nii.gz", False, False) == cases  # overwrite: every case
+    assert capsys.readouterr().out == ""  # nothing to say without --continue_prediction
+    assert not (tmp_path / "cut.nii.gz").exists()  # the incomplete one goes ...
+    assert (tmp_path / "done.nii.gz").read_bytes() == whole  # ... a complete one stays until replaced
+    assert still_to_predict({"done": cases["done"]}, tmp_path, ".nii.gz", True, True) == {"done": cases["done"]}
+
+
+def test_move_into_place_and_atomic_text(tmp_path):
+    from nnunet_25d.files import move_into_place, partial_name, write_text_atomically
+
+    write_text_atomically(tmp_path / "report.md", "# report\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert partial_name(tmp_path / "a.nii.gz").name == f".partial_{os.getpid()}_a.nii.gz"
+    (tmp_path / "staged.nii.gz").write_bytes(gzip.compress(b"x"))
+    move_into_place(tmp_path / "staged.nii.gz", tmp_path / "final.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.nii.gz", "report.md"]
+    (tmp_path / "staged.nii.gz").write_bytes(b"")
+    with pytest.raises(OutputWriteError, match=r"could not write \S+final2.nii.gz completely \(the written file is "
+                                               r"incomplete\): free space or choose a writable output folder"):
+        move_into_place(tmp_path / "staged.nii.gz", tmp_path / "final2.nii.gz")
+    assert not (tmp_path / "final2.nii.gz").exists()
+
+
+def test_every_incomplete_output_of_a_case_is_named(tmp_path, capsys):
+    from nnunet_25d.files import still_to_predict
+
+    (tmp_path / "a.nii.gz").write_bytes(gzip.compress(b"x")[:4])
+    (tmp_path / "a.npz").write_bytes(b"PK")
+    still_to_predict({"a": [Path("a_0000.nii.gz")]}, tmp_path, ".nii.gz", True, True)
+    assert "a: redoing it, a.nii.gz, a.npz is incomplete" in capsys.readouterr().out
+
+
+def test_move_into_place_copies_across_file_systems(tmp_path, monkeypatch):
+    import errno as errno_codes
+
+    from nnunet_25d import files
+
+    calls = []
+    replace = os.replace
+
+    def cross_device_once(source, target):
+        calls.append(Path(target).name)
+        if len(calls) == 1:
+            raise OSError(errno_codes.EXDEV, "Invalid cross-device link")
+        replace(source, target)
+
+    monkeypatch.setattr(files.os, "replace", cross_device_once)
+    (tmp_path / "staged.nii.gz").write_bytes(gzip.compress(b"labels"))
+    files.move_into_place(tmp_path / "staged.nii.gz", tmp_path / "final.nii.gz")
+    assert gzip.decompress((tmp_path / "final.nii.gz").read_bytes()) == b"labels"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.nii.gz"]  # the source moved, no partial left
+    assert calls == ["final.nii.gz", "final.nii.gz"]  # the direct move refused, then the copy renamed into place
