@@ -140,3 +140,16 @@ def write_test_prediction(prediction: EnsemblePrediction, cases: dict[str, dict[
 def job(root: Path, trainer: str, configuration: str, fold: int, splits: Path | None = None) -> Job:
     return Job(Variant(trainer, configuration), fold, "999", root / "results" / "Dataset999_Toy", "nnUNetPlans",
                splits)
+
+
+def toy_nnunet_folders(root: Path) -> dict[str, str]:
+    """The environment of nnU-Net folders under ``root`` holding the raw ``Dataset999_Toy`` (its dataset.json only)."""
+    import os
+
+    env = dict(os.environ)
+    for name, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
+        (root / sub).mkdir(exist_ok=True)
+        env[name] = str(root / sub)
+    (root / "raw" / "Dataset999_Toy").mkdir()
+    (root / "raw" / "Dataset999_Toy" / "dataset.json").write_text(json.dumps(DATASET_JSON))
+    return env

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.benchmark.benchmark_tree import DATASET_JSON, job, write_splits
+from tests.benchmark.benchmark_tree import job, toy_nnunet_folders, write_splits
 from tests.conftest import TINY_ID
 
 from nnunet_25d.benchmark.fold_lock import FoldLock, LockHeld, fold_lock_path, read_holder
@@ -105,12 +105,7 @@ def test_the_holder_refreshes_its_lock(tmp_path):
 
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
-        (tmp_path / sub).mkdir(exist_ok=True)
-        env[name] = str(tmp_path / sub)
-    (tmp_path / "raw" / "Dataset999_Toy").mkdir()
-    (tmp_path / "raw" / "Dataset999_Toy" / "dataset.json").write_text(json.dumps(DATASET_JSON))
+    env = toy_nnunet_folders(tmp_path)
     write_splits(tmp_path / "preprocessed" / "Dataset999_Toy", [["c0"], ["c1"]])
     return env
 

@@ -3,14 +3,13 @@ hand-built nnU-Net trees: a truncated checkpoint, a failed run, a run never star
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tests.benchmark.benchmark_tree import DATASET_JSON, job, present, write_fold
+from tests.benchmark.benchmark_tree import DATASET_JSON, job, present, toy_nnunet_folders, write_fold
 
 from nnunet_25d.benchmark.training import unfinished_runs
 
@@ -22,13 +21,7 @@ pytestmark = pytest.mark.integration  # the real `nnunet25d benchmark` in a subp
 
 @pytest.fixture
 def folders(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, sub in (("nnUNet_raw", "raw"), ("nnUNet_preprocessed", "preprocessed"), ("nnUNet_results", "results")):
-        (tmp_path / sub).mkdir(exist_ok=True)
-        env[name] = str(tmp_path / sub)
-    (tmp_path / "raw" / "Dataset999_Toy").mkdir()
-    (tmp_path / "raw" / "Dataset999_Toy" / "dataset.json").write_text(json.dumps(DATASET_JSON))
-    return env
+    return toy_nnunet_folders(tmp_path)
 
 
 def benchmark(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
