@@ -6,7 +6,9 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from nnunet_25d.trainers.registry import BORDER_LOSS_SUFFIX, CPU_SCHEDULES, EPOCHS, HAND_WRITTEN_BY_NAME, SLAB_SIZES
+from nnunet_25d.trainers.border_loss_trainer import BORDER_LOSS_SUFFIX
+from nnunet_25d.trainers.registry import HAND_WRITTEN_BY_NAME
+from nnunet_25d.trainers.variants import CPU_SCHEDULES, EPOCHS, SLAB_SIZES
 
 UV_NET = "UV-Net (liver tumour CT)"
 WANG = "Wang et al., MICCAI 2019"
