@@ -82,7 +82,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     add_roi_parser(sub)
 
-    from nnunet_25d.inference.command import add_parser as add_predict_parser
+    from nnunet_25d.predict.command import add_parser as add_predict_parser
 
     add_predict_parser(sub)
     from nnunet_25d.export.command import add_parser as add_export_parser

@@ -46,6 +46,10 @@ class ImageError(UserError, ValueError):
     """An input image the model cannot take: the wrong number of channels or dimensions, mismatched channels."""
 
 
+class NotExportable(UserError, ValueError):
+    """A model whose network or pipeline the ONNX runtime does not reproduce; the message says what and why."""
+
+
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """No ``DatasetXXX_*`` folder for the requested ID."""
 

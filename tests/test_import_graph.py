@@ -63,7 +63,7 @@ def test_the_circle_finder_finds_a_lazy_circle():
 
 # The package's layers, lowest first: a module imports only from layers below its own, or from its own package.
 LAYERS = (("nnunet_25d",), ("errors",), ("files", "geometry", "datasets"), ("planning",), ("architectures",), ("losses",),
-          ("inference",), ("trainers",), ("deploy",), ("export",), ("roi",), ("report",), ("benchmark",),
+          ("deploy",), ("inference",), ("trainers",), ("export",), ("predict",), ("roi",), ("report",), ("benchmark",),
           ("view_fusion",), ("cli",))
 
 

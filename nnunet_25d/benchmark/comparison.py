@@ -14,7 +14,7 @@ import numpy as np
 from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
-from nnunet_25d.inference.command import PREDICT_COMMAND
+from nnunet_25d.predict.command import PREDICT_COMMAND
 from nnunet_25d.report.document import key_table, methods_section, reading_choice, results_sections, verdict
 from nnunet_25d.report.figures import overview_figure, save
 from nnunet_25d.report.load import read_other_cpu, record_other_cpu

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from nnunet_25d.inference.checkpoint_file import is_readable_checkpoint, unreadable_checkpoint_message
-from nnunet_25d.inference.command import PREDICT_COMMAND
+from nnunet_25d.predict.command import PREDICT_COMMAND
 from nnunet_25d.report.segmentation_figures import add_figures_argument
 from nnunet_25d.benchmark.comparison import (
     DatasetPaths,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_25d.benchmark.matrix import Variant
-from nnunet_25d.inference.command import PREDICT_COMMAND
+from nnunet_25d.predict.command import PREDICT_COMMAND
 from nnunet_25d.benchmark.runner import CommandFailed, NNUNetRunner
 
 PREDICTIONS_FOLDER = "test_predictions"  # in the report folder, one sub-folder per model

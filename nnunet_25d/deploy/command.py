@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> None:
 
     from nnunet_25d.datasets.cases import cases_in, check_output_folder
     from nnunet_25d.files import still_to_predict
-    from nnunet_25d.inference.memory import check_cases_fit
-    from nnunet_25d.deploy.predictor import OnnxSlabPredictor
+    from nnunet_25d.deploy.memory import check_cases_fit
+    from nnunet_25d.deploy.predictor import OnnxSlabPredictor, predict_cases
 
     if args.slices_per_forward < 1:
         raise UserError(f"--slices-per-forward must be at least 1, got {args.slices_per_forward}")
@@ -62,12 +62,7 @@ def run(args: argparse.Namespace) -> None:
                                 args.continue_prediction)
         check_cases_fit(todo, {"spacing": predictor.model["spacing"]}, predictor.model["transpose_forward"],
                         predictor.model["num_heads"], "cpu", False)
-        for case, files in todo.items():
-            truncated = output / case
-            data, geometry = predictor.preprocessed(files)
-            bar.total = (bar.total or 0) + predictor.tiles_per_case(data.shape[1:])
-            bar.set_postfix_str(case)
-            predictor.predict_case(files, truncated, args.save_probabilities, (data, geometry))
+        predict_cases(predictor, todo, output, args.save_probabilities, bar)
     copy_nnunet_files(Path(args.m), output)
 
 

@@ -46,9 +46,24 @@ class OnnxSlabPredictor:
     def __init__(self, model_dir: Path, providers: Sequence[str] = DEFAULT_PROVIDERS, use_mirroring: bool = True,
                  step_size: float | None = None, slices_per_forward: int = 1,
                  progress: Callable[[int], None] | None = None):
-        self.model_dir = Path(model_dir)
-        self.model: dict[str, Any] = read_model_description(self.model_dir)
-        self.networks = [OnnxSession(self.model_dir / fold["file"], providers) for fold in self.model["folds"]]
+        model = read_model_description(Path(model_dir))
+        self._set_up(model, [Path(model_dir) / fold["file"] for fold in model["folds"]], providers, use_mirroring,
+                     step_size, slices_per_forward, progress)
+
+    @classmethod
+    def from_graphs(cls, model: dict[str, Any], graphs: Sequence[Path], providers: Sequence[str] = DEFAULT_PROVIDERS,
+                    use_mirroring: bool = True, step_size: float | None = None, slices_per_forward: int = 1,
+                    progress: Callable[[int], None] | None = None) -> "OnnxSlabPredictor":
+        """A predictor from a description and one graph per fold held elsewhere (the graphs cached beside a trained
+        model's checkpoints)."""
+        predictor = cls.__new__(cls)
+        predictor._set_up(model, list(graphs), providers, use_mirroring, step_size, slices_per_forward, progress)
+        return predictor
+
+    def _set_up(self, model: dict[str, Any], graphs: list[Path], providers: Sequence[str], use_mirroring: bool,
+                step_size: float | None, slices_per_forward: int, progress: Callable[[int], None] | None) -> None:
+        self.model = model
+        self.networks = [OnnxSession(path, providers) for path in graphs]
         axis = self.model["slab_axis"]
         mirror_axes = [to_view(axis).index(a) for a in self.model["mirror_axes"]] if use_mirroring else []
         self.windows = [SlabSlidingWindow(network, self.model["num_heads"], self.model["slab_size"],
@@ -91,3 +106,13 @@ class OnnxSlabPredictor:
         if probabilities is not None:
             write_probabilities(probabilities, geometry, output_truncated)
         return path
+
+
+def predict_cases(predictor: OnnxSlabPredictor, cases: dict[str, list[Path]], output: Path,
+                  save_probabilities: bool, bar) -> None:
+    """Every case of ``cases`` (name -> its channel files) into ``output``, the tqdm ``bar`` counting tiles."""
+    for case, files in cases.items():
+        data, geometry = predictor.preprocessed(files)
+        bar.total = (bar.total or 0) + predictor.tiles_per_case(data.shape[1:])
+        bar.set_postfix_str(case)
+        predictor.predict_case(files, output / case, save_probabilities, (data, geometry))

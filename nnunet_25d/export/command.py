@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from nnunet_25d.export.exporter import export_model
-    from nnunet_25d.inference.command import parse_folds, with_plugin_trainers
+    from nnunet_25d.inference.model_folder import parse_folds, with_plugin_trainers
 
     with_plugin_trainers()
     started = time.perf_counter()

@@ -9,7 +9,7 @@ import torch
 
 from nnunet_25d.deploy.model_description import NNUNET_FILES, write_model_description
 from nnunet_25d.export.description import check_exportable, model_description
-from nnunet_25d.export.onnx_network import DEFAULT_OPSET, INPUT_NAME, SlabNetwork2D, export_onnx, largest_difference
+from nnunet_25d.deploy.onnx_graph import DEFAULT_OPSET, INPUT_NAME, export_onnx, largest_difference, network_on_slabs
 from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
 from nnunet_25d.geometry.views import plane_axes
 from nnunet_25d.files import atomic_path
@@ -31,6 +31,17 @@ def example_slabs(description: dict) -> torch.Tensor:
                        *description["tile"])
 
 
+def export_fold(predictor, parameters: dict, path: Path, example: torch.Tensor, opset: int = DEFAULT_OPSET,
+                exporters: tuple[str, ...] = ("dynamo", "torchscript")) -> dict:
+    """One fold's weights as ``path`` (whole or not at all): the exporter, opset and the largest logit difference
+    between ONNX Runtime and torch on ``example``."""
+    predictor.network.load_state_dict(parameters)
+    network = network_on_slabs(predictor.network).eval()
+    with atomic_path(path) as tmp:
+        exported = export_onnx(network, example, tmp, opset, exporters)
+    return {**exported, "largest_difference_to_torch": largest_difference(network, path, example)}
+
+
 def export_model(dataset: str, trainer: str, plans: str, configuration: str, folds: list, checkpoint: str,
                  output: Path, opset: int | None, args: argparse.Namespace) -> list[str]:
     """Write ``output``/fold_F.onnx per fold and nnunet25d_model.json; returns the lines to print."""
@@ -45,13 +56,9 @@ def export_model(dataset: str, trainer: str, plans: str, configuration: str, fol
     example = example_slabs(description)
     lines = []
     for fold, parameters in zip(description["folds"], predictor.list_of_parameters):
-        predictor.network.load_state_dict(parameters)
-        network = SlabNetwork2D(predictor.network).eval()
         path = output / fold["file"]
-        with atomic_path(path) as tmp:  # a fold's graph appears whole or not at all
-            fold.update(export_onnx(network, example, tmp, opset or DEFAULT_OPSET))
-        difference = largest_difference(network, path, example)
-        fold["largest_difference_to_torch"] = difference
+        fold.update(export_fold(predictor, parameters, path, example, opset or DEFAULT_OPSET))
+        difference = fold["largest_difference_to_torch"]
         lines.append(f"fold {fold['fold']}: {path} ({path.stat().st_size / 2 ** 20:.1f} MiB, opset {fold['opset']}, "
                      f"{fold['exporter']} exporter; ONNX Runtime vs torch: {difference:.1e} logit)")
     c, s, (h, w) = description["input_channels"], description["slab_size"], description["tile"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from pathlib import Path
 
+from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.errors import DatasetNotFoundError, TrainerNameError, UserError
 from nnunet_25d.inference.checkpoint_file import (is_readable_checkpoint, load_checkpoint_safely,
                                                    unreadable_checkpoint_message)
@@ -72,8 +74,11 @@ def missing_model_message(model_folder: Path, args: argparse.Namespace) -> str:
             f"{args.tr} -p {args.p}`), or check -d/-tr/-c/-p{there}")
 
 
-def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: str, args: argparse.Namespace) -> None:
-    """Every requested fold has a readable checkpoint; otherwise one message naming what is there."""
+def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: str, args: argparse.Namespace,
+                       unpickle_check: bool = True) -> None:
+    """Every requested fold has a readable checkpoint; otherwise one message naming what is there. With
+    ``unpickle_check`` also :func:`check_checkpoints_load_safely` (a caller that may not unpickle them at all calls
+    it itself before it does)."""
     if not model_folder.is_dir():
         raise ModelFolderError(missing_model_message(model_folder, args))
     trained = sorted(p.parent.name[len("fold_"):] for p in model_folder.glob(f"fold_*/{checkpoint}"))
@@ -85,5 +90,28 @@ def check_model_folder(model_folder: Path, folds: list[int | str], checkpoint: s
         path = model_folder / f"fold_{fold}" / checkpoint
         if not is_readable_checkpoint(path):
             raise ModelFolderError(unreadable_checkpoint_message(path, "train the fold again or restore the file"))
-        if not getattr(args, "trust_pickles", False):
-            load_checkpoint_safely(path)  # nnU-Net then loads it in full: only once it holds nothing but plain data
+    if unpickle_check:
+        check_checkpoints_load_safely(model_folder, folds, checkpoint, args)
+
+
+def check_checkpoints_load_safely(model_folder: Path, folds: list[int | str], checkpoint: str,
+                                  args: argparse.Namespace) -> None:
+    """nnU-Net loads checkpoints in full (code in them would run): only once they hold nothing but plain data,
+    unless ``--trust-pickles``."""
+    if getattr(args, "trust_pickles", False):
+        return
+    for fold in folds:
+        load_checkpoint_safely(model_folder / f"fold_{fold}" / checkpoint)
+
+
+def parse_folds(folds: list[str]) -> list[int | str]:
+    return [fold if fold == "all" else int(fold) for fold in folds]
+
+
+def with_plugin_trainers() -> None:
+    """nnU-Net finds the plugin's trainers by name (``nnUNet_extTrainer``); nnUNet_results must be set."""
+    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if str(TRAINER_FOLDER) not in paths:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*paths, str(TRAINER_FOLDER)])
+    if not os.environ.get("nnUNet_results"):
+        raise UserError("nnUNet_results is not set: export it (the folder nnUNetv2_train wrote the model into)")

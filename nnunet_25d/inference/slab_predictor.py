@@ -10,12 +10,20 @@ stored once in float16 (nnU-Net 2d sums in float16), so the rounding error is at
 
 Networks that are not slab networks (nnU-Net's own, the 3D survey networks) go through nnU-Net's sliding window
 unchanged, so one predictor serves every model folder.
+
+``backend="onnxruntime"`` (the trainers' final validation on CPU) runs the same sliding window with the network
+exported to ONNX Runtime (:mod:`nnunet_25d.deploy`); the logits agree with PyTorch's to float16 rounding.
 """
 from __future__ import annotations
 
+import hashlib
+import tempfile
+import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -24,11 +32,14 @@ from nnunetv2.utilities.helpers import dummy_context, empty_cache
 from torch import nn
 from tqdm import tqdm
 
+from nnunet_25d.deploy.onnx_graph import export_onnx, largest_difference, network_on_slabs
+from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
 from nnunet_25d.geometry.slab_context import unwrapped
 from nnunet_25d.geometry.views import from_view, permute_spatial, plane_axes, to_view
 
 GAUSSIAN_SIGMA_SCALE = 1. / 8  # nnU-Net's
 GAUSSIAN_VALUE_SCALE = 10  # nnU-Net's; the normalisation divides it out
+GRAPH_TOLERANCE = 1e-3  # ONNX Runtime against torch, float32 both, largest logit difference on example slabs
 
 
 def is_slab_network(network: nn.Module) -> bool:
@@ -67,9 +78,12 @@ class nnUNetSlabPredictor(nnUNetPredictor):
     there (measured at 512 x 512: 0.11 s per slice one at a time, 0.25 s per slice twelve at a time).
     """
 
-    def __init__(self, *args, slices_per_forward: int | None = None, **kwargs):
+    def __init__(self, *args, slices_per_forward: int | None = None, backend: str = "torch", **kwargs):
         super().__init__(*args, **kwargs)
         self.slices_per_forward = slices_per_forward
+        self.backend = backend
+        self._graphs: dict[str, object] = {}
+        self._graph_folder: tempfile.TemporaryDirectory | None = None
 
     @torch.inference_mode()
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor) -> torch.Tensor:
@@ -79,6 +93,10 @@ class nnUNetSlabPredictor(nnUNetPredictor):
             raise ValueError(f"input_image must be (C, X, Y, Z), got shape {tuple(input_image.shape)}")
         self.network = self.network.to(self.device)
         self.network.eval()
+        if self.backend == "onnxruntime" and self.device.type == "cpu" and self.use_gaussian:
+            session = self._onnx_session()
+            if session is not None:
+                return self._onnx_sliding_window(input_image, session)
         empty_cache(self.device)
         autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else dummy_context()
         with autocast, interior_only(self.network):
@@ -144,3 +162,59 @@ class nnUNetSlabPredictor(nnUNetPredictor):
         x = permute_spatial(window, from_view(slab_axis))[None].to(self.device)
         prediction = self._internal_maybe_mirror_and_predict(x)[0]
         return permute_spatial(prediction, to_view(slab_axis)).to(window.device, torch.float32)
+
+    def _onnx_session(self):
+        """The network's current weights as an ONNX Runtime session (exported once per set of weights); None, with
+        a warning, where the export fails or differs from torch: the torch path then runs."""
+        from nnunet_25d.deploy.predictor import OnnxSession
+
+        digest = weights_digest(self.network)
+        if digest not in self._graphs:
+            if self._graph_folder is None:
+                self._graph_folder = tempfile.TemporaryDirectory(prefix="nnunet25d_validation_graphs_")
+            path = Path(self._graph_folder.name) / f"{digest[:16]}.onnx"
+            module = network_on_slabs(self.network).eval()
+            slabs = self._example_slabs()
+            try:
+                export_onnx(module, slabs, path, exporters=("torchscript", "dynamo"))
+                difference = largest_difference(module, path, slabs)
+            except Exception as error:  # the exporters' own failures: the torch path predicts
+                difference, reason = float("inf"), f"{type(error).__name__}: {str(error)[:200]}"
+            else:
+                reason = f"differs from torch by {difference:.1e} logit"
+            if difference > GRAPH_TOLERANCE:
+                warnings.warn(f"ONNX Runtime cannot run this network ({reason}); predicting with PyTorch")
+                self.backend = "torch"
+                return None
+            self._graphs[digest] = OnnxSession(path, ["CPUExecutionProvider"])
+        return self._graphs[digest]
+
+    def _example_slabs(self) -> torch.Tensor:
+        network = unwrapped(self.network)
+        generator = torch.Generator().manual_seed(0)
+        tile = self._plane_tile(network.slab_axis)
+        return torch.randn(2, self._input_channels(), network.slab_size, *tile, generator=generator)
+
+    def _input_channels(self) -> int:
+        from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+
+        return determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
+
+    def _onnx_sliding_window(self, image: torch.Tensor, session) -> torch.Tensor:
+        network = unwrapped(self.network)
+        axis = network.slab_axis
+        mirrored = list(self.allowed_mirroring_axes or []) if self.use_mirroring else []
+        window = SlabSlidingWindow(session, self.label_manager.num_segmentation_heads, network.slab_size,
+                                   self._plane_tile(axis), self.tile_step_size, GAUSSIAN_SIGMA_SCALE,
+                                   [to_view(axis).index(a) for a in mirrored], self._chunk_depth())
+        view = permute_spatial(image, to_view(axis)).to("cpu", torch.float32).numpy()
+        return permute_spatial(torch.from_numpy(window(np.ascontiguousarray(view))), from_view(axis))
+
+
+def weights_digest(network: torch.nn.Module) -> str:
+    """SHA-256 of a network's parameters and buffers, in order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in unwrapped(network).state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -24,7 +24,7 @@ from tests.inference.test_exact_inference import CLASSES, SLAB_TRAINERS, VIEW_TR
 
 from nnunet_25d.deploy.predictor import OnnxSession
 from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
-from nnunet_25d.export.onnx_network import SlabNetwork2D, export_onnx
+from nnunet_25d.deploy.onnx_graph import SlabNetwork2D, export_onnx
 from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 from nnunet_25d.datasets.synthetic import write_dataset
 from nnunet_25d.trainers.registry import TRAINERS

@@ -322,7 +322,7 @@ def test_numpy_window_is_the_torch_slab_predictors(axis, mirror_axes, depth, sli
     from types import SimpleNamespace
 
     from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
-    from nnunet_25d.export.onnx_network import SlabNetwork2D
+    from nnunet_25d.deploy.onnx_graph import SlabNetwork2D
     from nnunet_25d.geometry.views import from_view, to_view
 
     network = small_slab_network(5, axis)

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.files import OutputWriteError, atomic_path, is_complete
-from nnunet_25d.inference import memory
+from nnunet_25d.deploy import memory
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_model_v0_1"
 TRAINER = "nnUNetTrainer25D_2epochs_5iters"

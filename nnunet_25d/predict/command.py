@@ -4,16 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
 from pathlib import Path
 
-from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.datasets.cases import cases_in, check_output_folder
 from nnunet_25d.errors import UserError
 from nnunet_25d.files import PARTIAL_PREFIX, move_into_place, output_files, still_to_predict, write_failed
-from nnunet_25d.inference.memory import check_cases_fit
-from nnunet_25d.inference.model_folder import check_model_folder, model_folder_of
+from nnunet_25d.deploy.memory import check_cases_fit
+from nnunet_25d.inference.model_folder import (check_checkpoints_load_safely, check_model_folder, model_folder_of,
+                                               parse_folds, with_plugin_trainers)
+from nnunet_25d.predict.engine import BACKENDS, chosen_backend, graphs_cached, onnx_predictor
 
 
 # what the demo and the benchmark predict with: every model, slab models with the exact slab predictor
@@ -50,14 +50,14 @@ def add_parser(sub) -> None:
     parser.add_argument("--not_on_device", action="store_true", help="keep the volume's logits in CPU memory")
     parser.add_argument("--slices-per-forward", type=int, default=None, metavar="N",
                         help="slices per 2D pass (default: as many as a training step supervises)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="what runs the network: onnxruntime (CPU; each fold's graph exported once and cached "
+                             "beside its checkpoint), torch (nnU-Net's predictor), or auto (default: onnxruntime on "
+                             "CPU for every model it can run, torch otherwise)")
     parser.add_argument("--trust-pickles", action="store_true",
                         help="load checkpoints in full even where they hold more than weights and plain values "
                              "(code would run): only for checkpoints from a source you trust")
     parser.set_defaults(func=run)
-
-
-def parse_folds(folds: list[str]) -> list[int | str]:
-    return [fold if fold == "all" else int(fold) for fold in folds]
 
 
 def torch_device(name: str):
@@ -69,15 +69,6 @@ def torch_device(name: str):
         torch.set_num_threads(1)
         torch.set_num_interop_threads(1)
     return torch.device(name)
-
-
-def with_plugin_trainers() -> None:
-    """nnU-Net finds the plugin's trainers by name (``nnUNet_extTrainer``); nnUNet_results must be set."""
-    paths = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    if str(TRAINER_FOLDER) not in paths:
-        os.environ["nnUNet_extTrainer"] = os.pathsep.join([*paths, str(TRAINER_FOLDER)])
-    if not os.environ.get("nnUNet_results"):
-        raise UserError("nnUNet_results is not set: export it (the folder nnUNetv2_train wrote the model into)")
 
 
 def default_device() -> str:
@@ -109,11 +100,13 @@ def run(args: argparse.Namespace) -> None:
     if args.part_id >= args.num_parts:
         raise UserError(f"-part_id {args.part_id} must be below -num_parts {args.num_parts}")
     with_plugin_trainers()
-    from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
-
     folds = parse_folds(args.f)
     model_folder = model_folder_of(args.d, args.tr, args.p, args.c)
-    check_model_folder(model_folder, folds, args.chk, args)
+    device = args.device or default_device()
+    backend = chosen_backend(args.backend, device)
+    check_model_folder(model_folder, folds, args.chk, args, unpickle_check=False)
+    if backend == "torch" or args.prev_stage_predictions or not graphs_cached(model_folder, folds, args.chk):
+        check_checkpoints_load_safely(model_folder, folds, args.chk, args)  # before any work: they will be unpickled
     dataset_json = json.loads((model_folder / "dataset.json").read_text())
     plans = json.loads((model_folder / "plans.json").read_text())
     file_ending = dataset_json["file_ending"]
@@ -126,9 +119,59 @@ def run(args: argparse.Namespace) -> None:
     if not todo:
         print(f"all {len(cases)} case(s) already predicted in {output}")
         return
-    device = args.device or default_device()
     check_cases_fit(todo, plans["configurations"][args.c], plans.get("transpose_forward", [0, 1, 2]),
                     len(dataset_json["labels"]), device, not args.not_on_device)
+    staging = output / f"{PARTIAL_PREFIX}part{args.part_id}"  # outputs reach their final names only when complete
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        predict_into(staging, todo, model_folder, folds, device, backend, args)
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not any(word in str(error) for word in WRITE_FAILURE_WORDS):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise write_failed(output, getattr(error, "strerror", None) or " ".join(str(error).split())[:200]) from error
+    publish(staging, output, list(todo), file_ending, args.save_probabilities)
+
+
+def predict_into(staging: Path, todo: dict[str, list[Path]], model_folder: Path, folds: list, device: str,
+                 backend: str, args: argparse.Namespace) -> None:
+    """Every case of ``todo`` into ``staging``, on ONNX Runtime where the backend and the model allow it."""
+    if backend == "onnxruntime":
+        if args.prev_stage_predictions:
+            print("nnunet25d predict: running on PyTorch (a cascade's second stage: ONNX Runtime runs single-stage "
+                  "models)")
+        elif predict_on_onnxruntime(staging, todo, model_folder, folds, args):
+            return
+    predict_on_torch(staging, todo, model_folder, folds, device, args)
+
+
+def predict_on_onnxruntime(staging: Path, todo: dict[str, list[Path]], model_folder: Path, folds: list,
+                           args: argparse.Namespace) -> bool:
+    """False (after one line saying why) where the model cannot run on ONNX Runtime."""
+    from tqdm import tqdm
+
+    from nnunet_25d.deploy.predictor import predict_cases
+
+    identity = {"dataset": model_folder.parent.name, "trainer": args.tr, "plans": args.p, "configuration": args.c}
+    with tqdm(desc="tiles", unit="tile", disable=args.disable_progress_bar) as bar:
+        predictor = onnx_predictor(model_folder, folds, args.chk, args.tr, identity, {
+            "use_mirroring": not args.disable_tta, "step_size": args.step_size,
+            "slices_per_forward": args.slices_per_forward or 1, "progress": bar.update}, args)
+        if predictor is None:
+            return False
+        staging.mkdir(parents=True)
+        predict_cases(predictor, todo, staging, args.save_probabilities, bar)
+    for name in ("dataset.json", "plans.json"):
+        shutil.copyfile(model_folder / name, staging / name)
+    record = {key: value for key, value in vars(args).items() if key != "func"}
+    (staging / "predict_from_raw_data_args.json").write_text(json.dumps({**record, "engine": "onnxruntime"}, indent=1))
+    return True
+
+
+def predict_on_torch(staging: Path, todo: dict[str, list[Path]], model_folder: Path, folds: list, device: str,
+                     args: argparse.Namespace) -> None:
+    from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
+
     predictor = nnUNetSlabPredictor(tile_step_size=args.step_size, use_gaussian=True,
                                     use_mirroring=not args.disable_tta,
                                     perform_everything_on_device=not args.not_on_device,
@@ -136,17 +179,8 @@ def run(args: argparse.Namespace) -> None:
                                     verbose_preprocessing=args.verbose, allow_tqdm=not args.disable_progress_bar,
                                     slices_per_forward=args.slices_per_forward)
     predictor.initialize_from_trained_model_folder(str(model_folder), folds, args.chk)
-    staging = output / f"{PARTIAL_PREFIX}part{args.part_id}"  # outputs reach their final names only when complete
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        predictor.predict_from_files([[str(f) for f in files] for files in todo.values()],
-                                     [str(staging / case) for case in todo], save_probabilities=args.save_probabilities,
-                                     overwrite=True, num_processes_preprocessing=args.npp,
-                                     num_processes_segmentation_export=args.nps,
-                                     folder_with_segs_from_prev_stage=args.prev_stage_predictions)
-    except (OSError, RuntimeError) as error:
-        if isinstance(error, RuntimeError) and not any(word in str(error) for word in WRITE_FAILURE_WORDS):
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-        raise write_failed(output, getattr(error, "strerror", None) or " ".join(str(error).split())[:200]) from error
-    publish(staging, output, list(todo), file_ending, args.save_probabilities)
+    predictor.predict_from_files([[str(f) for f in files] for files in todo.values()],
+                                 [str(staging / case) for case in todo], save_probabilities=args.save_probabilities,
+                                 overwrite=True, num_processes_preprocessing=args.npp,
+                                 num_processes_segmentation_export=args.nps,
+                                 folder_with_segs_from_prev_stage=args.prev_stage_predictions)
