@@ -40,7 +40,7 @@ def checks_seconds(work: Path) -> float:
     from nnunet_25d.datasets.cases import cases_in, check_output_folder
     from nnunet_25d.files import is_complete, output_files, still_to_predict
     from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
-    from nnunet_25d.inference.memory import check_cases_fit
+    from nnunet_25d.deploy.memory import check_cases_fit
 
     model = work / "results" / "Dataset969_Synthetic25D" / f"{TRAINER}__nnUNetPlans__2d"
     plans = json.loads((model / "plans.json").read_text())

@@ -19,7 +19,8 @@ TRAINER = "nnUNetTrainer25D_2epochs_5iters"
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("command, expected", [("nnunet25d predict", "plugin"), ("nnUNetv2_predict", "stock")])
+@pytest.mark.parametrize("command, expected", [("nnunet25d predict --backend torch", "plugin"),
+                                               ("nnUNetv2_predict", "stock")])
 def test_a_model_folder_of_version_0_1_predicts_identically(tmp_path, command, expected):
     results = tmp_path / "results"
     shutil.copytree(FIXTURE / "Dataset969_Synthetic25D", results / "Dataset969_Synthetic25D")

@@ -86,15 +86,19 @@ def graph_files(folder: Path, checkpoint: str) -> tuple[Path, Path]:
     return graph, graph.with_name(graph.name + ".json")
 
 
-def cached_description(folder: Path, checkpoint: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    """The model description stored with a fold's graph, when graph and sidecar exist and the key matches."""
+def cached_description(folder: Path, checkpoint: str, key: dict[str, Any], quiet: bool = False
+                       ) -> dict[str, Any] | None:
+    """The model description stored with a fold's graph, when graph and sidecar exist and the key matches (an
+    unreadable sidecar is said in one line unless ``quiet``)."""
     graph, sidecar = graph_files(folder, checkpoint)
     if not sidecar.is_file():
         return None
     try:
         entry = json.loads(sidecar.read_text())
     except (OSError, ValueError, UnicodeDecodeError) as error:
-        print(f"nnunet25d predict: cached graph {sidecar} unreadable ({type(error).__name__}); exporting it again")
+        if not quiet:
+                print(f"nnunet25d predict: cached graph {sidecar} unreadable ({type(error).__name__}); exporting it "
+                  f"again")
         return None
     if entry.get("key") != key or not graph.is_file():
         return None
@@ -104,8 +108,8 @@ def cached_description(folder: Path, checkpoint: str, key: dict[str, Any]) -> di
 def graphs_cached(model_folder: Path, folds: list, checkpoint: str) -> bool:
     """Every fold's graph is cached for its checkpoint as it is now (then no checkpoint needs unpickling)."""
     cache = GraphCache(model_folder, checkpoint)
-    return all(cached_description(cache.folder(fold), checkpoint, cache_key(model_folder, fold, checkpoint))
-               is not None for fold in folds)
+    return all(cached_description(cache.folder(fold), checkpoint, cache_key(model_folder, fold, checkpoint),
+                                  quiet=True) is not None for fold in folds)
 
 
 class GraphCache:

@@ -152,7 +152,7 @@ def export(nnunet, dataset_id: int, trainer: str, folds: list[str], output: Path
 def predict_torch(nnunet, dataset_id: int, trainer: str, folds: list[str], inputs: Path, output: Path) -> None:
     nnunet.run("nnunet25d", "predict", "-i", str(inputs), "-o", str(output), "-d", str(dataset_id), "-c", "2d",
                "-tr", trainer, "-f", *folds, "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1",
-               "--disable_progress_bar")
+               "--disable_progress_bar", "--backend", "torch")
 
 
 def test_predict_onnx_reproduces_nnunet25d_predict(nnunet, tiny_dataset, trained_slab_model, tmp_path):
@@ -178,19 +178,23 @@ def test_predict_onnx_reproduces_nnunet25d_predict(nnunet, tiny_dataset, trained
     assert json.loads((onnx / "summary.json").read_text())["foreground_mean"]["Dice"] == 1.0
 
 
-def fabricated_model(nnunet, dataset: str, trainer_name: str, folds: list[int]) -> Path:
+MIRROR_AXES = {("nnUNetTrainer", "2d"): (0, 1), ("nnUNetTrainer", "3d_fullres"): (0, 1, 2)}
+
+
+def fabricated_model(nnunet, dataset: str, trainer_name: str, folds: list[int], configuration_name: str = "2d"
+                     ) -> Path:
     """A model folder as nnUNetv2_train writes it, with freshly initialised weights (one seed per fold): enough
     for a test of equality between two predictors."""
     trainer_class = TRAINERS.get(trainer_name, nnUNetTrainer)
     plans = trainer_class.derive_plans(nnunet.plans(dataset), "2d") if hasattr(trainer_class, "derive_plans") \
         else nnunet.plans(dataset)
     dataset_json = json.loads((nnunet.preprocessed / dataset / "dataset.json").read_text())
-    folder = nnunet.model_folder(dataset, trainer_name)
+    folder = nnunet.model_folder(dataset, trainer_name, configuration_name)
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     plans_manager = PlansManager(plans)
-    configuration = plans_manager.get_configuration("2d")
+    configuration = plans_manager.get_configuration(configuration_name)
     channels = determine_num_input_channels(plans_manager, configuration, dataset_json)
     heads = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
     for fold in folds:
@@ -198,8 +202,9 @@ def fabricated_model(nnunet, dataset: str, trainer_name: str, folds: list[int]) 
         network = trainer_class.build_network_architecture(plans_manager, configuration, channels, heads, False)
         (folder / f"fold_{fold}").mkdir(parents=True, exist_ok=True)
         torch.save({"network_weights": network.state_dict(), "trainer_name": trainer_name,
-                    "init_args": {"plans": plans, "configuration": "2d", "fold": fold, "dataset_json": dataset_json},
-                    "inference_allowed_mirroring_axes": (1, 2)}, folder / f"fold_{fold}" / "checkpoint_final.pth")
+                    "init_args": {"plans": plans, "configuration": configuration_name, "fold": fold,
+                                  "dataset_json": dataset_json},
+                    "inference_allowed_mirroring_axes": MIRROR_AXES.get((trainer_name, configuration_name), (1, 2))}, folder / f"fold_{fold}" / "checkpoint_final.pth")
     (folder / "plans.json").write_text(json.dumps(plans, indent=2))
     (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
     return folder
@@ -277,11 +282,33 @@ def test_predict_onnx_bad_input_is_one_clear_line(nnunet, tiny_dataset, trained_
 
 
 def test_export_refuses_what_the_runtime_cannot_run(nnunet, tiny_dataset, trained_slab_model, tmp_path):
-    fabricated_model(nnunet, tiny_dataset, "nnUNetTrainer", [0])
-    result = nnunet.run("nnunet25d", "export", "-d", str(TINY_ID), "-c", "2d", "-tr", "nnUNetTrainer", "-f", "0",
-                        "-o", str(tmp_path / "m1"), check=False)
-    assert_one_line_error(result, "is not a slab network", "nnunet25d predict")
+    fabricated_model(nnunet, tiny_dataset, "nnUNetTrainer", [0], "3d_fullres")
+    result = nnunet.run("nnunet25d", "export", "-d", str(TINY_ID), "-c", "3d_fullres", "-tr", "nnUNetTrainer", "-f",
+                        "0", "-o", str(tmp_path / "m1"), check=False)
+    assert_one_line_error(result, "neither a slab network nor a 2D network", "nnunet25d predict --backend torch")
     result = nnunet.run("nnunet25d", "export", "-d", str(TINY_ID), "-c", "2d", "-tr", TINY_TRAINER, "-f", "0", "3",
                         "-o", str(tmp_path / "m2"), check=False)
     assert_one_line_error(result, "fold(s) 3", "-f 0")
     assert not (tmp_path / "m2").exists()
+
+
+def test_nnunet_2d_runs_on_the_same_engine_as_the_slab_models(nnunet, tiny_dataset, tmp_path):
+    """nnU-Net's own 2d model as a slab model of one slice: exported, predicted by ONNX Runtime as by nnU-Net's own
+    predictor, so that an engine's speed-up is never read as 2.5D's."""
+    fabricated_model(nnunet, tiny_dataset, "nnUNetTrainer", [0])
+    export(nnunet, TINY_ID, "nnUNetTrainer", ["0"], tmp_path / "model")
+    inputs = tiny_inputs(nnunet, tiny_dataset, tmp_path / "in")
+    predict_onnx_without_torch(nnunet, "-i", str(inputs), "-o", str(tmp_path / "onnx"), "-m", str(tmp_path / "model"),
+                               "--save_probabilities")
+    nnunet.run("nnUNetv2_predict", "-i", str(inputs), "-o", str(tmp_path / "stock"), "-d", str(TINY_ID), "-c", "2d",
+               "-tr", "nnUNetTrainer", "-f", "0", "-device", "cpu", "--save_probabilities", "-npp", "1", "-nps", "1")
+    for case in sorted({p.name[:-len("_0000.nii.gz")] for p in inputs.glob("*_0000.nii.gz")}):
+        labels = read(tmp_path / "onnx" / f"{case}.nii.gz")
+        # random weights leave near-ties, which float16 rounding may break either way
+        assert np.mean(labels == read(tmp_path / "stock" / f"{case}.nii.gz")) >= 0.999 and len(np.unique(labels)) > 1
+        ours, stock = (np.load(tmp_path / folder / f"{case}.npz")["probabilities"] for folder in ("onnx", "stock"))
+        # nnU-Net 2d sums its tiles in float16 where the runtime sums in float32: its own rounding, up to ~0.05 logit
+        # at tile corners (tests/inference/test_exact_inference.py), is up to ~0.0125 in probability (slope <= 1/4)
+        assert np.abs(ours - stock).max() <= 0.0125, case
+    model = json.loads((tmp_path / "model" / "nnunet25d_model.json").read_text())
+    assert model["slab_size"] == 1 and model["mirror_axes"] == [1, 2]

@@ -118,9 +118,11 @@ def nnunet_2d_reference(nnunet, dataset, network, tile: list[int], volume: torch
     return permute_spatial(logits, from_view(axis))
 
 
-def slab_predictor(nnunet, dataset, network, plans_manager, configuration_manager, mirroring: bool):
+def slab_predictor(nnunet, dataset, network, plans_manager, configuration_manager, mirroring: bool,
+                   backend: str = "torch"):
     mirror_axes = plane_axes(network.slab_axis)
-    predictor = nnUNetSlabPredictor(0.5, True, mirroring, False, torch.device("cpu"), allow_tqdm=False)
+    predictor = nnUNetSlabPredictor(0.5, True, mirroring, False, torch.device("cpu"), allow_tqdm=False,
+                                    backend=backend)
     predictor.manual_initialization(network, plans_manager, configuration_manager, None,
                                     dataset_json(nnunet, dataset), "test", mirror_axes)
     return predictor
@@ -178,6 +180,37 @@ def test_slab_predictor_never_holds_a_deep_tile(nnunet, tiny_dataset):
     tile = configuration_manager.patch_size[1:]
     assert {shape[2] for shape in seen} <= set(range(3, network.slices_per_forward + 3))
     assert {shape[3:] for shape in seen} == {tuple(tile)} and max(shape[2] for shape in seen) < 50
+
+
+def check_onnxruntime_against_torch(nnunet, dataset, trainer_name, configuration, depths, mirroring) -> None:
+    """The predictor on ONNX Runtime (what the final validation runs on CPU) against the same predictor on torch:
+    logits within float16 error, labels equal on >= 99.99 % of voxels."""
+    network, plans_manager, configuration_manager = built_network(nnunet, dataset, trainer_name, configuration)
+    on_torch = slab_predictor(nnunet, dataset, network, plans_manager, configuration_manager, mirroring)
+    on_onnxruntime = slab_predictor(nnunet, dataset, network, plans_manager, configuration_manager, mirroring,
+                                    "onnxruntime")
+    torch.manual_seed(2)
+    for depth in depths:
+        volume = random_volume(configuration_manager, network.slab_axis, depth)
+        predicted = on_onnxruntime.predict_sliding_window_return_logits(volume)
+        reference = on_torch.predict_sliding_window_return_logits(volume)
+        assert on_onnxruntime.backend == "onnxruntime" and len(on_onnxruntime._graphs) == 1
+        assert_close(predicted, reference)
+        assert (predicted.argmax(0) == reference.argmax(0)).float().mean() >= 0.9999
+
+
+@pytest.mark.parametrize("trainer_name", SLAB_TRAINERS)
+def test_onnxruntime_slab_predictor_equals_torch(nnunet, tiny_dataset, trainer_name):
+    check_onnxruntime_against_torch(nnunet, tiny_dataset, trainer_name, "2d", DEPTHS, mirroring=True)
+
+
+@pytest.mark.parametrize("trainer_name", VIEW_TRAINERS)
+def test_onnxruntime_slab_predictor_along_the_views_axes(nnunet, tiny_dataset, trainer_name):
+    check_onnxruntime_against_torch(nnunet, tiny_dataset, trainer_name, "3d_fullres", DEPTHS, mirroring=True)
+
+
+def test_onnxruntime_slab_predictor_far_deeper_than_any_tile(nnunet, tiny_dataset):
+    check_onnxruntime_against_torch(nnunet, tiny_dataset, "nnUNetTrainer25D_5slices", "2d", DEEP[:1], mirroring=True)
 
 
 def stock_predictor(nnunet, dataset, network, plans_manager, configuration_manager) -> nnUNetPredictor:
