@@ -94,7 +94,7 @@ class nnUNetSlabPredictor(nnUNetPredictor):
         self.network = self.network.to(self.device)
         self.network.eval()
         if self.backend == "onnxruntime" and self.device.type == "cpu" and self.use_gaussian:
-            session = self._onnx_session()
+            session = self._onnx_session(input_image.shape[0])
             if session is not None:
                 return self._onnx_sliding_window(input_image, session)
         empty_cache(self.device)
@@ -163,7 +163,7 @@ class nnUNetSlabPredictor(nnUNetPredictor):
         prediction = self._internal_maybe_mirror_and_predict(x)[0]
         return permute_spatial(prediction, to_view(slab_axis)).to(window.device, torch.float32)
 
-    def _onnx_session(self):
+    def _onnx_session(self, channels: int):
         """The network's current weights as an ONNX Runtime session (exported once per set of weights); None, with
         a warning, where the export fails or differs from torch: the torch path then runs."""
         from nnunet_25d.deploy.predictor import OnnxSession
@@ -174,7 +174,7 @@ class nnUNetSlabPredictor(nnUNetPredictor):
                 self._graph_folder = tempfile.TemporaryDirectory(prefix="nnunet25d_validation_graphs_")
             path = Path(self._graph_folder.name) / f"{digest[:16]}.onnx"
             module = network_on_slabs(self.network).eval()
-            slabs = self._example_slabs()
+            slabs = self._example_slabs(channels)
             try:
                 export_onnx(module, slabs, path, exporters=("torchscript", "dynamo"))
                 difference = largest_difference(module, path, slabs)
@@ -189,16 +189,11 @@ class nnUNetSlabPredictor(nnUNetPredictor):
             self._graphs[digest] = OnnxSession(path, ["CPUExecutionProvider"])
         return self._graphs[digest]
 
-    def _example_slabs(self) -> torch.Tensor:
+    def _example_slabs(self, channels: int) -> torch.Tensor:
         network = unwrapped(self.network)
         generator = torch.Generator().manual_seed(0)
         tile = self._plane_tile(network.slab_axis)
-        return torch.randn(2, self._input_channels(), network.slab_size, *tile, generator=generator)
-
-    def _input_channels(self) -> int:
-        from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
-
-        return determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
+        return torch.randn(2, channels, network.slab_size, *tile, generator=generator)
 
     def _onnx_sliding_window(self, image: torch.Tensor, session) -> torch.Tensor:
         network = unwrapped(self.network)
