@@ -18,6 +18,7 @@ from nnunet_25d.benchmark.statistics import ENSEMBLE_FOLD, CaseScore
 from nnunet_25d.benchmark.surface import scorer_for
 from nnunet_25d.benchmark.comparison import count_parameters, seconds_per_epoch, training_curves
 from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
+from nnunet_25d.trainers.slab_trainer import VALIDATION_ENGINE_LINE
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): (predicting \S+|Validation complete)")
 
@@ -31,6 +32,7 @@ class FoldResult:
     parameters: int
     peak_memory_mib: float | None  # from the benchmark's measured run; None for trainings run elsewhere
     curves: dict[str, list[float]] = field(default_factory=dict)
+    engine: str = ""  # what ran the validation's network: "ONNX Runtime" (slab trainers on CPU) or "PyTorch"
 
 
 def class_names(dataset_json: dict) -> dict[str, str]:
@@ -61,6 +63,18 @@ def voxel_counts(metrics: dict) -> tuple[int, int]:
     if "n_ref" in metrics and "n_pred" in metrics:
         return int(metrics["n_ref"]), int(metrics["n_pred"])
     return int(metrics["TP"] + metrics["FN"]), int(metrics["TP"] + metrics["FP"])
+
+
+def validation_engine(fold_folder: Path) -> str:
+    """What ran the final validation's network, from the newest training log that says (the plugin's trainers log
+    it); "PyTorch" for nnU-Net's own trainers."""
+    logs = sorted(fold_folder.glob("training_log_*.txt"), key=lambda log: log.stat().st_mtime)
+    for log in reversed(logs):
+        said = [line.split(VALIDATION_ENGINE_LINE, 1)[1].strip() for line in log.open()
+                if VALIDATION_ENGINE_LINE in line]
+        if said:
+            return said[-1]
+    return "PyTorch"
 
 
 def validation_seconds_per_case(fold_folder: Path) -> float:
@@ -111,6 +125,7 @@ def collect_fold(job: Job, scoring: Scoring) -> FoldResult:
         parameters=count_parameters(checkpoint),
         peak_memory_mib=resources.get("peak_gpu_memory_mib", resources.get("peak_host_memory_mib")),
         curves=training_curves(checkpoint),
+        engine=validation_engine(folder),
     )
 
 

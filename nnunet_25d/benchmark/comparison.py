@@ -14,7 +14,7 @@ import numpy as np
 from nnunet_25d.benchmark.cases import case_id
 from nnunet_25d.benchmark.matrix import RESOURCES_FILE
 from nnunet_25d.inference.checkpoint_file import load_checkpoint_safely
-from nnunet_25d.predict.command import PREDICT_COMMAND
+from nnunet_25d.predict.command import ENGINE_LINE, PREDICT_COMMAND
 from nnunet_25d.report.document import key_table, methods_section, reading_choice, results_sections, verdict
 from nnunet_25d.report.figures import overview_figure, save
 from nnunet_25d.report.load import read_other_cpu, record_other_cpu
@@ -25,7 +25,7 @@ from nnunet_25d.report.segmentation_figures import clear_figures, segmentation_s
 from nnunet_25d.report.segmentations import ModelSegmentations, SplitFiles
 from nnunet_25d.report.setting import ReportSetting, classes_of_dataset, schedules_of
 from nnunet_25d.report.tables import cost_table, scores_table, write_scores_csv
-from nnunet_25d.benchmark.runner import NNUNetRunner
+from nnunet_25d.benchmark.runner import NNUNetRunner, this_run
 from nnunet_25d.files import write_text_atomically
 
 
@@ -54,6 +54,8 @@ class ModelResult:
     cores: int | None = None
     model_folder: str = ""  # nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION (its fold's validation)
     raw_dataset: str = ""  # nnUNet_raw/DatasetXXX (images, labelsTr, imagesTs, labelsTs)
+    engine: str = ""  # what ran the network of the test-set prediction
+    stock_seconds_per_case: float = float("nan")  # nnU-Net 2d's baseline through nnUNetv2_predict
 
 
 @dataclass
@@ -199,6 +201,30 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
     return dice_from_summary(summary, names), cases_from_summary(summary, names), per_case
 
 
+def prediction_engine(runner: NNUNetRunner, spec: ModelSpec) -> str:
+    """The engine ``nnunet25d predict`` said it ran the network on, from the prediction's log ("" if unsaid)."""
+    log = runner.log_dir / f"{predict_log_name(spec)}.log"
+    prefix = ENGINE_LINE.format("")
+    said = [line[len(prefix):].strip() for line in this_run(log.read_text(errors="replace").splitlines())
+            if line.startswith(prefix)] if log.is_file() else []
+    return said[-1] if said else ""
+
+
+def stock_2d_seconds_per_case(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int,
+                              out_root: Path, startup: float) -> float:
+    """nnU-Net 2d's test-set prediction as users run it (``nnUNetv2_predict``, PyTorch): seconds per case."""
+    images = paths.raw / paths.name / "imagesTs"
+    n_cases = len(list(images.glob("*_0000.*"))) if images.is_dir() else 0
+    if n_cases == 0:
+        return float("nan")
+    out = out_root / f"{spec.trainer}__{spec.configuration}__nnUNetv2_predict"
+    shutil.rmtree(out, ignore_errors=True)
+    wall = runner.run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
+                       "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
+                       "-npp", "1", "-nps", "1", "--disable_progress_bar"], f"{predict_log_name(spec)}_stock")
+    return max(wall - startup, 0.0) / n_cases
+
+
 def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResult, dict[str, list[float]]]:
     fold_dir = paths.model_folder(spec) / f"fold_{fold}"
     checkpoint = load_checkpoint_safely(fold_dir / "checkpoint_final.pth")  # plain data: nothing in it runs
@@ -235,7 +261,8 @@ def model_row(result: ModelResult, curves: dict[str, list[float]] | None = None,
               for name, value in dice.items()]
     return ModelRow(result.label, result.trainer, result.configuration, scores, result.seconds_per_epoch,
                     result.seconds_per_case, result.parameters, other_cpu=result.other_cpu, cores=result.cores,
-                    curves=curves or {}, folds=(result.fold,),
+                    curves=curves or {}, folds=(result.fold,), engine=result.engine,
+                    stock_seconds_per_case=result.stock_seconds_per_case,
                     baseline=is_nnunet_baseline(result.trainer) if baseline is None else baseline)
 
 

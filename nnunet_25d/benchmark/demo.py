@@ -15,11 +15,14 @@ from nnunet_25d.benchmark.comparison import (
     ModelSpec,
     add_other_cpu,
     collect,
+    is_nnunet_baseline,
     predict_and_evaluate,
     predict_log_name,
     predict_startup_seconds,
+    prediction_engine,
     record_training_contention,
     report_setting,
+    stock_2d_seconds_per_case,
     train,
     write_report,
 )
@@ -144,6 +147,11 @@ def train_and_test(args: argparse.Namespace, specs: list[ModelSpec], save_probab
         result, curve = collect(paths, spec, args.fold)
         result.test_dice, result.test_cases, result.seconds_per_case = predict_and_evaluate(
             runner, paths, spec, args.fold, work / "predictions", startup, save_probabilities)
+        result.engine = prediction_engine(runner, spec)
+        if result.engine != "PyTorch" and is_nnunet_baseline(spec.trainer) and spec.configuration == "2d":
+            _step(f"timing {spec.trainer} as users run it: nnUNetv2_predict", started)
+            result.stock_seconds_per_case = stock_2d_seconds_per_case(runner, paths, spec, args.fold,
+                                                                      work / "predictions", startup)
         add_other_cpu(result, runner.other_cpu.get(predict_log_name(spec)))
         collected.append(result)
         curves[spec.label] = curve

@@ -64,7 +64,7 @@ def variant_row(summary: VariantSummary, baselines: list[str]) -> ModelRow:
                     variant_scores(summary), summary.seconds_per_epoch, summary.seconds_per_case,
                     summary.parameters, summary.peak_memory_mib, other_cpu, cores, mean_curves(summary.folds),
                     summary.variant.key in baselines, tuple(summary.fold_ids), key=summary.variant.key,
-                    training_hours=hours, training_device=device)
+                    training_hours=hours, training_device=device, engine=summary.engine)
 
 
 def training_hours(folds: list[FoldResult]) -> tuple[float, str]:

@@ -130,6 +130,12 @@ class VariantSummary:
     def parameters(self) -> int:
         return self.folds[0].parameters if self.folds else 0
 
+    @property
+    def engine(self) -> str:
+        """What ran its validation's network; "mixed" where folds differ."""
+        engines = {f.engine for f in self.folds if f.engine}
+        return engines.pop() if len(engines) == 1 else ("mixed" if engines else "")
+
 
 def class_names_of(summaries: list[VariantSummary]) -> list[str]:
     """Every class any of the summaries scored, in the order they first appear."""

@@ -93,6 +93,9 @@ def publish(staging: Path, output: Path, cases: list[str], file_ending: str, sav
     shutil.rmtree(staging, ignore_errors=True)
 
 
+# the line each run prints first, naming the engine (the benchmark's cost tables read it from the log)
+ENGINE_LINE = "nnunet25d predict: network on {}"
+ENGINES = {"onnxruntime": "ONNX Runtime", "torch": "PyTorch"}
 WRITE_FAILURE_WORDS = ("No space left", "write", "Write", "Read-only", "Permission denied")
 
 
@@ -159,6 +162,7 @@ def predict_on_onnxruntime(staging: Path, todo: dict[str, list[Path]], model_fol
             "slices_per_forward": args.slices_per_forward or 1, "progress": bar.update}, args)
         if predictor is None:
             return False
+        print(ENGINE_LINE.format(ENGINES["onnxruntime"]), flush=True)
         staging.mkdir(parents=True)
         predict_cases(predictor, todo, staging, args.save_probabilities, bar)
     for name in ("dataset.json", "plans.json"):
@@ -172,6 +176,7 @@ def predict_on_torch(staging: Path, todo: dict[str, list[Path]], model_folder: P
                      args: argparse.Namespace) -> None:
     from nnunet_25d.inference.slab_predictor import nnUNetSlabPredictor
 
+    print(ENGINE_LINE.format(ENGINES["torch"]), flush=True)
     predictor = nnUNetSlabPredictor(tile_step_size=args.step_size, use_gaussian=True,
                                     use_mirroring=not args.disable_tta,
                                     perform_everything_on_device=not args.not_on_device,

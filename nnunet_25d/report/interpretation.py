@@ -5,7 +5,7 @@ from __future__ import annotations
 from nnunet_25d.report.metrics import Metric
 from nnunet_25d.report.rows import Difference, ModelRow, classes_of, finite, reference_row
 from nnunet_25d.report.setting import ReportSetting
-from nnunet_25d.report.tables import number, p_value, ratio
+from nnunet_25d.report.tables import case_ratio, number, p_value, ratio
 
 ALPHA = 0.05
 
@@ -89,7 +89,7 @@ def cost_sentence(rows: list[ModelRow], split: str, metric: Metric, setting: Rep
         return f"{caution}; {model.label}'s and {reference.label}'s timings were taken under different load " \
                f"({_cores(model)} vs {_cores(reference)} cores busy with other work) and are not compared."
     epoch = ratio(model.seconds_per_epoch, reference.seconds_per_epoch)
-    case = ratio(model.seconds_per_case, reference.seconds_per_case)
+    case = case_ratio(model, reference)
     return f"{caution}; {model.label} took {epoch} {reference.label}'s time per training epoch and {case} its " \
            f"time per case{_contention_note(rows)}."
 

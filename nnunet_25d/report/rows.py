@@ -50,6 +50,9 @@ class ModelRow:
     key: str = ""  # how paired differences name this model (default: its label)
     training_hours: float = NAN  # summed wall time of its trainings x devices: GPU-hours on CUDA, else CPU wall
     training_device: str = ""  # "GPU" or "CPU": what ``training_hours`` counts
+    engine: str = ""  # what ran the network for ``seconds_per_case``: "ONNX Runtime", "PyTorch"
+    # nnU-Net 2d's s/case through nnUNetv2_predict, as users run it (the reference row of a demo only)
+    stock_seconds_per_case: float = NAN
 
     def __post_init__(self) -> None:
         self.key = self.key or self.label

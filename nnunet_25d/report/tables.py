@@ -63,28 +63,45 @@ def other_cpu_cell(row: ModelRow) -> str:
 
 def cost_table(rows: list[ModelRow], case_time: str = "inference") -> str:
     """Time per epoch and per case (and ratios to the reference baseline), size, memory, and the load the
-    timings were taken under."""
+    timings were taken under. Where rows name the engine that ran their network, an "engine" column; a case-time
+    ratio between different engines says so (an engine's speed-up is not 2.5D's); with the reference's
+    ``nnUNetv2_predict`` time, a column against nnU-Net 2d as users run it."""
     reference = reference_row(rows)
     with_memory = any(finite(r.peak_memory_mib) for r in rows)
     with_hours = any(finite(r.training_hours) for r in rows)
-    header = ["model", "s/epoch", f"s/case ({case_time})", "params (M)"] + (["peak mem (MiB)"] if with_memory else []) \
-        + (["training (device-hours)"] if with_hours else [])
+    with_engine = any(r.engine for r in rows)
+    with_stock = reference is not None and finite(reference.stock_seconds_per_case)
+    header = ["model", "s/epoch", f"s/case ({case_time})"] + (["engine"] if with_engine else []) + ["params (M)"] \
+        + (["peak mem (MiB)"] if with_memory else []) + (["training (device-hours)"] if with_hours else [])
     if reference is not None:
         header += [f"epoch time vs {reference.label}", f"case time vs {reference.label}"]
+    if with_stock:
+        header.append(f"case time vs {reference.label} as users run it (`nnUNetv2_predict`, "
+                      f"{number(reference.stock_seconds_per_case, 2)} s/case)")
     header.append(f"cores used by other work (max, {int(WINDOW_SECONDS)}-s window)")
     body = []
     for r in rows:
-        line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2),
-                f"{r.parameters / 1e6:.2f}"] + ([number(r.peak_memory_mib, 0)] if with_memory else []) \
+        line = [model_name(r), number(r.seconds_per_epoch, 2), number(r.seconds_per_case, 2)] \
+            + ([r.engine or "n/a"] if with_engine else []) + [f"{r.parameters / 1e6:.2f}"] \
+            + ([number(r.peak_memory_mib, 0)] if with_memory else []) \
             + ([f"{number(r.training_hours, 2)} {r.training_device}-h" if finite(r.training_hours) else "n/a"]
                if with_hours else [])
         if reference is not None and not r.timed_like(reference):
-            line += [DIFFERENT_LOAD] * 2
+            line += [DIFFERENT_LOAD] * (3 if with_stock else 2)
         elif reference is not None:
-            line += [ratio(r.seconds_per_epoch, reference.seconds_per_epoch),
-                     ratio(r.seconds_per_case, reference.seconds_per_case)]
+            line += [ratio(r.seconds_per_epoch, reference.seconds_per_epoch), case_ratio(r, reference)]
+            if with_stock:
+                line.append(ratio(r.seconds_per_case, reference.stock_seconds_per_case))
         body.append(line + [other_cpu_cell(r)])
     return render_markdown(header, body)
+
+
+def case_ratio(row: ModelRow, reference: ModelRow) -> str:
+    """The case-time ratio, marked where the two rows' networks ran on different engines."""
+    value = ratio(row.seconds_per_case, reference.seconds_per_case)
+    if row.engine and reference.engine and row.engine != reference.engine:
+        return f"{value} ({row.engine} vs {reference.engine}: engines differ)"
+    return value
 
 
 FEW_PAIRS_MARK = "†"

@@ -89,6 +89,7 @@ def derive_slab_plans(plans: dict, configuration: str, slab_size: int, network_c
 # what runs the network in the final validation on CPU: ONNX Runtime where installed (the same sliding window, logits
 # equal to PyTorch's to float16 rounding, several times faster on CPU); PyTorch on GPUs
 VALIDATION_BACKEND = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torch"
+VALIDATION_ENGINE_LINE = "validation network on "  # read back by the benchmark's cost table
 
 
 @contextmanager
@@ -263,6 +264,8 @@ class nnUNetTrainer25D(SafeCheckpointLoading, AdamWWarmupCosine, nnUNetTrainer):
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         unwrapped(self.network).interior_only = False
+        engine = "ONNX Runtime" if VALIDATION_BACKEND == "onnxruntime" and self.device.type == "cpu" else "PyTorch"
+        self.print_to_log_file(f"{VALIDATION_ENGINE_LINE}{engine}")
         with slab_validation_predictor():
             super().perform_actual_validation(save_probabilities)
 
