@@ -17,7 +17,9 @@ from nnunet_25d.trainers.registry import TRAINERS
 def test_the_validation_predictor_is_the_slab_predictor_only_inside_the_block():
     assert nnunet_trainer_module.nnUNetPredictor is nnUNetPredictor
     with slab_trainer.slab_validation_predictor():
-        assert nnunet_trainer_module.nnUNetPredictor is nnUNetSlabPredictor
+        built = nnunet_trainer_module.nnUNetPredictor(tile_step_size=0.5, device=torch.device("cpu"))
+        assert isinstance(built, nnUNetSlabPredictor) and built.tile_step_size == 0.5
+        assert built.backend == "onnxruntime"  # the final validation's engine on CPU (onnxruntime is installed)
     assert nnunet_trainer_module.nnUNetPredictor is nnUNetPredictor
     with pytest.raises(KeyError):
         with slab_trainer.slab_validation_predictor():

@@ -1,0 +1,95 @@
+"""The engine choice and the graph cache's bookkeeping, without a model: which backend runs where, what a cached
+graph is keyed by, when a record is trusted, and where graphs go when the model folder cannot be written."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from nnunet_25d.errors import UserError
+from nnunet_25d.predict import engine
+from nnunet_25d.predict.engine import GraphCache, cache_key, cached_description, chosen_backend, graph_files
+
+
+def test_auto_is_onnxruntime_on_cpu_and_torch_on_gpus():
+    assert chosen_backend("auto", "cpu") == "onnxruntime"
+    assert chosen_backend("auto", "cuda") == "torch" and chosen_backend("auto", "mps") == "torch"
+    assert chosen_backend("torch", "cpu") == "torch" and chosen_backend("onnxruntime", "cpu") == "onnxruntime"
+
+
+def test_onnxruntime_on_a_gpu_is_refused_with_what_to_use():
+    with pytest.raises(UserError, match="--backend torch"):
+        chosen_backend("onnxruntime", "cuda")
+
+
+def test_without_onnxruntime_auto_says_so_and_falls_back(monkeypatch, capsys):
+    monkeypatch.setattr(engine, "onnxruntime_available", lambda: False)
+    assert chosen_backend("auto", "cpu") == "torch"
+    assert "pip install onnxruntime" in capsys.readouterr().out
+    with pytest.raises(UserError, match="pip install onnxruntime"):
+        chosen_backend("onnxruntime", "cpu")
+
+
+def model_folder(tmp_path):
+    (tmp_path / "fold_0").mkdir()
+    (tmp_path / "fold_0" / "checkpoint_final.pth").write_bytes(b"weights")
+    (tmp_path / "plans.json").write_text("{}")
+    (tmp_path / "dataset.json").write_text("{}")
+    return tmp_path
+
+
+def test_the_key_changes_with_the_checkpoint_plans_and_dataset(tmp_path):
+    folder = model_folder(tmp_path)
+    first = cache_key(folder, 0, "checkpoint_final.pth")
+    assert cache_key(folder, 0, "checkpoint_final.pth") == first
+    for name, content in (("fold_0/checkpoint_final.pth", b"retrained"), ("plans.json", b"{ }"),
+                          ("dataset.json", b"{ }")):
+        before = cache_key(folder, 0, "checkpoint_final.pth")
+        path = folder / name
+        path.write_bytes(content)
+        os.utime(path, ns=(path.stat().st_mtime_ns + 10 ** 9,) * 2)
+        assert cache_key(folder, 0, "checkpoint_final.pth") != before, name
+
+
+def test_graph_files_sit_beside_the_checkpoint(tmp_path):
+    assert graph_files(tmp_path, "checkpoint_best.pth") == (tmp_path / "checkpoint_best.onnx",
+                                                            tmp_path / "checkpoint_best.onnx.json")
+
+
+def write_entry(folder, key, graph=True):
+    graph_path, sidecar = graph_files(folder, "checkpoint_final.pth")
+    if graph:
+        graph_path.write_bytes(b"graph")
+    sidecar.write_text(json.dumps({"key": key, "description": {"slab_size": 3}}))
+
+
+def test_a_record_is_trusted_only_with_its_graph_and_the_same_key(tmp_path):
+    key = {"checkpoint_sha256": "a"}
+    assert cached_description(tmp_path, "checkpoint_final.pth", key) is None
+    write_entry(tmp_path, key)
+    assert cached_description(tmp_path, "checkpoint_final.pth", key) == {"slab_size": 3}
+    assert cached_description(tmp_path, "checkpoint_final.pth", {"checkpoint_sha256": "b"}) is None
+    (tmp_path / "checkpoint_final.onnx").unlink()
+    assert cached_description(tmp_path, "checkpoint_final.pth", key) is None
+
+
+def test_an_unreadable_record_is_one_line_unless_quiet(tmp_path, capsys):
+    (tmp_path / "checkpoint_final.onnx").write_bytes(b"graph")
+    (tmp_path / "checkpoint_final.onnx.json").write_text("{not json")
+    assert cached_description(tmp_path, "checkpoint_final.pth", {}, quiet=True) is None
+    assert capsys.readouterr().out == ""
+    assert cached_description(tmp_path, "checkpoint_final.pth", {}) is None
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "unreadable" in said[0] and "exporting it again" in said[0]
+
+
+def test_graphs_go_beside_the_checkpoint_or_for_the_run_only(tmp_path, monkeypatch, capsys):
+    folder = model_folder(tmp_path)
+    cache = GraphCache(folder, "checkpoint_final.pth")
+    assert cache.folder(0) == folder / "fold_0"
+    monkeypatch.setattr(GraphCache, "_writable", staticmethod(lambda path: False))
+    elsewhere = cache.folder(0)
+    assert elsewhere != folder / "fold_0" and elsewhere.is_dir() and cache.folder(0) == elsewhere
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "cannot be written" in said[0]
