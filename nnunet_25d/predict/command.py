@@ -13,7 +13,7 @@ from nnunet_25d.files import PARTIAL_PREFIX, move_into_place, output_files, stil
 from nnunet_25d.deploy.memory import check_cases_fit
 from nnunet_25d.inference.model_folder import (check_checkpoints_load_safely, check_model_folder, model_folder_of,
                                                parse_folds, with_plugin_trainers)
-from nnunet_25d.predict.engine import BACKENDS, chosen_backend, graphs_cached, onnx_predictor
+from nnunet_25d.predict.engine import BACKENDS, chosen_backend, graphs_cached, onnx_predictor, plain_3d_network
 
 
 # what the demo and the benchmark predict with: every model, slab models with the exact slab predictor
@@ -143,6 +143,9 @@ def predict_into(staging: Path, todo: dict[str, list[Path]], model_folder: Path,
         if args.prev_stage_predictions:
             print("nnunet25d predict: running on PyTorch (a cascade's second stage: ONNX Runtime runs single-stage "
                   "models)")
+        elif plain_3d_network(json.loads((model_folder / "plans.json").read_text()), args.c):
+            print(f"nnunet25d predict: running on PyTorch ({args.c} is a 3D network: ONNX Runtime runs 2D networks "
+                  f"over slabs or slices)")
         elif predict_on_onnxruntime(staging, todo, model_folder, folds, args):
             return
     predict_on_torch(staging, todo, model_folder, folds, device, args)

@@ -58,6 +58,14 @@ def chosen_backend(requested: str, device: str) -> str:
     return "onnxruntime"
 
 
+def plain_3d_network(plans: dict, configuration: str) -> bool:
+    """The plans give ``configuration`` one of nnU-Net's own 3D networks (never exported: known without loading it)."""
+    architecture = plans.get("configurations", {}).get(configuration, {}).get("architecture") or {}
+    name = architecture.get("network_class_name", "")
+    convolution = str((architecture.get("arch_kwargs") or {}).get("conv_op", ""))
+    return bool(name) and not name.startswith("nnunet_25d.") and convolution.endswith("Conv3d")
+
+
 def file_digest(path: Path) -> str:
     stat = Path(path).stat()
     return _digest(str(path), stat.st_mtime_ns, stat.st_size)

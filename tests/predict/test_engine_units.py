@@ -9,7 +9,8 @@ import pytest
 
 from nnunet_25d.errors import UserError
 from nnunet_25d.predict import engine
-from nnunet_25d.predict.engine import GraphCache, cache_key, cached_description, chosen_backend, graph_files
+from nnunet_25d.predict.engine import (GraphCache, cache_key, cached_description, chosen_backend, graph_files,
+                                       plain_3d_network)
 
 
 def test_auto_is_onnxruntime_on_cpu_and_torch_on_gpus():
@@ -93,3 +94,16 @@ def test_graphs_go_beside_the_checkpoint_or_for_the_run_only(tmp_path, monkeypat
     assert elsewhere != folder / "fold_0" and elsewhere.is_dir() and cache.folder(0) == elsewhere
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and "cannot be written" in said[0]
+
+
+def plans_with(name: str, conv_op: str) -> dict:
+    return {"configurations": {"c": {"architecture": {"network_class_name": name, "arch_kwargs": {"conv_op": conv_op}}}}}
+
+
+def test_nnunets_own_3d_networks_go_to_torch_without_loading_them():
+    unet = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+    assert plain_3d_network(plans_with(unet, "torch.nn.modules.conv.Conv3d"), "c")
+    assert not plain_3d_network(plans_with(unet, "torch.nn.modules.conv.Conv2d"), "c")
+    assert not plain_3d_network(plans_with("nnunet_25d.architectures.slab_network.SlabNetwork",
+                                           "torch.nn.modules.conv.Conv3d"), "c")
+    assert not plain_3d_network({"configurations": {"c": {"inherits_from": "b"}}}, "c")
