@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +51,7 @@ from pathlib import Path
 dataset = maybe_convert_to_dataset_name({DATASET_ID})
 folder = Path(os.environ["nnUNet_preprocessed"]) / dataset
 plans = json.loads((folder / "nnUNetPlans.json").read_text())
+plans["continue_training"] = False
 trainer = recursive_find_trainer_class_by_name("{trainer_name}")(
     plans, "2d", 0, json.loads((folder / "dataset.json").read_text()), torch.device("cpu"))
 trainer.initialize()
@@ -62,16 +64,18 @@ for _ in range({batches}):
 seconds = (time.perf_counter() - start) / {batches}
 target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
 print("RESULT " + json.dumps({{"seconds_per_batch": seconds, "workers": get_allowed_n_proc_DA(),
-                              "data": list(batch["data"].shape), "target": list(target.shape)}}))
-os._exit(0)
+                              "data": list(batch["data"].shape), "target": list(target.shape)}}), flush=True)
 """
     from nnunet_25d import TRAINER_FOLDER
 
     env = {**os.environ, "nnUNet_extTrainer": str(TRAINER_FOLDER)}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=3600)
-    line = next((line for line in result.stdout.splitlines() if line.startswith("RESULT ")), None)
+    # the augmentation workers outlive the measuring process and hold its pipe: end the whole group at the result
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    line = next((line for line in process.stdout if line.startswith("RESULT ")), None)
+    os.killpg(process.pid, signal.SIGKILL)
     if line is None:
-        raise RuntimeError(f"{trainer_name}: {result.stderr[-2000:]}")
+        raise RuntimeError(f"{trainer_name}: {process.stderr.read()[-2000:]}")
     return json.loads(line[len("RESULT "):])
 
 
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results/loader_speed.md")
     parser.add_argument("--trainers", nargs="+", default=["nnUNetTrainer", "nnUNetTrainer25D"])
     parser.add_argument("--slices", type=int, default=60)
-    parser.add_argument("--cases", type=int, default=4)
+    parser.add_argument("--cases", type=int, default=6)  # nnU-Net splits into five folds
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=8)
     args = parser.parse_args(argv)
