@@ -107,3 +107,24 @@ def test_nnunets_own_3d_networks_go_to_torch_without_loading_them():
     assert not plain_3d_network(plans_with("nnunet_25d.architectures.slab_network.SlabNetwork",
                                            "torch.nn.modules.conv.Conv3d"), "c")
     assert not plain_3d_network({"configurations": {"c": {"inherits_from": "b"}}}, "c")
+
+
+def test_plans_that_do_not_say_are_not_taken_for_a_3d_network():
+    assert not plain_3d_network({}, "c")
+    assert not plain_3d_network(plans_with("", "torch.nn.modules.conv.Conv3d"), "c")
+    no_convolution = {"configurations": {"c": {"architecture": {"network_class_name": "x.PlainConvUNet"}}}}
+    assert not plain_3d_network(no_convolution, "c")
+
+
+def test_a_checkpoint_rewritten_in_place_is_hashed_again(tmp_path):
+    """Same size, new time: hashed again; same time, new size: hashed again (the digest memo's key)."""
+    path = tmp_path / "checkpoint_final.pth"
+    path.write_bytes(b"aaaa")
+    stamp = path.stat().st_mtime_ns
+    first = engine.file_digest(path)
+    path.write_bytes(b"bbbb")
+    os.utime(path, ns=(stamp + 10 ** 9,) * 2)
+    second = engine.file_digest(path)
+    path.write_bytes(b"ccccc")
+    os.utime(path, ns=(stamp + 10 ** 9,) * 2)
+    assert len({first, second, engine.file_digest(path)}) == 3
