@@ -30,15 +30,9 @@ import psutil
 import SimpleITK as sitk
 from clinical_scale import DATASET, SLAB_TRAINER, STOCK_TRAINER, Case, measured_run, plans_for, write_model_folder, \
     write_volume
+from onnx_deploy import environment
 
-from nnunet_25d import TRAINER_FOLDER
 from nnunet_25d.report.load import OtherCpuSampler
-
-
-def environment(root: Path) -> dict:
-    return {**os.environ, "nnUNet_results": str(root / "results"), "nnUNet_raw": str(root / "raw"),
-            "nnUNet_preprocessed": str(root / "preprocessed"), "nnUNet_extTrainer": str(TRAINER_FOLDER),
-            "nnUNet_def_n_proc": "1"}
 
 
 def commands(images: Path, root: Path, mirroring: bool) -> dict[str, tuple[str, list[str]]]:

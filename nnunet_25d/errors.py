@@ -50,6 +50,10 @@ class NotExportable(UserError, ValueError):
     """A model whose network or pipeline the ONNX runtime does not reproduce; the message says what and why."""
 
 
+class GraphMismatch(RuntimeError):
+    """An exported ONNX graph that does not compute what the torch network computes."""
+
+
 class DatasetNotFoundError(UserError, FileNotFoundError):
     """No ``DatasetXXX_*`` folder for the requested ID."""
 

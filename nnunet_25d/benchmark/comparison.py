@@ -177,22 +177,15 @@ def predict_and_evaluate(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelS
     """(test Dice per class, cases behind each, seconds per case) with ``nnunet25d predict`` (nnU-Net's own predictor for models
     that are not slab models) and nnUNetv2_evaluate_folder; predictions in
     ``out_root/<trainer>__<configuration>`` (with ``.npz`` probabilities for ensembling if asked)."""
-    images, labels = paths.raw / paths.name / "imagesTs", paths.raw / paths.name / "labelsTs"
-    dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
-    n_cases = len({p.name.rsplit("_", 1)[0] for p in images.glob(f"*{dataset_json['file_ending']}")}) \
-        if images.is_dir() else 0
-    if n_cases == 0:
-        return {}, {}, float("nan")
+    labels = paths.raw / paths.name / "labelsTs"
     out = out_root / f"{spec.trainer}__{spec.configuration}"
-    shutil.rmtree(out, ignore_errors=True)
-    wall = runner.run([*PREDICT_COMMAND, "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
-                       "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
-                       "-npp", "1", "-nps", "1", "--disable_progress_bar"]
-                      + (["--save_probabilities"] if save_probabilities else []),
-                      predict_log_name(spec))
-    per_case = max(wall - startup, 0.0) / n_cases
+    per_case = timed_test_prediction(runner, paths, spec, fold, out, PREDICT_COMMAND, predict_log_name(spec),
+                                     startup, ["--save_probabilities"] if save_probabilities else [])
+    if np.isnan(per_case):  # no test images
+        return {}, {}, per_case
     if not labels.is_dir():
         return {}, {}, per_case
+    dataset_json = json.loads((paths.raw / paths.name / "dataset.json").read_text())
     summary = out / "summary.json"
     runner.run(["nnUNetv2_evaluate_folder", str(labels), str(out), "-djfile", str(out / "dataset.json"),
                 "-pfile", str(out / "plans.json"), "-o", str(summary), "-np", "1"],
@@ -210,19 +203,35 @@ def prediction_engine(runner: NNUNetRunner, spec: ModelSpec) -> str:
     return said[-1] if said else ""
 
 
+def test_cases(paths: DatasetPaths) -> int:
+    """Cases in the dataset's imagesTs (0 without one)."""
+    images = paths.raw / paths.name / "imagesTs"
+    if not images.is_dir():
+        return 0
+    file_ending = json.loads((paths.raw / paths.name / "dataset.json").read_text())["file_ending"]
+    return len({p.name.rsplit("_", 1)[0] for p in images.glob(f"*{file_ending}")})
+
+
+def timed_test_prediction(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int, out: Path,
+                          program: tuple[str, ...], log_name: str, startup: float, extra: list[str]) -> float:
+    """Predict the test set into ``out`` with ``program`` (nnU-Net's predict arguments); seconds per case, start-up
+    subtracted (nan without test cases)."""
+    n_cases = test_cases(paths)
+    if n_cases == 0:
+        return float("nan")
+    shutil.rmtree(out, ignore_errors=True)
+    wall = runner.run([*program, "-i", str(paths.raw / paths.name / "imagesTs"), "-o", str(out), "-d",
+                       paths.dataset_id, "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device",
+                       runner.device, "-npp", "1", "-nps", "1", "--disable_progress_bar", *extra], log_name)
+    return max(wall - startup, 0.0) / n_cases
+
+
 def stock_2d_seconds_per_case(runner: NNUNetRunner, paths: DatasetPaths, spec: ModelSpec, fold: int,
                               out_root: Path, startup: float) -> float:
     """nnU-Net 2d's test-set prediction as users run it (``nnUNetv2_predict``, PyTorch): seconds per case."""
-    images = paths.raw / paths.name / "imagesTs"
-    n_cases = len(list(images.glob("*_0000.*"))) if images.is_dir() else 0
-    if n_cases == 0:
-        return float("nan")
-    out = out_root / f"{spec.trainer}__{spec.configuration}__nnUNetv2_predict"
-    shutil.rmtree(out, ignore_errors=True)
-    wall = runner.run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", paths.dataset_id,
-                       "-c", spec.configuration, "-tr", spec.trainer, "-f", str(fold), "-device", runner.device,
-                       "-npp", "1", "-nps", "1", "--disable_progress_bar"], f"{predict_log_name(spec)}_stock")
-    return max(wall - startup, 0.0) / n_cases
+    return timed_test_prediction(runner, paths, spec, fold,
+                                 out_root / f"{spec.trainer}__{spec.configuration}__nnUNetv2_predict",
+                                 ("nnUNetv2_predict",), f"{predict_log_name(spec)}_stock", startup, [])
 
 
 def collect(paths: DatasetPaths, spec: ModelSpec, fold: int) -> tuple[ModelResult, dict[str, list[float]]]:

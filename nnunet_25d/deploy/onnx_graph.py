@@ -13,10 +13,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from nnunet_25d.errors import GraphMismatch
 from nnunet_25d.geometry.slab_context import unwrapped
 
 INPUT_NAME, OUTPUT_NAME = "slabs", "logits"
 DEFAULT_OPSET = 18
+# ONNX Runtime against torch on example slabs, float32 both: far above float32 rounding (1e-5), far below what changes
+# a label; a graph past it is not run in torch's place
+GRAPH_TOLERANCE = 1e-3
+
+
+def check_graph_matches(difference: float, what: str) -> None:
+    """:class:`GraphMismatch` where ``difference`` (:func:`largest_difference`) is past :data:`GRAPH_TOLERANCE`."""
+    if difference > GRAPH_TOLERANCE:
+        raise GraphMismatch(f"{what} differs from torch by {difference:.1e} logit")
 
 
 class SlabNetwork2D(nn.Module):

@@ -32,14 +32,13 @@ from nnunetv2.utilities.helpers import dummy_context, empty_cache
 from torch import nn
 from tqdm import tqdm
 
-from nnunet_25d.deploy.onnx_graph import export_onnx, largest_difference, network_on_slabs
+from nnunet_25d.deploy.onnx_graph import check_graph_matches, export_onnx, largest_difference, network_on_slabs
 from nnunet_25d.deploy.sliding_window import SlabSlidingWindow
 from nnunet_25d.geometry.slab_context import unwrapped
 from nnunet_25d.geometry.views import from_view, permute_spatial, plane_axes, to_view
 
 GAUSSIAN_SIGMA_SCALE = 1. / 8  # nnU-Net's
 GAUSSIAN_VALUE_SCALE = 10  # nnU-Net's; the normalisation divides it out
-GRAPH_TOLERANCE = 1e-3  # ONNX Runtime against torch, float32 both, largest logit difference on example slabs
 
 
 def is_slab_network(network: nn.Module) -> bool:
@@ -177,13 +176,10 @@ class nnUNetSlabPredictor(nnUNetPredictor):
             slabs = self._example_slabs(channels)
             try:
                 export_onnx(module, slabs, path, exporters=("torchscript", "dynamo"))
-                difference = largest_difference(module, path, slabs)
-            except Exception as error:  # the exporters' own failures: the torch path predicts
-                difference, reason = float("inf"), f"{type(error).__name__}: {str(error)[:200]}"
-            else:
-                reason = f"differs from torch by {difference:.1e} logit"
-            if difference > GRAPH_TOLERANCE:
-                warnings.warn(f"ONNX Runtime cannot run this network ({reason}); predicting with PyTorch")
+                check_graph_matches(largest_difference(module, path, slabs), "the exported graph")
+            except Exception as error:  # a mismatch, or the exporters' own failures: the torch path predicts
+                warnings.warn(f"ONNX Runtime cannot run this network ({type(error).__name__}: {str(error)[:200]}); "
+                              f"predicting with PyTorch")
                 self.backend = "torch"
                 return None
             self._graphs[digest] = OnnxSession(path, ["CPUExecutionProvider"])

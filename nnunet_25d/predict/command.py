@@ -108,10 +108,11 @@ def run(args: argparse.Namespace) -> None:
     device = args.device or default_device()
     backend = chosen_backend(args.backend, device)
     check_model_folder(model_folder, folds, args.chk, args, unpickle_check=False)
-    if backend == "torch" or args.prev_stage_predictions or not graphs_cached(model_folder, folds, args.chk):
-        check_checkpoints_load_safely(model_folder, folds, args.chk, args)  # before any work: they will be unpickled
     dataset_json = json.loads((model_folder / "dataset.json").read_text())
     plans = json.loads((model_folder / "plans.json").read_text())
+    on_torch = why_pytorch(backend, plans, args)
+    if on_torch is not None or not graphs_cached(model_folder, folds, args.chk):
+        check_checkpoints_load_safely(model_folder, folds, args.chk, args)  # before any work: they will be unpickled
     file_ending = dataset_json["file_ending"]
     channels = len(dataset_json.get("channel_names", dataset_json.get("modality", {})))
     cases = parts_of(cases_in(Path(args.i), file_ending, channels), args.num_parts, args.part_id)
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> None:
     staging = output / f"{PARTIAL_PREFIX}part{args.part_id}"  # outputs reach their final names only when complete
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        predict_into(staging, todo, model_folder, folds, device, backend, args)
+        predict_into(staging, todo, model_folder, folds, device, on_torch, args)
     except (OSError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not any(word in str(error) for word in WRITE_FAILURE_WORDS):
             raise
@@ -136,18 +137,25 @@ def run(args: argparse.Namespace) -> None:
     publish(staging, output, list(todo), file_ending, args.save_probabilities)
 
 
+def why_pytorch(backend: str, plans: dict, args: argparse.Namespace) -> str | None:
+    """Why the network runs on PyTorch ("" where asked for), or None: ONNX Runtime may run it."""
+    if backend == "torch":
+        return ""
+    if args.prev_stage_predictions:
+        return "a cascade's second stage: ONNX Runtime runs single-stage models"
+    if plain_3d_network(plans, args.c):
+        return f"{args.c} is a 3D network: ONNX Runtime runs 2D networks over slabs or slices"
+    return None
+
+
 def predict_into(staging: Path, todo: dict[str, list[Path]], model_folder: Path, folds: list, device: str,
-                 backend: str, args: argparse.Namespace) -> None:
-    """Every case of ``todo`` into ``staging``, on ONNX Runtime where the backend and the model allow it."""
-    if backend == "onnxruntime":
-        if args.prev_stage_predictions:
-            print("nnunet25d predict: running on PyTorch (a cascade's second stage: ONNX Runtime runs single-stage "
-                  "models)")
-        elif plain_3d_network(json.loads((model_folder / "plans.json").read_text()), args.c):
-            print(f"nnunet25d predict: running on PyTorch ({args.c} is a 3D network: ONNX Runtime runs 2D networks "
-                  f"over slabs or slices)")
-        elif predict_on_onnxruntime(staging, todo, model_folder, folds, args):
-            return
+                 on_torch: str | None, args: argparse.Namespace) -> None:
+    """Every case of ``todo`` into ``staging``: on ONNX Runtime unless ``on_torch`` (:func:`why_pytorch`) says why
+    not, or the model turns out not to export."""
+    if on_torch is None and predict_on_onnxruntime(staging, todo, model_folder, folds, args):
+        return
+    if on_torch:
+        print(f"nnunet25d predict: running on PyTorch ({on_torch})")
     predict_on_torch(staging, todo, model_folder, folds, device, args)
 
 

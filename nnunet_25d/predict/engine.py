@@ -20,14 +20,11 @@ from typing import Any
 
 from nnunet_25d import __version__
 from nnunet_25d.deploy.model_description import ModelDescriptionError
-from nnunet_25d.errors import NotExportable, UserError
+from nnunet_25d.errors import GraphMismatch, NotExportable, UserError
 from nnunet_25d.files import write_text_atomically
 
 BACKENDS = ("auto", "onnxruntime", "torch")
 GRAPH_FORMAT = 1
-# ONNX Runtime against torch on the export's example slabs, float32 both: far above float32 rounding (1e-5),
-# far below what changes a label
-GRAPH_TOLERANCE = 1e-3
 FAST_EXPORTERS = ("torchscript", "dynamo")  # 0.1 s against 2-4 s for a U-Net; dynamo takes what TorchScript cannot
 
 
@@ -155,6 +152,7 @@ class GraphCache:
 def export_graphs(cache: GraphCache, folds: list, keys: dict, trainer: str, identity: dict[str, Any],
                   args: Any) -> dict:
     """Export ``folds`` (torch and nnU-Net are imported only here); returns each fold's description."""
+    from nnunet_25d.deploy.onnx_graph import check_graph_matches
     from nnunet_25d.export.description import check_exportable, model_description
     from nnunet_25d.export.exporter import example_slabs, export_fold, loaded_predictor
     from nnunet_25d.inference.model_folder import check_checkpoints_load_safely
@@ -169,17 +167,14 @@ def export_graphs(cache: GraphCache, folds: list, keys: dict, trainer: str, iden
     for fold, parameters in zip(folds, predictor.list_of_parameters):
         graph, sidecar = graph_files(cache.folder(fold), cache.checkpoint)
         exported = export_fold(predictor, parameters, graph, example, exporters=FAST_EXPORTERS)
-        if exported["largest_difference_to_torch"] > GRAPH_TOLERANCE:
+        try:
+            check_graph_matches(exported["largest_difference_to_torch"], f"fold {fold}'s ONNX graph")
+        except GraphMismatch:
             graph.unlink(missing_ok=True)
-            raise GraphMismatch(f"fold {fold}'s ONNX graph differs from torch by "
-                                f"{exported['largest_difference_to_torch']:.1e} logit")
+            raise
         write_text_atomically(sidecar, json.dumps({"key": keys[fold], "description": description,
                                                    "export": exported}, indent=1))
     return {fold: description for fold in folds}
-
-
-class GraphMismatch(RuntimeError):
-    """An exported graph that does not compute what the torch network computes."""
 
 
 def onnx_predictor(model_folder: Path, folds: list, checkpoint: str, trainer: str, identity: dict[str, Any],
