@@ -11,13 +11,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+from batchgeneratorsv2.transforms.nnunet.seg_to_onehot import MoveSegAsOneHotToDataTransform
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
+from batchgeneratorsv2.transforms.utils.pseudo2d import Convert3DTo2DTransform
 from torch import nn
 from torch._dynamo import OptimizedModule
 
 # nnU-Net's loader pads segmentations with -1 ("outside the image") and images with 0
 SEGMENTATION_PADDING = -1
+# steps that read the segmentation beside the image, slice for slice: the context slices must reach them
+SEGMENTATION_BESIDE_IMAGE = (MaskImageTransform, MoveSegAsOneHotToDataTransform)
 
 
 class ZeroPaddedAxis:
@@ -43,6 +49,8 @@ class ZeroPaddedAxis:
         after = max(0, stop - max(start, self.width + inner))
         index[self.axis] = slice(inner_start, max(inner_start, inner_stop))
         values = np.asarray(self.array[tuple(index)])
+        if before == after == 0 and values.flags.owndata:  # a fresh copy already (blosc2 reads): no second one
+            return values
         padding = [(0, 0)] * self.ndim
         padding[self.axis] = (before, after)
         return np.pad(values, padding, constant_values=self.fill)
@@ -97,11 +105,26 @@ class CropSlabContext(BasicTransform):
 
 
 def with_context_cropped(pipeline: ComposeTransforms, width: int, axis: int = 0) -> ComposeTransforms:
-    """``pipeline`` with :class:`CropSlabContext` before deep-supervision downsampling (or last, without it)."""
+    """``pipeline`` with :class:`CropSlabContext` as early as it can go.
+
+    First, when the pipeline's spatial transform works slice by slice (nnU-Net's dummy 2D augmentation) and nothing
+    reads the segmentation beside the image: then the context slices' segmentation is never rotated, scaled,
+    mirrored or relabelled (two thirds of a 3-slice patch's segmentation work). Otherwise just before
+    deep-supervision downsampling (or last, without it)."""
     steps = list(pipeline.transforms)
     at = next((i for i, t in enumerate(steps) if isinstance(t, DownsampleSegForDSTransform)), len(steps))
+    if crops_first_safely(steps):
+        at = 0
     steps.insert(at, CropSlabContext(width, axis))
     return ComposeTransforms(steps)
+
+
+def crops_first_safely(steps: list[BasicTransform]) -> bool:
+    """Whether a thin segmentation can enter ``steps``: the spatial transform sees one slice at a time and no step
+    lines the segmentation up with the image (masking, cascades, 3D spatial transforms)."""
+    if not any(isinstance(step, Convert3DTo2DTransform) for step in steps):
+        return not any(isinstance(step, SpatialTransform) for step in steps)
+    return not any(isinstance(getattr(step, "transform", step), SEGMENTATION_BESIDE_IMAGE) for step in steps)
 
 
 def unwrapped(network: nn.Module) -> nn.Module:

@@ -118,23 +118,31 @@ def graphs_cached(model_folder: Path, folds: list, checkpoint: str) -> bool:
 
 
 class GraphCache:
-    """Each fold's graph in its fold folder, or, where that folder cannot be written, in a folder for this run."""
+    """Each fold's graph in its fold folder, or, where that folder cannot be written, in a folder for this run.
+
+    A read-only model folder keeps serving the graphs exported into it before (e.g. when it was built)."""
 
     def __init__(self, model_folder: Path, checkpoint: str):
         self.model_folder, self.checkpoint = model_folder, checkpoint
         self._run_folder: tempfile.TemporaryDirectory | None = None
 
-    def folder(self, fold: int | str) -> Path:
+    def folder(self, fold: int | str, writing: bool = False) -> Path:
+        """Where fold ``fold``'s graph is read from (an export of this run, else the fold folder) or, ``writing``,
+        goes to."""
         fold_folder = self.model_folder / f"fold_{fold}"
-        if self._writable(fold_folder):
+        if self._run_folder is not None and graph_files(self._run_fold(fold), self.checkpoint)[1].is_file():
+            return self._run_fold(fold)
+        if not writing or self._writable(fold_folder):
             return fold_folder
         if self._run_folder is None:
             self._run_folder = tempfile.TemporaryDirectory(prefix="nnunet25d_graphs_")
             print(f"nnunet25d predict: {self.model_folder} cannot be written; its ONNX graphs are exported for this "
                   f"run only")
-        folder = Path(self._run_folder.name) / f"fold_{fold}"
-        folder.mkdir(exist_ok=True)
-        return folder
+        self._run_fold(fold).mkdir(exist_ok=True)
+        return self._run_fold(fold)
+
+    def _run_fold(self, fold: int | str) -> Path:
+        return Path(self._run_folder.name) / f"fold_{fold}"
 
     @staticmethod
     def _writable(folder: Path) -> bool:
@@ -145,7 +153,7 @@ class GraphCache:
             return False
 
     def forget(self, fold: int | str) -> None:
-        for path in graph_files(self.folder(fold), self.checkpoint):
+        for path in graph_files(self.folder(fold, writing=True), self.checkpoint):
             path.unlink(missing_ok=True)
 
 
@@ -165,7 +173,7 @@ def export_graphs(cache: GraphCache, folds: list, keys: dict, trainer: str, iden
     del description["folds"]
     example = example_slabs(description)
     for fold, parameters in zip(folds, predictor.list_of_parameters):
-        graph, sidecar = graph_files(cache.folder(fold), cache.checkpoint)
+        graph, sidecar = graph_files(cache.folder(fold, writing=True), cache.checkpoint)
         exported = export_fold(predictor, parameters, graph, example, exporters=FAST_EXPORTERS)
         try:
             check_graph_matches(exported["largest_difference_to_torch"], f"fold {fold}'s ONNX graph")

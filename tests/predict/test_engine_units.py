@@ -88,12 +88,25 @@ def test_an_unreadable_record_is_one_line_unless_quiet(tmp_path, capsys):
 def test_graphs_go_beside_the_checkpoint_or_for_the_run_only(tmp_path, monkeypatch, capsys):
     folder = model_folder(tmp_path)
     cache = GraphCache(folder, "checkpoint_final.pth")
-    assert cache.folder(0) == folder / "fold_0"
+    assert cache.folder(0) == cache.folder(0, writing=True) == folder / "fold_0"
     monkeypatch.setattr(GraphCache, "_writable", staticmethod(lambda path: False))
-    elsewhere = cache.folder(0)
-    assert elsewhere != folder / "fold_0" and elsewhere.is_dir() and cache.folder(0) == elsewhere
+    assert cache.folder(0) == folder / "fold_0", "reading never makes a run folder"
+    elsewhere = cache.folder(0, writing=True)
+    assert elsewhere != folder / "fold_0" and elsewhere.is_dir() and cache.folder(0, writing=True) == elsewhere
+    write_entry(elsewhere, {"checkpoint_sha256": "a"})
+    assert cache.folder(0) == elsewhere, "this run's export is read back"
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and "cannot be written" in said[0]
+
+
+def test_a_read_only_model_folder_serves_the_graphs_exported_into_it(tmp_path, monkeypatch, capsys):
+    folder = model_folder(tmp_path)
+    write_entry(folder / "fold_0", cache_key(folder, 0, "checkpoint_final.pth"))
+    monkeypatch.setattr(GraphCache, "_writable", staticmethod(lambda path: False))
+    monkeypatch.setattr(engine.tempfile, "TemporaryDirectory", None)  # a run folder would fail loudly
+    assert engine.graphs_cached(folder, [0], "checkpoint_final.pth")
+    assert GraphCache(folder, "checkpoint_final.pth").folder(0) == folder / "fold_0"
+    assert capsys.readouterr().out == ""
 
 
 def plans_with(name: str, conv_op: str) -> dict:

@@ -5,6 +5,7 @@ import pytest
 import torch
 from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
 from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
@@ -18,7 +19,7 @@ from nnunet_25d.trainers.augmentation import (
     in_plane_augmentation,
 )
 from nnunet_25d.planning.configuration import SLAB_KEY
-from nnunet_25d.geometry.slab_context import CropSlabContext
+from nnunet_25d.geometry.slab_context import CropSlabContext, with_context_cropped
 from nnunet_25d.trainers.slab_trainer import nnUNetTrainer25D
 
 
@@ -124,16 +125,15 @@ def _blurs(pipeline):
     return found
 
 
-def test_slab_trainer_pipeline_blurs_in_plane_only_and_crops_the_context_before_deep_supervision():
+def test_slab_trainer_pipeline_blurs_in_plane_only_and_crops_the_context_first():
     args = ([3, 32, 32], (-3.1, 3.1), [[1, 1, 1], [1, 0.5, 0.5]], (1, 2), True)
     assert _blurs(nnUNetTrainer.get_training_transforms(*args)) != [InPlaneGaussianBlurTransform]
     slab_trainer = SimpleNamespace(context_width=1, slab_axis=0)  # what the method reads of the trainer
     pipeline = nnUNetTrainer25D.get_training_transforms(slab_trainer, *args)
     assert _blurs(pipeline) == [InPlaneGaussianBlurTransform]
-    steps = [type(step) for step in pipeline.transforms]
-    assert steps.index(CropSlabContext) == steps.index(DownsampleSegForDSTransform) - 1
+    assert type(pipeline.transforms[0]) is CropSlabContext, "the context's segmentation is dropped before any work"
     validation = nnUNetTrainer25D.get_validation_transforms(slab_trainer, [[1, 1, 1], [1, 0.5, 0.5]])
-    assert [type(step) for step in validation.transforms][-2:] == [CropSlabContext, DownsampleSegForDSTransform]
+    assert type(validation.transforms[0]) is CropSlabContext
 
 
 def test_context_crop_keeps_the_image_and_drops_the_end_slices_of_the_segmentation():
@@ -143,3 +143,46 @@ def test_context_crop_keeps_the_image_and_drops_the_end_slices_of_the_segmentati
     assert torch.equal(out["image"], image) and out["segmentation"][0, :, 0, 0].tolist() == [2, 3, 4]
     sideways = CropSlabContext(1, axis=2)(image=image, segmentation=segmentation)["segmentation"]
     assert sideways.shape == (1, 7, 2, 1)
+
+
+def _labelled_patch(depth: int, size: int = 40) -> dict:
+    generator = torch.Generator().manual_seed(depth)
+    image = torch.randn(1, depth, size, size, generator=generator)
+    segmentation = torch.randint(0, 4, (1, depth, size // 4, size // 4), generator=generator).to(torch.int16)
+    segmentation = segmentation.repeat_interleave(4, 2).repeat_interleave(4, 3)  # blobs, so interpolation matters
+    segmentation[:, :, :3] = -1  # nnU-Net's "outside the image"
+    return {"image": image, "segmentation": segmentation}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cropping_the_context_first_gives_the_batch_cropping_it_last_gives(seed):
+    """Reference: the same pipeline with the crop just before deep-supervision downsampling (where it was), on the
+    same random draws; rotation and scaling forced on every other seed so both spatial paths are compared."""
+    args = ([3, 32, 32], (-3.1, 3.1), [[1, 1, 1], [1, 0.5, 0.5], [1, 0.25, 0.25]], (1, 2), True)
+    first = with_context_cropped(nnUNetTrainer.get_training_transforms(*args), 1)
+    steps = list(nnUNetTrainer.get_training_transforms(*args).transforms)
+    steps.insert(next(i for i, t in enumerate(steps) if isinstance(t, DownsampleSegForDSTransform)), CropSlabContext(1))
+    last = ComposeTransforms(steps)
+    for pipeline in (first, last):
+        spatial = next(t for t in pipeline.transforms if isinstance(t, SpatialTransform))
+        spatial.p_rotation = spatial.p_scaling = float(seed % 2)
+    patch = _labelled_patch(3)
+    torch.manual_seed(seed), np.random.seed(seed)
+    expected = last(**{key: value.clone() for key, value in patch.items()})
+    torch.manual_seed(seed), np.random.seed(seed)
+    got = first(**{key: value.clone() for key, value in patch.items()})
+    assert type(first.transforms[0]) is CropSlabContext
+    assert torch.equal(got["image"], expected["image"])
+    assert all(torch.equal(a, b) for a, b in zip(got["segmentation"], expected["segmentation"]))
+    assert got["segmentation"][0].shape == (1, 1, 32, 32)
+
+
+def test_the_context_stays_until_deep_supervision_where_a_step_reads_the_segmentation_beside_the_image():
+    args = ([3, 32, 32], (-3.1, 3.1), [[1, 1, 1], [1, 0.5, 0.5]], (1, 2), True)
+    masked = nnUNetTrainer.get_training_transforms(*args, use_mask_for_norm=[True])
+    three_d = nnUNetTrainer.get_training_transforms([3, 32, 32], (-3.1, 3.1), [[1, 1, 1]], (1, 2), False)
+    for pipeline in (masked, three_d):
+        steps = [type(step) for step in with_context_cropped(pipeline, 1).transforms]
+        assert steps.index(CropSlabContext) == steps.index(DownsampleSegForDSTransform) - 1
+    validation = nnUNetTrainer.get_validation_transforms([[1, 1, 1]])
+    assert type(with_context_cropped(validation, 1).transforms[0]) is CropSlabContext
