@@ -21,6 +21,29 @@ def test_zero_padded_view_reads_like_np_pad(axis, start, stop):
     assert np.array_equal(view[tuple(index)], expected[tuple(index)])
 
 
+class FreshReads:
+    """Reads like blosc2: every slice a new array."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+
+    def __getitem__(self, index):
+        self.last = np.array(self.array[index])
+        return self.last
+
+
+def test_a_read_inside_the_case_is_the_source_s_fresh_array_or_a_copy_never_a_view_of_the_case():
+    array = np.arange(2 * 5 * 6 * 7, dtype=np.float32).reshape(2, 5, 6, 7)
+    fresh = FreshReads(array)
+    inside = (slice(None), slice(2, 5))
+    read = ZeroPaddedAxis(fresh, 0, 2)[inside]
+    assert read is fresh.last, "no second copy of a fresh read"
+    from_numpy = ZeroPaddedAxis(array, 0, 2)[inside]
+    from_numpy += 1  # nnU-Net's augmentation works in place
+    assert np.array_equal(array, np.arange(2 * 5 * 6 * 7, dtype=np.float32).reshape(2, 5, 6, 7))
+    assert np.array_equal(ZeroPaddedAxis(fresh, 0, 2)[(slice(None), slice(1, 4))][:, 1:], array[:, :2])
+
+
 class OneCase:
     identifiers = ["case"]
 
