@@ -120,11 +120,13 @@ def with_context_cropped(pipeline: ComposeTransforms, width: int, axis: int = 0)
 
 
 def crops_first_safely(steps: list[BasicTransform]) -> bool:
-    """Whether a thin segmentation can enter ``steps``: the spatial transform sees one slice at a time and no step
-    lines the segmentation up with the image (masking, cascades, 3D spatial transforms)."""
-    if not any(isinstance(step, Convert3DTo2DTransform) for step in steps):
-        return not any(isinstance(step, SpatialTransform) for step in steps)
-    return not any(isinstance(getattr(step, "transform", step), SEGMENTATION_BESIDE_IMAGE) for step in steps)
+    """Whether a thin segmentation can enter ``steps``: no step lines the segmentation up with the image (masking,
+    cascades) and any spatial transform sees one slice at a time (nnU-Net's dummy 2D augmentation)."""
+    inner = [getattr(step, "transform", step) for step in steps]
+    if any(isinstance(step, SEGMENTATION_BESIDE_IMAGE) for step in inner):
+        return False
+    slice_by_slice = any(isinstance(step, Convert3DTo2DTransform) for step in inner)
+    return slice_by_slice or not any(isinstance(step, SpatialTransform) for step in inner)
 
 
 def unwrapped(network: nn.Module) -> nn.Module:

@@ -8,6 +8,7 @@ from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransfo
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -186,3 +187,5 @@ def test_the_context_stays_until_deep_supervision_where_a_step_reads_the_segment
         assert steps.index(CropSlabContext) == steps.index(DownsampleSegForDSTransform) - 1
     validation = nnUNetTrainer.get_validation_transforms([[1, 1, 1]])
     assert type(with_context_cropped(validation, 1).transforms[0]) is CropSlabContext
+    masked_validation = ComposeTransforms([MaskImageTransform([0], 0, 0), *validation.transforms])
+    assert type(with_context_cropped(masked_validation, 1).transforms[-2]) is CropSlabContext
