@@ -189,3 +189,10 @@ def test_the_context_stays_until_deep_supervision_where_a_step_reads_the_segment
     assert type(with_context_cropped(validation, 1).transforms[0]) is CropSlabContext
     masked_validation = ComposeTransforms([MaskImageTransform([0], 0, 0), *validation.transforms])
     assert type(with_context_cropped(masked_validation, 1).transforms[-2]) is CropSlabContext
+    sometimes_masked = ComposeTransforms([RandomTransform(MaskImageTransform([0], 0, 0), 0.5)])
+    assert type(with_context_cropped(sometimes_masked, 1).transforms[-1]) is CropSlabContext, "last, without DS"
+
+
+def test_the_context_crop_keeps_its_axis_and_width():
+    crop = with_context_cropped(nnUNetTrainer.get_validation_transforms([[1, 1, 1]]), 2, axis=1).transforms[0]
+    assert (crop.width, crop.axis) == (2, 1)
