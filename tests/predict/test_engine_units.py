@@ -141,3 +141,18 @@ def test_a_checkpoint_rewritten_in_place_is_hashed_again(tmp_path):
     path.write_bytes(b"ccccc")
     os.utime(path, ns=(stamp + 10 ** 9,) * 2)
     assert len({first, second, engine.file_digest(path)}) == 3
+
+
+def test_a_fold_folder_that_is_not_there_gets_its_graph_in_a_run_folder(tmp_path, capsys):
+    folder = model_folder(tmp_path)
+    elsewhere = GraphCache(folder, "checkpoint_final.pth").folder(3, writing=True)
+    assert folder not in elsewhere.parents and elsewhere.name == "fold_3" and elsewhere.is_dir()
+    assert "cannot be written" in capsys.readouterr().out
+
+
+def test_looking_for_cached_graphs_says_nothing_even_about_a_damaged_record(tmp_path, capsys):
+    folder = model_folder(tmp_path)
+    (folder / "fold_0" / "checkpoint_final.onnx").write_bytes(b"graph")
+    (folder / "fold_0" / "checkpoint_final.onnx.json").write_text("{not json")
+    assert not engine.graphs_cached(folder, [0], "checkpoint_final.pth")
+    assert capsys.readouterr().out == ""
