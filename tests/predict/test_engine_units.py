@@ -145,7 +145,8 @@ def test_a_checkpoint_rewritten_in_place_is_hashed_again(tmp_path):
 
 def test_a_fold_folder_that_is_not_there_gets_its_graph_in_a_run_folder(tmp_path, capsys):
     folder = model_folder(tmp_path)
-    elsewhere = GraphCache(folder, "checkpoint_final.pth").folder(3, writing=True)
+    cache = GraphCache(folder, "checkpoint_final.pth")  # the run folder lives as long as the cache
+    elsewhere = cache.folder(3, writing=True)
     assert folder not in elsewhere.parents and elsewhere.name == "fold_3" and elsewhere.is_dir()
     assert "cannot be written" in capsys.readouterr().out
 
