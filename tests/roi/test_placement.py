@@ -42,6 +42,34 @@ def test_body_box_by_hand_keeps_the_largest_component_and_drops_the_couch():
     assert body_box(array, (3.0, 1.0, 1.0), CT_BODY_THRESHOLD_HU) == Box((0, 13, 23), (2, 47, 67))
 
 
+def test_the_largest_component_wins_wherever_it_lies_and_the_threshold_itself_is_not_body():
+    """Two bodies that survive the erosion: the larger is labelled second (below the smaller), and a band exactly at
+    the threshold stays background. Windows 1 pixel (no erosion or dilation)."""
+    array = np.full((1, 80, 60), -1000.0, np.float32)
+    array[0, 2:12, 5:15] = 40.0  # small, first in raster order
+    array[0, 30:70, 10:50] = 40.0  # large
+    array[0, 20:25, :] = CT_BODY_THRESHOLD_HU
+    mask = body_mask(array, (3.0, 1.0, 1.0), CT_BODY_THRESHOLD_HU, erosion_mm=0.5, dilation_mm=0.5)
+    expected = np.zeros((80, 60), bool)
+    expected[30:70, 10:50] = True
+    np.testing.assert_array_equal(mask[0], expected)
+
+
+def test_windows_follow_each_in_plane_spacing_and_the_dilation_given():
+    """1 mm rows, 2 mm columns: a 13 mm erosion is 13 rows and 7 columns (6 and 3 off every side); a 1 mm dilation
+    is one pixel (nothing grows back)."""
+    array = np.full((1, 60, 60), -1000.0, np.float32)
+    array[0, 10:50, 10:50] = 40.0
+    box = body_box(array, (3.0, 1.0, 2.0), CT_BODY_THRESHOLD_HU, erosion_mm=13, dilation_mm=1)
+    assert box == Box((0, 16, 13), (1, 44, 47))
+
+
+def test_the_otsu_threshold_is_half_way_between_the_two_classes_means():
+    array = np.where(np.arange(4 * 30 * 30).reshape(4, 30, 30) % 5 < 2, 100.0, 500.0)
+    array[0, 0, 0] = 1e6  # above the 99th percentile: left out
+    assert body_threshold(array, "MRI") == pytest.approx(300.0)
+
+
 def test_no_body_gives_the_whole_array():
     assert body_box(np.full((3, 20, 20), -1000.0), (3.0, 1.0, 1.0), -600.0) == Box((0, 0, 0), (3, 20, 20))
 
