@@ -276,3 +276,26 @@ def test_a_checkpoint_of_the_other_network_is_refused_in_one_line():
                                                        r"retrain$") as error:
         check_same_architecture(factorised.state_dict(), reference, "RIU-Net", "retrain")
     assert "\n" not in str(error.value)
+
+
+def test_the_plans_norm_and_nonlinearity_settings_reach_every_layer():
+    """nnU-Net's plans carry the norm's and the non-linearity's keyword arguments: every norm and activation of the
+    authors' network (on the plan's norm), the factorised ablation and a lone block gets them."""
+    settings = dict(norm_op=nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-3, "affine": True},
+                    nonlin=nn.LeakyReLU, nonlin_kwargs={"negative_slope": 0.2})
+    networks = [authors_network(authors_norm=False, **settings),
+                RIUNet(1, 2, 3, [8, 16, 32], [[3, 3]] * 3, [[1, 1], [2, 2], [2, 2]], 2, 2, conv_bias=False,
+                       **settings),
+                InceptionResidualBlock(8, 16, **settings)]
+    for network in networks:
+        norms = [m for m in network.modules() if isinstance(m, nn.InstanceNorm2d)]
+        activations = [m for m in network.modules() if isinstance(m, nn.LeakyReLU)]
+        assert norms and all(m.eps == 1e-3 and m.affine for m in norms), type(network).__name__
+        assert activations and all(m.negative_slope == 0.2 for m in activations), type(network).__name__
+    blocks = [m for m in networks[1].modules() if isinstance(m, ResidualInceptionBlock)]
+    assert blocks and not any(c.bias is not None for b in blocks for c in b.modules() if isinstance(c, nn.Conv2d))
+
+
+def test_two_levels_are_enough_for_the_authors_network():
+    two = authors_network(n_stages=2, features_per_stage=[8, 16], strides=[[1, 1], [2, 2]], kernel_sizes=[[3, 3]] * 2)
+    assert two.levels == 2 and tuple(two(torch.randn(1, 1, 8, 8)).shape) == (1, 2, 8, 8)
