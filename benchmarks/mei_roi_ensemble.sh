@@ -8,13 +8,17 @@
 # resampled to 3 mm slices (the authors'). One PE-attention network per ROI scale, fold 0, SCHEDULE (default
 # _5epochs_20iters: nnUNetTrainer25DPEAttention_5epochs_20iters), SEEDS repeats (the plain trainer and its _seedN
 # repeats), CPU. Run it alone on the machine. Re-running it with the same WORKDIR keeps what is done (datasets,
-# plans, finished trainings) and continues an interrupted training (nnUNetv2_train --c).
+# plans, finished trainings) and continues an interrupted training (nnUNetv2_train --c). SCALES (default all three)
+# trains and fuses only the scales named, image-placed and oracle; the resolution ensemble only with all three.
 #
-#   bash benchmarks/mei_roi_ensemble.sh WORKDIR [SEEDS] [SCHEDULE]     (SEEDS: repeats, default 2)
+#   bash benchmarks/mei_roi_ensemble.sh WORKDIR [SEEDS] [SCHEDULE] [SCALES]   (SEEDS: repeats, default 2;
+#                                                                             SCALES e.g. "small")
 set -euo pipefail
-workdir=$(realpath -m "${1:?usage: mei_roi_ensemble.sh WORKDIR [SEEDS] [SCHEDULE]}")
+workdir=$(realpath -m "${1:?usage: mei_roi_ensemble.sh WORKDIR [SEEDS] [SCHEDULE] [SCALES]}")
 seeds=${2:-2}
 schedule=${3:-_5epochs_20iters}
+read -r -a scales <<< "${4:-small middle large}"
+declare -A image_id=([small]=552 [middle]=553 [large]=554) oracle_id=([small]=555 [middle]=556 [large]=557)
 mkdir -p "$workdir"/{raw,preprocessed,results}
 export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
 export nnUNet_def_n_proc=1
@@ -51,14 +55,17 @@ done
 for ((seed = 0; seed < seeds; seed++)); do
     trainer=$base_trainer tag=""
     ((seed == 0)) || trainer=${base_trainer}_seed$seed tag=_seed$seed
-    for id in 552 553 554 555 556 557; do train "$id" 2d "$workdir/train_$id$tag.log"; done
+    image_models=() oracle_models=()
+    for scale in "${scales[@]}"; do
+        image_models+=("${image_id[$scale]}:$trainer:2d") oracle_models+=("${oracle_id[$scale]}:$trainer:2d")
+        for id in "${image_id[$scale]}" "${oracle_id[$scale]}"; do train "$id" 2d "$workdir/train_$id$tag.log"; done
+    done
+    nnunet25d ensemble-roi -d 551 -f 0 --models "${image_models[@]}" | tee "$workdir/roi_ensemble_image$tag.md"
+    nnunet25d ensemble-roi -d 551 -f 0 --models "${oracle_models[@]}" | tee "$workdir/roi_ensemble_oracle$tag.md"
+    ((${#scales[@]} == 3)) || continue
     for configuration in 2d 3d_fullres; do
         train 551 "$configuration" "$workdir/train_551_$configuration$tag.log"
     done
-    nnunet25d ensemble-roi -d 551 -f 0 --models "552:$trainer:2d" "553:$trainer:2d" "554:$trainer:2d" \
-        | tee "$workdir/roi_ensemble_image$tag.md"
-    nnunet25d ensemble-roi -d 551 -f 0 --models "555:$trainer:2d" "556:$trainer:2d" "557:$trainer:2d" \
-        | tee "$workdir/roi_ensemble_oracle$tag.md"
     nnunet25d ensemble-cv -d 551 -f 0 --largest-component always --models "$trainer:2d" "$trainer:3d_fullres" \
         | tee "$workdir/resolution_ensemble$tag.txt"
 done
