@@ -569,6 +569,8 @@ def test_reference_patch_embedding_is_two_overlapping_stride_two_convolutions_wi
     assert (embed.proj1.kernel_size, embed.proj1.stride, embed.proj1.padding) == ((3, 3, 3), (1, 2, 2), (1, 1, 1))
     assert (embed.proj2.kernel_size, embed.proj2.stride, embed.proj2.padding) == ((1, 3, 3), (1, 2, 2), (0, 1, 1))
     assert (embed.proj1.out_channels, embed.proj2.out_channels) == (4, 8)
+    with pytest.raises(ValueError, match="halves its 7 channels first: use an even dim"):
+        OverlappingPatchEmbedding(1, 7)
     c_in, half, c = 1, 4, 8
     by_hand = c_in * half * 27 + half + 2 * half + half * c * 9 + c + 2 * c
     assert sum(p.numel() for p in embed.parameters()) == by_hand
