@@ -293,7 +293,10 @@ def test_the_plans_norm_and_nonlinearity_settings_reach_every_layer():
         assert norms and all(m.eps == 1e-3 and m.affine for m in norms), type(network).__name__
         assert activations and all(m.negative_slope == 0.2 for m in activations), type(network).__name__
     blocks = [m for m in networks[1].modules() if isinstance(m, ResidualInceptionBlock)]
-    assert blocks and not any(c.bias is not None for b in blocks for c in b.modules() if isinstance(c, nn.Conv2d))
+    convolutions = [c for b in blocks for c in b.modules() if isinstance(c, nn.Conv2d)]
+    assert convolutions and not any(c.bias is not None for c in convolutions)
+    assert sum(isinstance(c, nn.InstanceNorm2d) for b in blocks for c in b.modules()) == len(convolutions), \
+        "the ablation normalises after every convolution"
 
 
 def test_two_levels_are_enough_for_the_authors_network():
