@@ -48,7 +48,7 @@ def test_the_largest_component_wins_wherever_it_lies_and_the_threshold_itself_is
     array = np.full((1, 80, 60), -1000.0, np.float32)
     array[0, 2:12, 5:15] = 40.0  # small, first in raster order
     array[0, 30:70, 10:50] = 40.0  # large
-    array[0, 20:25, :] = CT_BODY_THRESHOLD_HU
+    array[0, 70:75, 10:50] = CT_BODY_THRESHOLD_HU  # touching the large body: body only if the threshold counted
     mask = body_mask(array, (3.0, 1.0, 1.0), CT_BODY_THRESHOLD_HU, erosion_mm=0.5, dilation_mm=0.5)
     expected = np.zeros((80, 60), bool)
     expected[30:70, 10:50] = True
@@ -56,12 +56,12 @@ def test_the_largest_component_wins_wherever_it_lies_and_the_threshold_itself_is
 
 
 def test_windows_follow_each_in_plane_spacing_and_the_dilation_given():
-    """1 mm rows, 2 mm columns: a 13 mm erosion is 13 rows and 7 columns (6 and 3 off every side); a 1 mm dilation
-    is one pixel (nothing grows back)."""
+    """1 mm rows, 2 mm columns: a 13 mm erosion is 13 rows and 7 columns (6 and 3 off every side), a 4 mm dilation
+    5 rows and 3 columns (2 and 1 back on every side)."""
     array = np.full((1, 60, 60), -1000.0, np.float32)
     array[0, 10:50, 10:50] = 40.0
-    box = body_box(array, (3.0, 1.0, 2.0), CT_BODY_THRESHOLD_HU, erosion_mm=13, dilation_mm=1)
-    assert box == Box((0, 16, 13), (1, 44, 47))
+    box = body_box(array, (3.0, 1.0, 2.0), CT_BODY_THRESHOLD_HU, erosion_mm=13, dilation_mm=4)
+    assert box == Box((0, 14, 12), (1, 46, 48))
 
 
 def test_the_otsu_threshold_is_half_way_between_the_two_classes_means():
