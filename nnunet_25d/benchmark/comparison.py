@@ -203,7 +203,7 @@ def prediction_engine(runner: NNUNetRunner, spec: ModelSpec) -> str:
     return said[-1] if said else ""
 
 
-def test_cases(paths: DatasetPaths) -> int:
+def count_test_cases(paths: DatasetPaths) -> int:
     """Cases in the dataset's imagesTs (0 without one)."""
     images = paths.raw / paths.name / "imagesTs"
     if not images.is_dir():
@@ -216,7 +216,7 @@ def timed_test_prediction(runner: NNUNetRunner, paths: DatasetPaths, spec: Model
                           program: tuple[str, ...], log_name: str, startup: float, extra: list[str]) -> float:
     """Predict the test set into ``out`` with ``program`` (nnU-Net's predict arguments); seconds per case, start-up
     subtracted (nan without test cases)."""
-    n_cases = test_cases(paths)
+    n_cases = count_test_cases(paths)
     if n_cases == 0:
         return float("nan")
     shutil.rmtree(out, ignore_errors=True)
