@@ -10,6 +10,7 @@
 # repeats), CPU. Run it alone on the machine. Re-running it with the same WORKDIR keeps what is done (datasets,
 # plans, finished trainings) and continues an interrupted training (nnUNetv2_train --c). SCALES (default all three)
 # trains and fuses only the scales named, image-placed and oracle; the resolution ensemble only with all three.
+# Every seed's ROI models train before any whole-volume model, so an interrupted run has the ROI comparison first.
 #
 #   bash benchmarks/mei_roi_ensemble.sh WORKDIR [SEEDS] [SCHEDULE] [SCALES]   (SEEDS: repeats, default 2;
 #                                                                             SCALES e.g. "small")
@@ -52,9 +53,13 @@ do
         nnunet25d make-roi-dataset -d 551 --target-id "$id" --scale "$scale" "${option[@]}" > /dev/null
     plan "$id" 2d
 done
+trainer_of() {  # SEED: the plain trainer for seed 0, its _seedN repeat otherwise
+    if (($1 == 0)); then echo "$base_trainer"; else echo "${base_trainer}_seed$1"; fi
+}
+tag_of() { (($1 == 0)) || echo "_seed$1"; }
+# every seed's ROI models first (the image-placed against oracle comparison), then the whole-volume models
 for ((seed = 0; seed < seeds; seed++)); do
-    trainer=$base_trainer tag=""
-    ((seed == 0)) || trainer=${base_trainer}_seed$seed tag=_seed$seed
+    trainer=$(trainer_of $seed) tag=$(tag_of $seed)
     image_models=() oracle_models=()
     for scale in "${scales[@]}"; do
         image_models+=("${image_id[$scale]}:$trainer:2d") oracle_models+=("${oracle_id[$scale]}:$trainer:2d")
@@ -62,7 +67,10 @@ for ((seed = 0; seed < seeds; seed++)); do
     done
     nnunet25d ensemble-roi -d 551 -f 0 --models "${image_models[@]}" | tee "$workdir/roi_ensemble_image$tag.md"
     nnunet25d ensemble-roi -d 551 -f 0 --models "${oracle_models[@]}" | tee "$workdir/roi_ensemble_oracle$tag.md"
-    ((${#scales[@]} == 3)) || continue
+done
+((${#scales[@]} == 3)) || seeds=0
+for ((seed = 0; seed < seeds; seed++)); do
+    trainer=$(trainer_of $seed) tag=$(tag_of $seed)
     for configuration in 2d 3d_fullres; do
         train 551 "$configuration" "$workdir/train_551_$configuration$tag.log"
     done
