@@ -23,7 +23,8 @@ declare -A image_id=([small]=552 [middle]=553 [large]=554) oracle_id=([small]=55
 mkdir -p "$workdir"/{raw,preprocessed,results}
 export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
 export nnUNet_def_n_proc=1
-eval "$(nnunet25d env)"
+plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
+eval "$plugin_env"
 base_trainer=nnUNetTrainer25DPEAttention$schedule
 started=$(date +%s)
 train() {  # DATASET CONFIGURATION LOG (uses $trainer): train fold 0 unless it finished and validated before
