@@ -13,7 +13,10 @@ import statistics
 from pathlib import Path
 
 CLASSES = ("tube", "nodule")
-SCALES = {"small": (552, 555), "middle": (553, 556), "large": (554, 557)}
+PLACEMENTS = ("image", "oracle")
+SCALES = {"small": {"image": 552, "oracle": 555}, "middle": {"image": 553, "oracle": 556},
+          "large": {"image": 554, "oracle": 557}}
+WHOLE_VOLUME = ("2d", "3d_fullres")
 
 
 def trainer_of(base: str, seed: int) -> str:
@@ -67,11 +70,11 @@ def resolution_fusion(workdir: Path, trainer: str, tag: str) -> list[float] | No
 
 def roi_entries(workdir: Path, trainer: str, tag: str) -> dict[str, list[float] | None]:
     entries: dict[str, list[float] | None] = {}
-    for placement, column in (("image", 0), ("oracle", 1)):
+    for placement in PLACEMENTS:
         rows = markdown_rows(workdir / f"roi_ensemble_{placement}{tag}.md")
         members = [name for name in rows if f"/{trainer}__" in name]
         for scale, ids in SCALES.items():
-            member = [rows[m] for m in members if m.startswith(f"Dataset{ids[column]}_")]
+            member = [rows[m] for m in members if m.startswith(f"Dataset{ids[placement]}_")]
             entries[f"ROI {scale}, {placement}"] = member[0] if member else None
         complete = len(members) == len(SCALES)
         entries[f"{placement} fusion"] = rows.get("fusion") if complete else None
@@ -81,16 +84,16 @@ def roi_entries(workdir: Path, trainer: str, tag: str) -> dict[str, list[float] 
 
 def seed_entries(workdir: Path, trainer: str, tag: str) -> dict[str, list[float] | None]:
     entries = roi_entries(workdir, trainer, tag)
-    for configuration in ("2d", "3d_fullres"):
+    for configuration in WHOLE_VOLUME:
         entries[f"whole volume, {configuration}"] = validation_dice(fold_folder(workdir, 551, trainer, configuration))
     entries["resolution fusion + largest component"] = resolution_fusion(workdir, trainer, tag)
     return entries
 
 
 def epoch_seconds(workdir: Path, trainers: list[str]) -> dict[str, str]:
-    folders = {f"ROI {scale}, {placement}": (ids[column], "2d")
-               for scale, ids in SCALES.items() for placement, column in (("image", 0), ("oracle", 1))}
-    folders |= {f"whole volume, {c}": (551, c) for c in ("2d", "3d_fullres")}
+    folders = {f"ROI {scale}, {placement}": (ids[placement], "2d")
+               for scale, ids in SCALES.items() for placement in PLACEMENTS}
+    folders |= {f"whole volume, {c}": (551, c) for c in WHOLE_VOLUME}
     seconds = {}
     for row, (dataset, configuration) in folders.items():
         per_seed = [seconds_per_epoch(fold_folder(workdir, dataset, t, configuration)) for t in trainers]
