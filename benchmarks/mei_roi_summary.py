@@ -44,14 +44,6 @@ def fold_folder(workdir: Path, dataset: int, trainer: str, configuration: str) -
     return found[0] if found else None
 
 
-def validation_dice(folder: Path | None) -> list[float] | None:
-    summary = folder / "validation" / "summary.json" if folder else None
-    if summary is None or not summary.is_file():
-        return None
-    means = json.loads(summary.read_text())["mean"]
-    return [means[str(label)]["Dice"] for label in range(1, len(CLASSES) + 1)]
-
-
 def seconds_per_epoch(folder: Path | None) -> float | None:
     if folder is None:
         return None
@@ -60,12 +52,24 @@ def seconds_per_epoch(folder: Path | None) -> float | None:
     return statistics.mean(times) if times else None
 
 
-def resolution_fusion(workdir: Path, trainer: str, tag: str) -> list[float] | None:
-    """The resolution ensemble's Dice (+ largest component), if its text belongs to this trainer."""
-    text_file = workdir / f"resolution_ensemble{tag}.txt"
-    text = text_file.read_text() if text_file.is_file() else ""
-    found = re.search(r"cross-validation Dice ([\d.]+), ([\d.]+)", text)
-    return [float(v) for v in found.groups()] if found and f"___{trainer}__" in text else None
+def class_dice(summary: Path) -> list[float] | None:
+    if not summary.is_file():
+        return None
+    means = json.loads(summary.read_text())["mean"]
+    return [means[str(label)]["Dice"] for label in range(1, len(CLASSES) + 1)]
+
+
+def validation_dice(folder: Path | None) -> list[float] | None:
+    return class_dice(folder / "validation" / "summary.json") if folder else None
+
+
+def resolution_fusion(workdir: Path, trainer: str) -> dict[str, list[float] | None]:
+    """Dice per class of this trainer's 2d + 3d_fullres ensemble (nnU-Net's summary.json), before and after the
+    largest component."""
+    members = "___".join(f"{trainer}__nnUNetPlans__{c}" for c in WHOLE_VOLUME)
+    found = sorted(workdir.glob(f"results/Dataset551_*/ensembles/ensemble___{members}___0"))
+    summaries = {"resolution fusion": "summary.json", "resolution fusion + largest component": "postprocessed/summary.json"}
+    return {row: class_dice(found[0] / file) if found else None for row, file in summaries.items()}
 
 
 def roi_entries(workdir: Path, trainer: str, tag: str) -> dict[str, list[float] | None]:
@@ -86,8 +90,7 @@ def seed_entries(workdir: Path, trainer: str, tag: str) -> dict[str, list[float]
     entries = roi_entries(workdir, trainer, tag)
     for configuration in WHOLE_VOLUME:
         entries[f"whole volume, {configuration}"] = validation_dice(fold_folder(workdir, 551, trainer, configuration))
-    entries["resolution fusion + largest component"] = resolution_fusion(workdir, trainer, tag)
-    return entries
+    return entries | resolution_fusion(workdir, trainer)
 
 
 def epoch_seconds(workdir: Path, trainers: list[str]) -> dict[str, str]:

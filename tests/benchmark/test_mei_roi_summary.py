@@ -31,6 +31,16 @@ def fold(workdir: Path, dataset: str, trainer: str, configuration: str, dice: tu
     (folder / "training_log_1.txt").write_text("".join(f"x: Epoch time: {t} s\n" for t in epoch_times))
 
 
+def resolution_ensemble(workdir: Path, trainer: str, dice: tuple[float, float], postprocessed: tuple[float, float]):
+    members = "___".join(f"{trainer}__nnUNetPlans__{c}" for c in ("2d", "3d_fullres"))
+    folder = workdir / "results" / "Dataset551_BodyPhantom" / "ensembles" / f"ensemble___{members}___0"
+    (folder / "postprocessed").mkdir(parents=True)
+    for summary_file, values in ((folder / "summary.json", dice), (folder / "postprocessed" / "summary.json",
+                                                                    postprocessed)):
+        summary_file.write_text(json.dumps({"mean": {"1": {"Dice": values[0]}, "2": {"Dice": values[1]}},
+                                            "foreground_mean": {"Dice": sum(values) / 2}}))
+
+
 def members(trainer: str, ids: tuple[int, int, int], value: float) -> list[tuple[str, float, float]]:
     return [(f"Dataset{i}_Phantom/{trainer}__nnUNetPlans__2d", value, value / 2) for i in ids]
 
@@ -61,15 +71,22 @@ def test_every_number_lands_in_its_row_and_the_mean_of_the_seeds(tmp_path):
 def test_another_schedules_results_in_the_same_folder_are_not_reported(tmp_path):
     short = "nnUNetTrainer25DPEAttention_5epochs_20iters"
     roi_table(tmp_path / "roi_ensemble_image.md", members(short, (552, 553, 554), 0.5), (0.7, 0.6))
-    (tmp_path / "resolution_ensemble.txt").write_text(
-        f"fused 2 models: cross-validation Dice 0.5000, 0.4000 with postprocessing\n"
-        f"folder: /x/ensemble___{short}__nnUNetPlans__2d___{short}__nnUNetPlans__3d_fullres___0\n")
+    resolution_ensemble(tmp_path, short, (0.5, 0.4), (0.6, 0.45))
     table = summary.summary_table(tmp_path, 1, "_10epochs_50iters")
     assert row(table, "ROI small, image")[1:3] == ["—", "—"]
     assert row(table, "image fusion")[1:3] == ["—", "—"]
     assert row(table, "resolution fusion + largest component")[1:3] == ["—", "—"]
     assert row(summary.summary_table(tmp_path, 1, "_5epochs_20iters"), "resolution fusion + largest component")[
-        1:3] == ["0.500", "0.400"]
+        1:3] == ["0.600", "0.450"]
+
+
+def test_the_resolution_ensemble_is_reported_per_class_before_and_after_the_largest_component(tmp_path):
+    for seed, trainer in enumerate([TRAINER, f"{TRAINER}_seed1"]):
+        resolution_ensemble(tmp_path, trainer, (0.9, 0.1 * seed), (0.95, 0.2 * seed))
+    table = summary.summary_table(tmp_path, 2, "_10epochs_50iters")
+    assert row(table, "resolution fusion")[1:7] == ["0.900", "0.000", "0.900", "0.100", "0.900", "0.050"]
+    assert row(table, "resolution fusion + largest component")[1:7] == ["0.950", "0.000", "0.950", "0.200", "0.950",
+                                                                        "0.100"]
 
 
 def test_a_fusion_of_fewer_than_the_three_scales_is_not_reported_as_the_fusion(tmp_path):
