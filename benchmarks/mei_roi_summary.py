@@ -68,7 +68,8 @@ def resolution_fusion(workdir: Path, trainer: str) -> dict[str, list[float] | No
     largest component."""
     members = "___".join(f"{trainer}__nnUNetPlans__{c}" for c in WHOLE_VOLUME)
     found = sorted(workdir.glob(f"results/Dataset551_*/ensembles/ensemble___{members}___0"))
-    summaries = {"resolution fusion": "summary.json", "resolution fusion + largest component": "postprocessed/summary.json"}
+    summaries = {"resolution fusion": "summary.json",
+                 "resolution fusion + largest component": "postprocessed/summary.json"}
     return {row: class_dice(found[0] / file) if found else None for row, file in summaries.items()}
 
 
