@@ -22,12 +22,17 @@ def roi_table(path: Path, members: list[tuple[str, float, float]], fusion: tuple
     path.write_text("\n".join(lines) + "\n")
 
 
+def write_summary(path: Path, dice: tuple[float, float]) -> None:
+    """nnU-Net's summary.json as the summary script reads it: mean Dice per label, and the foreground mean."""
+    means = {"1": {"Dice": dice[0]}, "2": {"Dice": dice[1]}}
+    path.write_text(json.dumps({"mean": means, "foreground_mean": {"Dice": sum(dice) / 2}}))
+
+
 def fold(workdir: Path, dataset: str, trainer: str, configuration: str, dice: tuple[float, float],
          epoch_times: list[float]) -> None:
     folder = workdir / "results" / dataset / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
     (folder / "validation").mkdir(parents=True)
-    means = {"1": {"Dice": dice[0]}, "2": {"Dice": dice[1]}}
-    (folder / "validation" / "summary.json").write_text(json.dumps({"mean": means}))
+    write_summary(folder / "validation" / "summary.json", dice)
     (folder / "training_log_1.txt").write_text("".join(f"x: Epoch time: {t} s\n" for t in epoch_times))
 
 
@@ -35,10 +40,8 @@ def resolution_ensemble(workdir: Path, trainer: str, dice: tuple[float, float], 
     members = "___".join(f"{trainer}__nnUNetPlans__{c}" for c in ("2d", "3d_fullres"))
     folder = workdir / "results" / "Dataset551_BodyPhantom" / "ensembles" / f"ensemble___{members}___0"
     (folder / "postprocessed").mkdir(parents=True)
-    for summary_file, values in ((folder / "summary.json", dice), (folder / "postprocessed" / "summary.json",
-                                                                    postprocessed)):
-        summary_file.write_text(json.dumps({"mean": {"1": {"Dice": values[0]}, "2": {"Dice": values[1]}},
-                                            "foreground_mean": {"Dice": sum(values) / 2}}))
+    write_summary(folder / "summary.json", dice)
+    write_summary(folder / "postprocessed" / "summary.json", postprocessed)
 
 
 def members(trainer: str, ids: tuple[int, int, int], value: float) -> list[tuple[str, float, float]]:
