@@ -95,22 +95,21 @@ def main(argv: list[str] | None = None) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if command[:1] != ["nnUNetv2_train"]:
         parser.error(f"expected `-- nnUNetv2_train ARGS`, got {command}")
-    recorder = Recorder(args.record, command)  # from here on the run counts (nnU-Net's import included)
-    recorder.write("running")
-    stop = threading.Event()
-    refresher = threading.Thread(target=_refresh, args=(recorder, stop, args.every), daemon=True)
-    refresher.start()
     signal.signal(signal.SIGTERM, _terminated)  # preemption: end through the finally below, recorded
-    sys.argv = command
+    recorder = Recorder(args.record, command)  # from here on the run counts (nnU-Net's import included)
+    stop = threading.Event()
     status, other = "interrupted", OtherCpuSampler()
-    try:
+    try:  # from the first write on: a signal that lands as the record appears still reaches the finally
+        recorder.write("running")
+        threading.Thread(target=_refresh, args=(recorder, stop, args.every), daemon=True).start()
+        sys.argv = command
         from nnunetv2.run.run_training import run_training_entry
 
         with other:
             run_training_entry()
         status = "finished"
     except SystemExit as exit_:
-        status = "finished" if exit_.code in (None, 0) else "failed" if exit_.code != 143 else "interrupted"
+        status = "finished" if exit_.code in (None, 0) else "failed"  # or "interrupted": see the finally
         raise
     except KeyboardInterrupt:
         raise
@@ -119,11 +118,21 @@ def main(argv: list[str] | None = None) -> None:
         raise
     finally:
         stop.set()
+        if _TERMINATED_BY and status != "finished":
+            status = "interrupted"
         recorder.other_peak = getattr(other, "peak", float("nan"))
         recorder.write(status)
+        if _TERMINATED_BY and status == "interrupted":
+            # torch's optional-import guards can swallow the SystemExit raised below, and nnU-Net then fails on
+            # its own: the run still ends as the preemption it was
+            raise SystemExit(128 + _TERMINATED_BY[0])
+
+
+_TERMINATED_BY: list[int] = []  # the signal that ended the run, even where a library caught its SystemExit
 
 
 def _terminated(signum, frame) -> None:
+    _TERMINATED_BY.append(signum)
     raise SystemExit(128 + signum)
 
 
