@@ -13,11 +13,7 @@
 set -euo pipefail
 workdir=$(realpath -m "${1:?usage: fivefold_seeds.sh WORKDIR [SEEDS]}")
 seeds=${2:-2}
-mkdir -p "$workdir"/{raw,preprocessed,results}
-export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
-export nnUNet_def_n_proc=1
-plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
-eval "$plugin_env"
+source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
 [ -d "$nnUNet_raw/Dataset525_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 525
 started=$(date +%s)
 read -r -a variants <<< "${VARIANTS:-nnUNetTrainer:2d nnUNetTrainer:3d_fullres nnUNetTrainer25D nnUNetTrainer25DMorphMLP_N}"

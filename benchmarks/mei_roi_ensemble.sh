@@ -20,11 +20,7 @@ seeds=${2:-2}
 schedule=${3:-_5epochs_20iters}
 read -r -a scales <<< "${4:-small middle large}"
 declare -A image_id=([small]=552 [middle]=553 [large]=554) oracle_id=([small]=555 [middle]=556 [large]=557)
-mkdir -p "$workdir"/{raw,preprocessed,results}
-export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
-export nnUNet_def_n_proc=1
-plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
-eval "$plugin_env"
+source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
 base_trainer=nnUNetTrainer25DPEAttention$schedule
 started=$(date +%s)
 train() {  # DATASET CONFIGURATION LOG (uses $trainer): train fold 0 unless it finished and validated before

@@ -15,11 +15,7 @@ workdir=$(realpath -m "${1:?usage: never_below_2d.sh WORKDIR [DATASET ...]}")
 shift
 datasets=("${@:-536 537 538}")
 read -r -a datasets <<< "${datasets[*]}"
-mkdir -p "$workdir"/{raw,preprocessed,results}
-export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
-export nnUNet_def_n_proc=1
-plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
-eval "$plugin_env"
+source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
 make() {  # dataset id -> its raw dataset, written once
     case $1 in
         536) nnunet25d make-dataset --raw "$nnUNet_raw" -d 536 --n-train 20 --n-test 8 --shape 40 48 48 ;;

@@ -13,11 +13,7 @@ workdir=$(realpath -m "${1:?usage: riu_net_blocks.sh WORKDIR [SEEDS] [SCHEDULE] 
 seeds=${2:-2}
 schedule=${3:-5x20}
 datasets=${4:-561 562}
-mkdir -p "$workdir"/{raw,preprocessed,results}
-export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
-export nnUNet_def_n_proc=1
-plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
-eval "$plugin_env"
+source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
 [ -d "$nnUNet_raw/Dataset561_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 561
 [ -d "$nnUNet_raw/Dataset562_Anatomy25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 562 --kind anatomy
 variants=(nnUNetTrainer:2d nnUNetTrainer25D_3slices nnUNetTrainer25DRIUNet nnUNetTrainer25DRIUNet_Factorised)

@@ -10,11 +10,7 @@
 #   bash benchmarks/survey_trainers.sh WORKDIR
 set -euo pipefail
 workdir=$(realpath -m "${1:?usage: survey_trainers.sh WORKDIR}")
-mkdir -p "$workdir"/{raw,preprocessed,results}
-export nnUNet_raw="$workdir/raw" nnUNet_preprocessed="$workdir/preprocessed" nnUNet_results="$workdir/results"
-export nnUNet_def_n_proc=1
-plugin_env=$(nnunet25d env)  # stops here if the plugin is not installed (an eval of nothing would not)
-eval "$plugin_env"
+source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
 [ -d "$nnUNet_raw/Dataset531_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 531
 [ -d "$nnUNet_raw/Dataset532_Synthetic25D" ] || nnunet25d make-dataset --raw "$nnUNet_raw" -d 532 --z-spacings 2 5
 variants=(nnUNetTrainer:2d nnUNetTrainer25D nnUNetTrainer25D_BorderLoss nnUNetTrainer25DPsiNet nnUNetTrainer25DRIUNet)

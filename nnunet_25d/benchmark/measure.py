@@ -167,10 +167,5 @@ def merged_with(record: dict, previous: dict | None) -> dict:
     return combined
 
 
-def merged(record: dict, path: Path) -> dict:
-    """:func:`merged_with` the record in ``path`` (if any)."""
-    return merged_with(record, read_record(path) if path.exists() else None)
-
-
 if __name__ == "__main__":
     main()
