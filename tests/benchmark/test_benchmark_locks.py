@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nnunetv2.run.run_training as run_training
 import pytest
+import torch
 from tests.benchmark.benchmark_tree import job, toy_nnunet_folders, write_splits
 from tests.conftest import TINY_ID
 
@@ -183,11 +184,12 @@ MISSING_DATASET = ["nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
 @pytest.fixture
 def measure_in_process(tmp_path, monkeypatch):
     """``measure.main`` in this process on nnU-Net's real entry point, with a step run first inside it (where a
-    signal can land); returns the record's path. pytest's SIGTERM handler is restored afterwards."""
+    signal can land); ``run.record`` is the record's path. pytest's SIGTERM handler and torch's thread count (nnU-Net's
+    ``-device cpu`` sets it) are restored afterwards."""
     nnunet_entry = run_training.run_training_entry
     monkeypatch.setattr(measure, "_TERMINATED_BY", [])
     monkeypatch.setattr(sys, "argv", sys.argv)
-    pytest_handler = signal.getsignal(signal.SIGTERM)
+    pytest_handler, pytest_threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
     record = tmp_path / "benchmark_resources.json"
 
     def run(command: list[str], before_nnunet=lambda: None) -> None:
@@ -200,6 +202,7 @@ def measure_in_process(tmp_path, monkeypatch):
             measure.main(["--record", str(record), *command])
         finally:
             signal.signal(signal.SIGTERM, pytest_handler)
+            torch.set_num_threads(pytest_threads)
 
     run.record = record
     return run
