@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         recorder.other_peak = getattr(other, "peak", float("nan"))
         recorder.write(status)
         if _TERMINATED_BY and status == "interrupted":
-            # torch's optional-import guards can swallow the SystemExit raised below, and nnU-Net then fails on
-            # its own: the run still ends as the preemption it was
+            # torch's optional-import guards can swallow the SystemExit that _terminated raises, and nnU-Net then
+            # fails on its own: the run still ends as the preemption it was
             raise SystemExit(128 + _TERMINATED_BY[0])
 
 
