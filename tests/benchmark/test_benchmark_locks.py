@@ -1,5 +1,5 @@
 """One benchmark at a time per fold: a lock naming its holder (PID, host), waited for or reported, taken over when
-its holder is gone; the time of interrupted runs stays in the fold's record. Real processes hold the locks."""
+its holder is gone. Real processes hold the locks. (The fold's resource record: test_measure.py.)"""
 from __future__ import annotations
 
 import json
@@ -12,16 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import nnunetv2.run.run_training as run_training
 import pytest
-import torch
 from tests.benchmark.benchmark_tree import job, toy_nnunet_folders, write_splits
 from tests.conftest import TINY_ID
 
 from nnunet_25d.benchmark.fold_lock import FoldLock, LockHeld, fold_lock_path, read_holder
-from nnunet_25d.benchmark import measure
-from nnunet_25d.benchmark.measure import RUNS_KEY, merged_with
-from nnunet_25d.report.load import OTHER_CPU_KEY
+from nnunet_25d.benchmark.measure import RUNS_KEY
 
 HOLD = """
 import sys, time
@@ -130,139 +126,6 @@ def test_a_benchmark_task_whose_fold_another_run_holds_says_who_and_runs_nothing
     assert last.startswith("nnUNetTrainer 2d fold 0: nnUNetTrainer 2d fold 0 is being run by another benchmark "
                            f"(PID {holder.pid} on {socket.gethostname()}")
     assert not (tmp_path / "out" / "logs").exists() and not fold_job.fold_folder.exists(), "nnU-Net was not started"
-
-
-def test_runs_still_marked_running_were_interrupted_and_their_time_is_kept():
-    previous = {"commands": [["a"]], "wall_seconds": 30.0, RUNS_KEY: [{"command": ["a"], "wall_seconds": 30.0,
-                                                                      "status": "running"}]}
-    now = merged_with({"commands": [["b"]], "wall_seconds": 10.0, RUNS_KEY: [{"command": ["b"], "wall_seconds": 10.0,
-                                                                              "status": "finished"}]}, previous)
-    assert now["wall_seconds"] == 40.0 and [r["status"] for r in now[RUNS_KEY]] == ["interrupted", "finished"]
-
-
-def test_a_killed_run_keeps_its_time_in_the_record_and_the_next_run_adds_to_it(tmp_path):
-    """SIGKILL while nnU-Net starts (nothing to clean up with): the record refreshed while it ran stays; the next
-    run (here one that fails at once) adds its own time instead of replacing the record."""
-    record = tmp_path / "fold_0" / "benchmark_resources.json"
-    measure = [sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record", str(record), "--every", "0.2", "--",
-               "nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
-    first = subprocess.Popen(measure, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not (record.exists() and json.loads(record.read_text())["wall_seconds"] >= 1.0):
-        assert first.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    killed = json.loads(record.read_text())
-    assert killed[RUNS_KEY][-1]["status"] == "running" and killed["wall_seconds"] >= 1.0
-    second = subprocess.run(measure, capture_output=True, text=True, timeout=120)
-    assert second.returncode != 0
-    both = json.loads(record.read_text())
-    assert [run["status"] for run in both[RUNS_KEY]] == ["interrupted", "failed"]
-    assert both["wall_seconds"] == pytest.approx(sum(run["wall_seconds"] for run in both[RUNS_KEY]))
-    assert both["wall_seconds"] > killed["wall_seconds"] and len(both["commands"]) == 2
-    assert not [p for p in record.parent.iterdir() if p.name.startswith(".partial")]
-
-
-def test_sigterm_records_the_run_as_interrupted(tmp_path):
-    record = tmp_path / "benchmark_resources.json"
-    run = subprocess.Popen([sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record", str(record), "--",
-                            "nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not record.exists():
-        assert run.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 128 + signal.SIGTERM
-    assert json.loads(record.read_text())[RUNS_KEY][-1]["status"] == "interrupted"
-
-
-MISSING_DATASET = ["nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
-
-
-@pytest.fixture
-def measure_in_process(tmp_path, monkeypatch):
-    """``measure.main`` in this process on nnU-Net's real entry point, with a step run first inside it (where a
-    signal can land); ``run.record`` is the record's path. pytest's SIGTERM handler and torch's thread count (nnU-Net's
-    ``-device cpu`` sets it) are restored afterwards."""
-    nnunet_entry = run_training.run_training_entry
-    monkeypatch.setattr(measure, "_TERMINATED_BY", [])
-    monkeypatch.setattr(sys, "argv", sys.argv)
-    pytest_handler, pytest_threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
-    record = tmp_path / "benchmark_resources.json"
-
-    def run(command: list[str], before_nnunet=lambda: None) -> None:
-        def entry():
-            before_nnunet()
-            nnunet_entry()
-
-        monkeypatch.setattr(run_training, "run_training_entry", entry)
-        try:
-            measure.main(["--record", str(record), *command])
-        finally:
-            signal.signal(signal.SIGTERM, pytest_handler)
-            torch.set_num_threads(pytest_threads)
-
-    run.record = record
-    return run
-
-
-def last_status(record: Path) -> str:
-    return json.loads(record.read_text())[RUNS_KEY][-1]["status"]
-
-
-def test_sigterm_caught_by_a_library_still_ends_the_run_as_interrupted(measure_in_process):
-    """CI once saw SIGTERM turn into nnU-Net's own failure (exit 1): torch's optional import of triton caught the
-    SystemExit, and nnU-Net went on. The signal is remembered, not only raised."""
-    caught = []
-
-    def sigterm_into_an_import_guard():
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-        except BaseException as swallowed:
-            caught.append(swallowed)
-
-    with pytest.raises(SystemExit) as ended:
-        measure_in_process(["--", *MISSING_DATASET], sigterm_into_an_import_guard)
-    assert [type(c) for c in caught] == [SystemExit], "the signal reached the library's guard, and nnU-Net went on"
-    assert ended.value.code == 128 + signal.SIGTERM and last_status(measure_in_process.record) == "interrupted"
-
-
-def test_sigterm_ends_the_run_as_interrupted_in_process(measure_in_process):
-    with pytest.raises(SystemExit) as ended:
-        measure_in_process(["--", *MISSING_DATASET], lambda: os.kill(os.getpid(), signal.SIGTERM))
-    assert ended.value.code == 128 + signal.SIGTERM and last_status(measure_in_process.record) == "interrupted"
-
-
-def test_ctrl_c_is_recorded_as_interrupted_and_stays_a_keyboard_interrupt(measure_in_process):
-    with pytest.raises(KeyboardInterrupt):
-        measure_in_process(["--", *MISSING_DATASET], lambda: os.kill(os.getpid(), signal.SIGINT))
-    assert last_status(measure_in_process.record) == "interrupted"
-
-
-def test_nnunet_failing_on_its_own_is_recorded_as_failed_with_its_error(measure_in_process):
-    """Also without the ``--`` before nnU-Net's command."""
-    with pytest.raises(RuntimeError, match="Could not find a dataset with the ID 999999"):
-        measure_in_process(MISSING_DATASET)
-    recorded = json.loads(measure_in_process.record.read_text())
-    assert last_status(measure_in_process.record) == "failed" and recorded["commands"] == [MISSING_DATASET]
-    assert recorded[OTHER_CPU_KEY] >= 0, "other work's CPU is sampled while nnU-Net runs"
-
-
-@pytest.mark.parametrize("arguments, code, status", [(["-h"], 0, "finished"), (["999999"], 2, "failed")],
-                         ids=["help", "missing-arguments"])
-def test_nnunet_exiting_is_recorded_by_its_exit_code(measure_in_process, arguments, code, status):
-    with pytest.raises(SystemExit) as ended:
-        measure_in_process(["--", "nnUNetv2_train", *arguments])
-    assert ended.value.code == code and last_status(measure_in_process.record) == status
-
-
-def test_a_command_other_than_nnunet_train_is_refused_naming_the_form(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        measure.main(["--record", str(tmp_path / "r.json"), "--", "nnUNetv2_predict", "-h"])
-    assert "expected `-- nnUNetv2_train ARGS`, got ['nnUNetv2_predict', '-h']" in capsys.readouterr().err
-    assert not (tmp_path / "r.json").exists()
 
 
 RACE = ["-d", str(TINY_ID), "--variants", "nnUNetTrainer:2d", "--folds", "4", "--schedule", "2x5", "-device", "cpu",
