@@ -1,7 +1,7 @@
 # Sourced by the benchmark scripts after `set -euo pipefail`:
 #   source "$(dirname "${BASH_SOURCE[0]}")/nnunet_workdir.sh" "$workdir"
-# nnU-Net's raw / preprocessed / results folders under the work folder, one preprocessing worker (more only
-# thrash a small machine: DESIGN.md), and the plugin's trainer folder for nnU-Net's trainer lookup.
+# nnU-Net's raw / preprocessed / results folders under the work folder, one worker for nnU-Net's default process
+# count (more thrash a 2-core machine and spoil the timings), and the plugin's trainer folder for nnU-Net's lookup.
 mkdir -p "$1"/{raw,preprocessed,results}
 export nnUNet_raw="$1/raw" nnUNet_preprocessed="$1/preprocessed" nnUNet_results="$1/results"
 export nnUNet_def_n_proc=1
