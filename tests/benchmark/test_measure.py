@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -18,6 +19,12 @@ import torch
 from nnunet_25d.benchmark import measure
 from nnunet_25d.benchmark.measure import RUNS_KEY, merged_with
 from nnunet_25d.report.load import OTHER_CPU_KEY
+
+MISSING_DATASET = ["nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
+
+
+def last_status(record: Path) -> str:
+    return json.loads(record.read_text())[RUNS_KEY][-1]["status"]
 
 
 def test_runs_still_marked_running_were_interrupted_and_their_time_is_kept():
@@ -66,8 +73,6 @@ def test_the_machine_names_a_gpu_only_for_nnunets_cuda_device(arguments, cuda):
 
 
 def test_peak_host_memory_is_this_process_maximum_resident_size_in_mib():
-    import resource
-
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak = measure.peak_memory()
     assert before <= peak["peak_host_memory_mib"] <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -78,9 +83,9 @@ def test_a_killed_run_keeps_its_time_in_the_record_and_the_next_run_adds_to_it(t
     """SIGKILL while nnU-Net starts (nothing to clean up with): the record refreshed while it ran stays; the next
     run (here one that fails at once) adds its own time instead of replacing the record."""
     record = tmp_path / "fold_0" / "benchmark_resources.json"
-    measure = [sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record", str(record), "--every", "0.2", "--",
-               "nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
-    first = subprocess.Popen(measure, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record", str(record), "--every", "0.2", "--",
+               *MISSING_DATASET]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not (record.exists() and json.loads(record.read_text())["wall_seconds"] >= 1.0):
         assert first.poll() is None and time.time() < deadline
@@ -89,7 +94,7 @@ def test_a_killed_run_keeps_its_time_in_the_record_and_the_next_run_adds_to_it(t
     first.wait()
     killed = json.loads(record.read_text())
     assert killed[RUNS_KEY][-1]["status"] == "running" and killed["wall_seconds"] >= 1.0
-    second = subprocess.run(measure, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert second.returncode != 0
     both = json.loads(record.read_text())
     assert [run["status"] for run in both[RUNS_KEY]] == ["interrupted", "failed"]
@@ -101,18 +106,13 @@ def test_a_killed_run_keeps_its_time_in_the_record_and_the_next_run_adds_to_it(t
 def test_sigterm_records_the_run_as_interrupted(tmp_path):
     record = tmp_path / "benchmark_resources.json"
     run = subprocess.Popen([sys.executable, "-m", "nnunet_25d.benchmark.measure", "--record", str(record), "--",
-                            "nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            *MISSING_DATASET], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while not record.exists():
         assert run.poll() is None and time.time() < deadline
         time.sleep(0.05)
     run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 128 + signal.SIGTERM
-    assert json.loads(record.read_text())[RUNS_KEY][-1]["status"] == "interrupted"
-
-
-MISSING_DATASET = ["nnUNetv2_train", "999999", "2d", "0", "-device", "cpu"]
+    assert run.wait(timeout=60) == 128 + signal.SIGTERM and last_status(record) == "interrupted"
 
 
 @pytest.fixture
@@ -144,10 +144,6 @@ def measure_in_process(tmp_path, monkeypatch):
 
     run.record = record
     return run
-
-
-def last_status(record: Path) -> str:
-    return json.loads(record.read_text())[RUNS_KEY][-1]["status"]
 
 
 def test_sigterm_caught_by_a_library_still_ends_the_run_as_interrupted(measure_in_process):
