@@ -118,11 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
     finally:
         stop.set()
-        if _TERMINATED_BY and status != "finished":
-            status = "interrupted"
+        preempted = bool(_TERMINATED_BY) and status != "finished"
         recorder.other_peak = getattr(other, "peak", float("nan"))
-        recorder.write(status)
-        if _TERMINATED_BY and status == "interrupted":
+        recorder.write("interrupted" if preempted else status)
+        if preempted:
             # torch's optional-import guards can swallow the SystemExit that _terminated raises, and nnU-Net then
             # fails on its own: the run still ends as the preemption it was
             raise SystemExit(128 + _TERMINATED_BY[0])

@@ -160,7 +160,7 @@ def test_without_a_record_of_other_work_the_report_says_so():
 
 
 def test_a_fold_keeps_the_highest_other_work_of_its_runs(tmp_path):
-    from nnunet_25d.benchmark.measure import merged_with, read_record
+    from nnunet_25d.benchmark.measure import merged_with
 
     record = tmp_path / "benchmark_resources.json"
     record.write_text(json.dumps({"peak_host_memory_mib": 100.0}))
@@ -169,10 +169,8 @@ def test_a_fold_keeps_the_highest_other_work_of_its_runs(tmp_path):
     assert read_other_cpu(record) == (3.0, 2)
     assert json.loads(record.read_text())["peak_host_memory_mib"] == 100.0
     assert read_other_cpu(tmp_path / "none.json") == (pytest.approx(NAN, nan_ok=True), None)
-    previous = tmp_path / "previous.json"
-    previous.write_text(json.dumps({"commands": [["a"]], "wall_seconds": 1.0, OTHER_CPU_KEY: 4.0, "cpu_count": 8}))
-    combined = merged_with({"commands": [["b"]], "wall_seconds": 2.0, OTHER_CPU_KEY: 1.0, "cpu_count": 2},
-                           read_record(previous))
+    previous = {"commands": [["a"]], "wall_seconds": 1.0, OTHER_CPU_KEY: 4.0, "cpu_count": 8}
+    combined = merged_with({"commands": [["b"]], "wall_seconds": 2.0, OTHER_CPU_KEY: 1.0, "cpu_count": 2}, previous)
     assert (combined[OTHER_CPU_KEY], combined["wall_seconds"], combined["cpu_count"]) == (4.0, 3.0, 2)
 
 
